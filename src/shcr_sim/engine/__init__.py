@@ -1,0 +1,1 @@
+"""The central integration engine: inbound, durable queue, sequencer, release."""

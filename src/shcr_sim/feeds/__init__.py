@@ -1,0 +1,1 @@
+"""Simulated trusts: population, journeys, vendor flavours, backload and live writers."""

@@ -1,0 +1,1 @@
+"""HL7 v2 → FHIR R4 (UK Core conventions) conversion and validation."""

@@ -1,0 +1,280 @@
+"""A lazy ER7 tokenizer: split only what a caller reads.
+
+The API follows python-hl7 in spirit: ``msg["PID"]`` is the first PID segment,
+``msg["PID"][3]`` is field PID-3 (1-based, as in the standard), and
+``msg.get("PID-3(2).4")`` reads repetition 2, component 4 of PID-3.
+Values returned by ``get``/``field``/``component`` are *raw* (still escaped);
+``get_text`` decodes escape sequences with the message's own delimiters.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .escape import unescape
+
+
+class HL7Error(ValueError):
+    """Malformed ER7. ``segment``/``field`` name where it went wrong, when known."""
+
+    def __init__(self, reason: str, segment: str = "", field: int = 0) -> None:
+        where = f"{segment}-{field}" if segment and field else segment
+        super().__init__(f"{where}: {reason}" if where else reason)
+        self.reason = reason
+        self.segment = segment
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class Delimiters:
+    field: str = "|"
+    component: str = "^"
+    repetition: str = "~"
+    escape: str = "\\"
+    subcomponent: str = "&"
+
+    @property
+    def encoding_characters(self) -> str:
+        return self.component + self.repetition + self.escape + self.subcomponent
+
+
+DEFAULT_DELIMITERS = Delimiters()
+
+_PATH = re.compile(
+    r"^(?P<seg>[A-Z][A-Z0-9]{2})(?:\[(?P<segrep>\d+)\])?"
+    r"(?:[-.](?P<field>\d+)(?:\((?P<rep>\d+)\))?"
+    r"(?:\.(?P<comp>\d+)(?:\.(?P<sub>\d+))?)?)?$"
+)
+
+
+def _nth(parts: list[str], n: int) -> str:
+    return parts[n - 1] if 0 < n <= len(parts) else ""
+
+
+class Field(str):
+    """One field's raw text, with repetition/component helpers (1-based)."""
+
+    delims: Delimiters = DEFAULT_DELIMITERS
+
+    @classmethod
+    def of(cls, text: str, delims: Delimiters) -> Field:
+        f = cls(text)
+        if delims is not DEFAULT_DELIMITERS:
+            f.delims = delims
+        return f
+
+    def repetitions(self) -> list[str]:
+        return self.split(self.delims.repetition) if self else []
+
+    def component(self, comp: int, rep: int = 1) -> str:
+        d = self.delims
+        value = _nth(self.split(d.repetition), rep)
+        return _nth(value.split(d.component), comp)
+
+
+class Segment:
+    """One segment. Fields are split on first access and then cached."""
+
+    __slots__ = ("raw", "delims", "_fields")
+
+    def __init__(self, raw: str, delims: Delimiters = DEFAULT_DELIMITERS) -> None:
+        self.raw = raw
+        self.delims = delims
+        self._fields: list[str] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.raw[:3]
+
+    @property
+    def fields(self) -> list[str]:
+        """Index 0 is the segment name; index n is field n (MSH-1 is the field separator)."""
+        if self._fields is None:
+            parts = self.raw.split(self.delims.field)
+            if parts[0] in ("MSH", "FHS", "BHS"):
+                parts.insert(1, self.delims.field)
+            self._fields = parts
+        return self._fields
+
+    def field(self, n: int) -> str:
+        f = self.fields
+        return f[n] if 0 <= n < len(f) else ""
+
+    def __getitem__(self, n: int) -> Field:
+        return Field.of(self.field(n), self.delims)
+
+    def __len__(self) -> int:
+        return len(self.fields) - 1
+
+    def repetitions(self, n: int) -> list[str]:
+        value = self.field(n)
+        if not value or (self.name in ("MSH", "FHS", "BHS") and n <= 2):
+            return [value] if value else []
+        return value.split(self.delims.repetition)
+
+    def get(self, n: int, rep: int = 1, comp: int = 0, sub: int = 0) -> str:
+        """Raw value of field n, repetition rep, component comp, sub-component sub."""
+        value = self.field(n)
+        if not value:
+            return ""
+        d = self.delims
+        if self.name in ("MSH", "FHS", "BHS") and n <= 2:
+            return value if rep == 1 and comp <= 1 and sub <= 1 else ""
+        if d.repetition in value:
+            value = _nth(value.split(d.repetition), rep)
+        elif rep != 1:
+            return ""
+        if comp:
+            value = _nth(value.split(d.component), comp) if d.component in value else (
+                value if comp == 1 else ""
+            )
+            if sub:
+                value = _nth(value.split(d.subcomponent), sub) if d.subcomponent in value else (
+                    value if sub == 1 else ""
+                )
+        return value
+
+    def get_text(self, n: int, rep: int = 1, comp: int = 0, sub: int = 0) -> str:
+        value = self.get(n, rep, comp, sub)
+        return unescape(value, self.delims) if self.delims.escape in value else value
+
+    def __repr__(self) -> str:
+        return f"Segment({self.raw[:40]!r})"
+
+    def __str__(self) -> str:
+        return self.raw
+
+
+def _split_segments(text: str) -> list[str]:
+    if "\n" in text:
+        text = text.replace("\r\n", "\r").replace("\n", "\r")
+    return [s.rstrip(" ") for s in text.split("\r") if s.strip()]
+
+
+class Message:
+    """A parsed HL7 v2 message; segments are split lazily."""
+
+    __slots__ = ("raw", "delims", "_lines", "_segments", "_index")
+
+    def __init__(self, raw: str) -> None:
+        if raw.startswith("\ufeff"):
+            raw = raw[1:]
+        raw = raw.lstrip("\r\n \x0b").rstrip("\r\n \x1c")
+        if not raw.startswith("MSH") or len(raw) < 8:
+            raise HL7Error("message does not start with an MSH segment", "MSH")
+        fs = raw[3]
+        enc_end = raw.find(fs, 4)
+        enc = raw[4:enc_end] if enc_end != -1 else raw[4:8]
+        if len(enc) < 2 or fs.isalnum():
+            raise HL7Error("MSH-1/MSH-2 delimiters are missing or invalid", "MSH", 2)
+        self.delims = Delimiters(
+            field=fs,
+            component=enc[0],
+            repetition=enc[1],
+            escape=enc[2] if len(enc) > 2 else "\\",
+            subcomponent=enc[3] if len(enc) > 3 else "&",
+        )
+        self.raw = raw
+        self._lines: list[str] | None = None
+        self._segments: list[Segment] | None = None
+        self._index: dict[str, list[Segment]] | None = None
+
+    # -- segments -------------------------------------------------------
+    @property
+    def lines(self) -> list[str]:
+        if self._lines is None:
+            self._lines = _split_segments(self.raw)
+        return self._lines
+
+    @property
+    def segments(self) -> list[Segment]:
+        if self._segments is None:
+            self._segments = [Segment(line, self.delims) for line in self.lines]
+        return self._segments
+
+    def _by_name(self) -> dict[str, list[Segment]]:
+        if self._index is None:
+            index: dict[str, list[Segment]] = {}
+            for seg in self.segments:
+                index.setdefault(seg.name, []).append(seg)
+            self._index = index
+        return self._index
+
+    def segment(self, name: str, n: int = 1) -> Segment | None:
+        """The n-th segment called name (1-based), or None."""
+        found = self._by_name().get(name)
+        return found[n - 1] if found and 0 < n <= len(found) else None
+
+    def all(self, name: str) -> list[Segment]:
+        return self._by_name().get(name, [])
+
+    def __getitem__(self, name: str) -> Segment:
+        seg = self.segment(name)
+        if seg is None:
+            raise KeyError(name)
+        return seg
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self._by_name()
+
+    def __iter__(self):
+        return iter(self.segments)
+
+    # -- paths ----------------------------------------------------------
+    def get(self, path: str) -> str:
+        """Raw value at a path such as ``PID-3``, ``PID-3(2).1``, ``OBX[2]-5.1.2``."""
+        m = _PATH.match(path)
+        if not m:
+            raise ValueError(f"not an HL7 path: {path!r}")
+        seg = self.segment(m["seg"], int(m["segrep"] or 1))
+        if seg is None:
+            return ""
+        if not m["field"]:
+            return seg.raw
+        return seg.get(
+            int(m["field"]), int(m["rep"] or 1), int(m["comp"] or 0), int(m["sub"] or 0)
+        )
+
+    def get_text(self, path: str) -> str:
+        value = self.get(path)
+        return unescape(value, self.delims) if self.delims.escape in value else value
+
+    # -- header shortcuts -------------------------------------------------
+    @property
+    def msh(self) -> Segment:
+        return self.segments[0]
+
+    @property
+    def control_id(self) -> str:
+        return self.msh.field(10)
+
+    @property
+    def message_type(self) -> str:
+        """``ADT^A01`` style type + trigger (without the structure component)."""
+        msh = self.msh
+        code, trigger = msh.get(9, comp=1), msh.get(9, comp=2)
+        return f"{code}^{trigger}" if trigger else code
+
+    @property
+    def version(self) -> str:
+        return self.msh.get(12, comp=1)
+
+    @property
+    def sender(self) -> tuple[str, str]:
+        """(sending application, sending facility), first components."""
+        msh = self.msh
+        return msh.get(3, comp=1), msh.get(4, comp=1)
+
+    def __str__(self) -> str:
+        return "\r".join(self.lines)
+
+    def __repr__(self) -> str:
+        return f"Message({self.message_type} {self.control_id})"
+
+
+def parse(text: str | bytes, encoding: str = "utf-8") -> Message:
+    """Parse one ER7 message (str or bytes); raises HL7Error on a missing MSH."""
+    if isinstance(text, bytes | bytearray | memoryview):
+        text = bytes(text).decode(encoding, errors="replace")
+    return Message(text)

@@ -1,0 +1,124 @@
+"""HL7 TS/DTM values → timezone-aware datetimes that remember their precision.
+
+``YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]][+/-ZZZZ]``. A value without an offset is
+local time in the feed's zone (``Europe/London`` unless the trust says otherwise),
+so GMT/BST is applied by date. Precision is kept so a birth date stays a date and
+a year-only value stays a year when it reaches FHIR.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+# precision names, in order, with the number of digits each needs
+PRECISIONS = ("year", "month", "day", "hour", "minute", "second", "fraction")
+_LENGTHS = {4: "year", 6: "month", 8: "day", 10: "hour", 12: "minute", 14: "second"}
+
+
+@lru_cache(maxsize=16)
+def zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+@dataclass(frozen=True, slots=True)
+class HL7Time:
+    """An instant (or partial date) and how much of it the sender gave us."""
+
+    value: datetime  # always aware
+    precision: str  # one of PRECISIONS
+    had_offset: bool
+
+    def to_fhir(self) -> str:
+        """FHIR dateTime at the sender's precision (hour/minute widen to seconds)."""
+        v = self.value
+        if self.precision == "year":
+            return f"{v.year:04d}"
+        if self.precision == "month":
+            return f"{v.year:04d}-{v.month:02d}"
+        if self.precision == "day":
+            return f"{v.year:04d}-{v.month:02d}-{v.day:02d}"
+        timespec = "milliseconds" if self.precision == "fraction" else "seconds"
+        return v.isoformat(timespec=timespec)
+
+    def to_fhir_date(self) -> str:
+        """FHIR date (birthDate and the like): at most day precision, local calendar date."""
+        v = self.value
+        if self.precision == "year":
+            return f"{v.year:04d}"
+        if self.precision == "month":
+            return f"{v.year:04d}-{v.month:02d}"
+        return f"{v.year:04d}-{v.month:02d}-{v.day:02d}"
+
+    def to_instant(self) -> str:
+        """FHIR instant (full precision, UTC)."""
+        return self.value.astimezone(UTC).isoformat(timespec="milliseconds").replace(
+            "+00:00", "Z"
+        )
+
+    @property
+    def epoch(self) -> float:
+        return self.value.timestamp()
+
+
+class TimestampError(ValueError):
+    pass
+
+
+def parse_ts(text: str, default_tz: str = "Europe/London") -> HL7Time | None:
+    """Parse a TS/DTM value; empty → None; malformed → TimestampError."""
+    if not text:
+        return None
+    s = text.split("^", 1)[0].strip()  # TS may carry a degree-of-precision component
+    if not s:
+        return None
+    offset: timezone | None = None
+    for sign in ("+", "-"):
+        pos = s.find(sign, 4)
+        if pos != -1:
+            off = s[pos + 1 :]
+            s = s[:pos]
+            if len(off) != 4 or not off.isdigit():
+                raise TimestampError(f"bad UTC offset in {text!r}")
+            minutes = int(off[:2]) * 60 + int(off[2:])
+            if minutes > 14 * 60:
+                raise TimestampError(f"UTC offset out of range in {text!r}")
+            offset = timezone(timedelta(minutes=-minutes if sign == "-" else minutes))
+            break
+    frac = ""
+    if "." in s:
+        s, frac = s.split(".", 1)
+        if not frac.isdigit() or len(s) != 14:
+            raise TimestampError(f"bad fractional seconds in {text!r}")
+    if not s.isdigit() or len(s) not in _LENGTHS:
+        raise TimestampError(f"not an HL7 timestamp: {text!r}")
+    precision = "fraction" if frac else _LENGTHS[len(s)]
+    try:
+        dt = datetime(
+            int(s[0:4]),
+            int(s[4:6]) if len(s) >= 6 else 1,
+            int(s[6:8]) if len(s) >= 8 else 1,
+            int(s[8:10]) if len(s) >= 10 else 0,
+            int(s[10:12]) if len(s) >= 12 else 0,
+            int(s[12:14]) if len(s) >= 14 else 0,
+            int((frac + "000000")[:6]) if frac else 0,
+        )
+    except ValueError as exc:
+        raise TimestampError(f"impossible date/time in {text!r}: {exc}") from None
+    if offset is not None:
+        return HL7Time(dt.replace(tzinfo=offset), precision, True)
+    # local wall time; fold=0 picks the first of an ambiguous hour (BST → GMT change)
+    return HL7Time(dt.replace(tzinfo=zone(default_tz)), precision, False)
+
+
+def format_ts(dt: datetime, precision: str = "second", with_offset: bool = True) -> str:
+    """Write an aware datetime as an HL7 TS at the given precision."""
+    digits = {"year": 4, "month": 6, "day": 8, "hour": 10, "minute": 12}.get(precision, 14)
+    out = dt.strftime("%Y%m%d%H%M%S")[:digits]
+    if precision == "fraction":
+        out += f".{dt.microsecond // 1000:03d}"
+    if with_offset and digits > 8:
+        out += dt.strftime("%z")
+    return out

@@ -1,0 +1,1 @@
+"""Heartbeats, metrics, alerts and the dashboard (never on the hot path)."""

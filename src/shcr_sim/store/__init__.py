@@ -1,0 +1,1 @@
+"""The shared record store: current and historic versions of every resource."""
