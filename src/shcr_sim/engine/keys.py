@@ -1,0 +1,185 @@
+"""What the engine needs to know about a message before it is converted.
+
+Sender, de-duplication key, patient key, event time and the tie-break precedence,
+read straight from the ER7 with the project's tokenizer (no mapping rules here).
+
+Ordering key (used by the sequencer, the store guard and ``verify`` alike):
+``(event time, event-type precedence, MSH-7, sender, MSH-10)`` encoded as one
+sortable string. Every part comes from the message itself, never from arrival
+order, so shuffled extracts and interleaved live traffic end in the same state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shcr_sim.hl7 import HL7Error, Message, TimestampError, parse, parse_ts
+
+DEFAULT_TZ = "Europe/London"
+
+# Tie-break for events at the same instant: registration before admission before
+# transfer before discharge; cancellations after what they cancel; merges after the
+# demographics they merge; results, documents and prescriptions after the ADT that
+# created their encounter. Anything unknown sorts last.
+PRECEDENCE: dict[str, int] = {
+    "ADT^A28": 10,  # add person
+    "ADT^A04": 20,  # register outpatient / ED
+    "ADT^A05": 25,  # pre-admit
+    "ADT^A01": 30,  # admit
+    "ADT^A31": 35,  # update person
+    "ADT^A08": 36,  # update patient
+    "ADT^A02": 40,  # transfer
+    "ADT^A03": 50,  # discharge
+    "ADT^A11": 60,  # cancel admit
+    "ADT^A12": 61,  # cancel transfer
+    "ADT^A13": 62,  # cancel discharge
+    "ADT^A34": 70,  # merge patient id
+    "ADT^A40": 71,  # merge patient
+    "ORU^R01": 100,
+    "MDM^T02": 110,
+    "MDM^T04": 111,
+    "MDM^T10": 112,
+    "OMP^O09": 120,
+    "RDE^O11": 121,
+    "RDS^O13": 122,
+}
+OTHER_PRECEDENCE = 900
+MERGE_TYPES = frozenset({"ADT^A40", "ADT^A34"})
+NHS_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
+
+
+class KeysError(ValueError):
+    """The message cannot be queued: the reason names the segment/field at fault."""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageKeys:
+    sender_app: str
+    sender_fac: str
+    control_id: str
+    message_type: str
+    patient_key: str  # "nhs:<number>" or "mrn:<authority>|<mrn>"
+    event_epoch: float
+    event_time: str  # the HL7 text the time came from
+    precedence: int
+    order_key: str
+
+    @property
+    def dedup_key(self) -> str:
+        return f"{self.sender_app}|{self.sender_fac}|{self.control_id}"
+
+
+def valid_nhs_number(value: str) -> bool:
+    """Modulus-11 check used by NHS numbers (10 digits, weights 10..2)."""
+    if len(value) != 10 or not value.isdigit():
+        return False
+    total = sum(int(d) * w for d, w in zip(value[:9], range(10, 1, -1), strict=True))
+    check = 11 - total % 11
+    if check == 11:
+        check = 0
+    return check != 10 and check == int(value[9])
+
+
+def patient_key(msg: Message) -> str:
+    """NHS number (valid mod-11) when present, else (assigning authority, MRN)."""
+    pid = msg.segment("PID")
+    if pid is None:
+        raise KeysError("PID: no PID segment, so no patient identifier")
+    d = pid.delims
+    candidates: list[str] = []
+    for n in (3, 2):
+        candidates.extend(pid.repetitions(n))
+    for cx in candidates:
+        comps = cx.split(d.component)
+        value = comps[0].strip() if comps else ""
+        authority = comps[3].split(d.subcomponent)[0] if len(comps) > 3 else ""
+        if authority.upper() == "NHS" and valid_nhs_number(value.replace(" ", "")):
+            return "nhs:" + value.replace(" ", "")
+    for cx in pid.repetitions(3) + pid.repetitions(2):
+        comps = cx.split(d.component)
+        value = comps[0].strip() if comps else ""
+        authority = comps[3].split(d.subcomponent)[0] if len(comps) > 3 else ""
+        if value and authority.upper() != "NHS":
+            return f"mrn:{authority or msg.sender[1]}|{value}"
+    raise KeysError("PID-3: no patient identifier (no NHS number or local MRN in PID-3/PID-2)")
+
+
+def _event_candidates(msg: Message) -> list[tuple[str, str]]:
+    kind = msg.message_type.split("^", 1)[0]
+    if kind == "ADT":
+        return [("EVN-2", msg.get("EVN-2"))]
+    if kind == "ORU":
+        return [("OBR-7", msg.get("OBR-7")), ("OBR-22", msg.get("OBR-22"))]
+    if kind == "MDM":
+        return [("TXA-4", msg.get("TXA-4")), ("TXA-6", msg.get("TXA-6"))]
+    if kind in ("OMP", "RDE", "RDS", "ORM"):
+        return [("ORC-9", msg.get("ORC-9")), ("RXE-1", msg.get("RXE-1.4"))]
+    return []
+
+
+def event_time(msg: Message, tz: str = DEFAULT_TZ) -> tuple[float, str]:
+    """(epoch, HL7 text) of the clinically relevant time, falling back to MSH-7."""
+    for _path, text in _event_candidates(msg):
+        try:
+            ts = parse_ts(text, tz)
+        except TimestampError:
+            ts = None  # a bad clinical time falls back to the message time
+        if ts is not None:
+            return ts.epoch, text
+    text = msg.get("MSH-7")
+    try:
+        ts = parse_ts(text, tz)
+    except TimestampError as exc:
+        raise KeysError(f"MSH-7: {exc}") from None
+    if ts is None:
+        raise KeysError("MSH-7: no event time (message date/time is empty)")
+    return ts.epoch, text
+
+
+def _ms(epoch: float) -> int:
+    return int(round(epoch * 1000)) + 10**14  # keeps pre-1970 times positive
+
+
+def order_key(
+    event_epoch: float, precedence: int, msh7_epoch: float, app: str, fac: str, cid: str
+) -> str:
+    return f"{_ms(event_epoch):016d}|{precedence:03d}|{_ms(msh7_epoch):016d}|{app}|{fac}|{cid}"
+
+
+def extract(msg: Message, tz: str = DEFAULT_TZ) -> MessageKeys:
+    """All ordering facts of one parsed message; raises KeysError with a reason."""
+    app, fac = msg.sender
+    cid = msg.control_id
+    if not cid:
+        raise KeysError("MSH-10: message control id is empty")
+    mtype = msg.message_type
+    if not mtype:
+        raise KeysError("MSH-9: message type is empty")
+    epoch, text = event_time(msg, tz)
+    try:
+        msh7 = parse_ts(msg.get("MSH-7"), tz)
+    except TimestampError:
+        msh7 = None
+    prec = PRECEDENCE.get(mtype, OTHER_PRECEDENCE)
+    key = patient_key(msg)
+    return MessageKeys(
+        sender_app=app,
+        sender_fac=fac,
+        control_id=cid,
+        message_type=mtype,
+        patient_key=key,
+        event_epoch=epoch,
+        event_time=text,
+        precedence=prec,
+        order_key=order_key(epoch, prec, msh7.epoch if msh7 else epoch, app, fac, cid),
+    )
+
+
+def parse_and_extract(raw: str, tz: str = DEFAULT_TZ) -> tuple[Message, MessageKeys]:
+    """Parse + extract; HL7Error and KeysError both carry a human-readable reason."""
+    msg = parse(raw)
+    try:
+        _ = msg.segments
+    except Exception as exc:  # a tokenizer bug must not lose the batch
+        raise HL7Error(f"cannot tokenise message: {exc}") from None
+    return msg, extract(msg, tz)

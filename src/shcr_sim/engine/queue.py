@@ -1,0 +1,375 @@
+"""The durable queue: every accepted message has a row on disk before it counts.
+
+States (persisted): received → queued → released → applied / duplicate /
+dead-lettered (with a reason). ``accept`` parses each message just far enough to
+key it (sender, MSH-10, patient, event time), de-duplicates on (MSH-3, MSH-4,
+MSH-10) — the first copy wins, later copies are kept as ``duplicate`` rows so they
+are still counted — and commits the whole batch in one transaction. Only after
+``accept`` returns may the MLLP listener send an AA.
+
+``received`` is the state of a row whose keys could not be read yet; ``accept``
+reads keys in the same transaction, so rows are written directly as ``queued``,
+``duplicate`` or ``dead-lettered``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import aiosqlite
+import orjson
+
+from shcr_sim.hl7 import HL7Error
+
+from .db import connect, fetch_in, transaction
+from .keys import DEFAULT_TZ, KeysError, MessageKeys, parse_and_extract
+
+Lane = Literal["backload", "live"]
+Status = Literal["queued", "duplicate", "dead-lettered"]
+LANES: tuple[Lane, ...] = ("live", "backload")
+TERMINAL = ("applied", "duplicate", "dead-lettered")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS queue (
+  seq INTEGER PRIMARY KEY,
+  lane TEXT NOT NULL,
+  source TEXT NOT NULL DEFAULT '',
+  sender_app TEXT NOT NULL DEFAULT '',
+  sender_fac TEXT NOT NULL DEFAULT '',
+  control_id TEXT NOT NULL DEFAULT '',
+  dedup_key TEXT,
+  message_type TEXT NOT NULL DEFAULT '',
+  patient_key TEXT NOT NULL DEFAULT '',
+  event_epoch REAL,
+  event_time TEXT NOT NULL DEFAULT '',
+  precedence INTEGER NOT NULL DEFAULT 900,
+  order_key TEXT NOT NULL DEFAULT '',
+  raw TEXT NOT NULL,
+  state TEXT NOT NULL,
+  reason TEXT NOT NULL DEFAULT '',
+  dup_of INTEGER,
+  received_at REAL NOT NULL,
+  updated_at REAL NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS queue_dedup ON queue(dedup_key)
+  WHERE dup_of IS NULL AND dedup_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS queue_ready ON queue(lane, patient_key, order_key)
+  WHERE state = 'queued';
+CREATE INDEX IF NOT EXISTS queue_released ON queue(state) WHERE state = 'released';
+CREATE INDEX IF NOT EXISTS queue_state ON queue(state, sender_fac, message_type);
+CREATE TABLE IF NOT EXISTS engine_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS inbound_files (
+  file_key TEXT PRIMARY KEY,
+  path TEXT NOT NULL,
+  messages_done INTEGER NOT NULL DEFAULT 0,
+  complete INTEGER NOT NULL DEFAULT 0,
+  updated_at REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One message as it arrived: raw ER7 text, its lane and where it came from."""
+
+    raw: str
+    lane: Lane = "live"
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The outcome of accepting one message (committed to disk)."""
+
+    seq: int
+    status: Status
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRow:
+    seq: int
+    lane: str
+    source: str
+    sender_app: str
+    sender_fac: str
+    control_id: str
+    message_type: str
+    patient_key: str
+    event_epoch: float | None
+    event_time: str
+    order_key: str
+    raw: str
+    state: str
+    reason: str
+
+
+ROW_COLUMNS = (
+    "seq, lane, source, sender_app, sender_fac, control_id, message_type, patient_key, "
+    "event_epoch, event_time, order_key, raw, state, reason"
+)
+
+Sender = tuple[str, str]  # (MSH-3.1 sending application, MSH-4.1 sending facility / ODS)
+
+
+def _header_guess(raw: str) -> tuple[str, str, str, str]:
+    """Best-effort (app, facility, control id, type) of a message that failed to parse."""
+    head = raw.lstrip("\ufeff\r\n \x0b")
+    if not head.startswith("MSH") or len(head) < 4:
+        return "", "", "", ""
+    fields = head.split("\r", 1)[0].split("\n", 1)[0].split(head[3])
+    fields.insert(1, head[3])
+
+    def f(n: int, comp: str = "^") -> str:
+        return fields[n].split(comp, 1)[0] if n < len(fields) else ""
+
+    return f(3), f(4), f(10), "^".join(fields[9].split("^")[:2]) if len(fields) > 9 else ""
+
+
+class DurableQueue:
+    """SQLite-backed queue shared by file inbound, the MLLP listener and the sequencer."""
+
+    def __init__(self, conn: aiosqlite.Connection, senders: Mapping[Sender, str] | None) -> None:
+        self.conn = conn
+        self.senders: dict[Sender, str] | None = dict(senders) if senders is not None else None
+
+    # -- lifecycle -----------------------------------------------------------
+    @classmethod
+    async def open(
+        cls,
+        db_path: str | Path,
+        *,
+        senders: Mapping[Sender, str] | Iterable[Sender] | None = None,
+        synchronous: str = "NORMAL",
+    ) -> DurableQueue:
+        """Open (creating if needed) the queue in ``db_path``.
+
+        ``senders`` are the configured trusts, (MSH-3, MSH-4) → timezone name (or
+        just the pairs). Messages from anyone else are dead-lettered at accept.
+        When omitted, the senders saved by an earlier ``set_senders`` are used;
+        when none were ever saved, every sender is accepted.
+        """
+        conn = await connect(db_path, synchronous)
+        await conn.executescript(SCHEMA)
+        q = cls(conn, None)
+        if senders is not None:
+            await q.set_senders(senders)
+        else:
+            saved = await q.get_meta("senders")
+            if saved is not None:
+                q.senders = {(a, f): tz for a, f, tz in orjson.loads(saved)}
+        return q
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+    async def set_senders(self, senders: Mapping[Sender, str] | Iterable[Sender]) -> None:
+        if isinstance(senders, Mapping):
+            resolved = {(a, f): tz or DEFAULT_TZ for (a, f), tz in senders.items()}
+        else:
+            resolved = {(a, f): DEFAULT_TZ for a, f in senders}
+        self.senders = resolved
+        await self.set_meta(
+            "senders", orjson.dumps([[a, f, tz] for (a, f), tz in resolved.items()]).decode()
+        )
+
+    async def get_meta(self, key: str) -> str | None:
+        async with self.conn.execute("SELECT value FROM engine_meta WHERE key=?", (key,)) as cur:
+            row = await cur.fetchone()
+        return row[0] if row else None
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self.conn.execute(
+            "INSERT INTO engine_meta(key, value) VALUES(?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            (key, value),
+        )
+
+    # -- accept --------------------------------------------------------------
+    def _keys(self, raw: str) -> MessageKeys | str:
+        """The message's keys, or the reason it must be dead-lettered."""
+        try:
+            msg, keys = parse_and_extract(raw, DEFAULT_TZ)
+        except (HL7Error, KeysError) as exc:
+            return str(exc)
+        if self.senders is not None:
+            sender = msg.sender
+            tz = self.senders.get(sender)
+            if tz is None:
+                return (
+                    f"MSH-3/MSH-4: unknown sender {sender[0]!r}/{sender[1]!r} "
+                    "(not a configured trust)"
+                )
+            if tz != DEFAULT_TZ:
+                try:
+                    _, keys = parse_and_extract(raw, tz)
+                except (HL7Error, KeysError) as exc:
+                    return str(exc)
+        return keys
+
+    async def accept(
+        self, items: Sequence[Inbound], *, file_progress: tuple[str, str, int, bool] | None = None
+    ) -> list[Accepted]:
+        """Queue a batch in one transaction; returns only once it is committed.
+
+        ``file_progress`` = (file key, path, messages done, complete) is committed in
+        the same transaction, so a resumed file replay neither loses nor re-reads.
+        """
+        if not items and file_progress is None:
+            return []
+        keyed = [self._keys(it.raw) for it in items]
+        now = time.time()
+        results: list[Accepted] = []
+        async with transaction(self.conn) as conn:
+            async with conn.execute("SELECT COALESCE(MAX(seq), 0) FROM queue") as cur:
+                row = await cur.fetchone()
+            next_seq = (row[0] if row else 0) + 1
+            wanted = sorted({k.dedup_key for k in keyed if isinstance(k, MessageKeys)})
+            existing: dict[str, int] = dict(
+                await fetch_in(
+                    conn,
+                    "SELECT dedup_key, seq FROM queue WHERE dup_of IS NULL "
+                    "AND dedup_key IN ({marks})",
+                    wanted,
+                )
+            )
+            rows: list[tuple] = []
+            for item, k in zip(items, keyed, strict=True):
+                seq = next_seq
+                next_seq += 1
+                if isinstance(k, str):
+                    app, fac, cid, mtype = _header_guess(item.raw)
+                    rows.append(
+                        (seq, item.lane, item.source, app, fac, cid, None, mtype, "", None, "",
+                         900, "", item.raw, "dead-lettered", k, None, now, now)
+                    )
+                    results.append(Accepted(seq, "dead-lettered", k))
+                    continue
+                first = existing.get(k.dedup_key)
+                if first is None:
+                    existing[k.dedup_key] = seq
+                    state, reason, dup_of = "queued", "", None
+                else:
+                    state = "duplicate"
+                    reason = f"MSH-10: duplicate of queue entry {first} ({k.dedup_key})"
+                    dup_of = first
+                rows.append(
+                    (seq, item.lane, item.source, k.sender_app, k.sender_fac, k.control_id,
+                     k.dedup_key, k.message_type, k.patient_key, k.event_epoch, k.event_time,
+                     k.precedence, k.order_key, item.raw, state, reason, dup_of, now, now)
+                )
+                results.append(Accepted(seq, state, reason))  # type: ignore[arg-type]
+            await conn.executemany(
+                "INSERT INTO queue(seq, lane, source, sender_app, sender_fac, control_id, "
+                "dedup_key, message_type, patient_key, event_epoch, event_time, precedence, "
+                "order_key, raw, state, reason, dup_of, received_at, updated_at) "
+                "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
+            if file_progress is not None:
+                fkey, path, done, complete = file_progress
+                await conn.execute(
+                    "INSERT INTO inbound_files(file_key, path, messages_done, complete, "
+                    "updated_at) VALUES(?,?,?,?,?) ON CONFLICT(file_key) DO UPDATE SET "
+                    "messages_done=excluded.messages_done, complete=excluded.complete, "
+                    "path=excluded.path, updated_at=excluded.updated_at",
+                    (fkey, path, done, int(complete), now),
+                )
+        return results
+
+    async def file_progress(self, file_key: str) -> tuple[int, bool]:
+        """(messages already accepted, complete?) for a file, (0, False) if unseen."""
+        async with self.conn.execute(
+            "SELECT messages_done, complete FROM inbound_files WHERE file_key=?", (file_key,)
+        ) as cur:
+            row = await cur.fetchone()
+        return (int(row[0]), bool(row[1])) if row else (0, False)
+
+    # -- release side (the sequencer) ----------------------------------------
+    async def recover(self) -> int:
+        """After a crash: rows released but not finished go back to queued."""
+        async with transaction(self.conn) as conn:
+            cur = await conn.execute(
+                "UPDATE queue SET state='queued', updated_at=? WHERE state='released'",
+                (time.time(),),
+            )
+            return cur.rowcount
+
+    async def claim(self, lane: Lane, limit: int) -> list[QueueRow]:
+        """Mark up to ``limit`` queued rows of a lane released, per patient in event order.
+
+        Rows come ordered by (patient key, ordering key), so each patient's
+        messages leave the queue in the order they happened.
+        """
+        async with transaction(self.conn) as conn:
+            async with conn.execute(
+                f"SELECT {ROW_COLUMNS} FROM queue INDEXED BY queue_ready "
+                "WHERE state='queued' AND lane=? ORDER BY patient_key, order_key LIMIT ?",
+                (lane, limit),
+            ) as cur:
+                rows = [QueueRow(*r) for r in await cur.fetchall()]
+            if rows:
+                await conn.executemany(
+                    "UPDATE queue SET state='released', updated_at=? WHERE seq=?",
+                    [(time.time(), r.seq) for r in rows],
+                )
+        return rows
+
+    async def finish(
+        self, applied: Iterable[int] = (), dead: Iterable[tuple[int, str]] = ()
+    ) -> None:
+        """Record terminal states for released rows in one transaction."""
+        now = time.time()
+        async with transaction(self.conn) as conn:
+            await conn.executemany(
+                "UPDATE queue SET state='applied', reason='', updated_at=? WHERE seq=?",
+                [(now, s) for s in applied],
+            )
+            await conn.executemany(
+                "UPDATE queue SET state='dead-lettered', reason=?, updated_at=? WHERE seq=?",
+                [(r, now, s) for s, r in dead],
+            )
+
+    async def depth(self, lane: Lane | None = None) -> int:
+        """Messages waiting (queued or released but not finished)."""
+        sql = "SELECT COUNT(*) FROM queue WHERE state IN ('queued', 'released')"
+        args: tuple = ()
+        if lane is not None:
+            sql += " AND lane=?"
+            args = (lane,)
+        async with self.conn.execute(sql, args) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def counts(self) -> dict[str, int]:
+        """Messages per state."""
+        async with self.conn.execute("SELECT state, COUNT(*) FROM queue GROUP BY state") as cur:
+            return {s: int(n) for s, n in await cur.fetchall()}
+
+    async def get(self, seq: int) -> QueueRow | None:
+        async with self.conn.execute(
+            f"SELECT {ROW_COLUMNS} FROM queue WHERE seq=?", (seq,)
+        ) as cur:
+            row = await cur.fetchone()
+        return QueueRow(*row) if row else None
+
+    async def rows(self, state: str, limit: int = 1000, offset: int = 0) -> list[QueueRow]:
+        async with self.conn.execute(
+            f"SELECT {ROW_COLUMNS} FROM queue WHERE state=? ORDER BY seq LIMIT ? OFFSET ?",
+            (state, limit, offset),
+        ) as cur:
+            return [QueueRow(*r) for r in await cur.fetchall()]
+
+    async def requeue(self, seqs: Sequence[int]) -> int:
+        """Put dead-lettered rows back to released for a retry (see deadletter.retry)."""
+        async with transaction(self.conn) as conn:
+            cur = await conn.executemany(
+                "UPDATE queue SET state='released', updated_at=? "
+                "WHERE seq=? AND state='dead-lettered'",
+                [(time.time(), s) for s in seqs],
+            )
+            return cur.rowcount

@@ -1,0 +1,78 @@
+"""DurableQueue: accept commits, de-duplicates, dead-letters with reasons, survives reopen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shcr_sim.engine.queue import DurableQueue, Inbound
+
+
+def adt(cid: str, nhs: str = "9990000018", app: str = "PAS", fac: str = "RXX01",
+        evn: str = "20240101120000+0000", mtype: str = "ADT^A01") -> str:
+    return "\r".join([
+        f"MSH|^~\\&|{app}|{fac}|SHCR|SHCR|20240101120500+0000||{mtype}|{cid}|P|2.4",
+        f"EVN|A01|{evn}",
+        f"PID|1||{nhs}^^^NHS^NH~M123^^^{fac}^PI||Smith^Ann||19700101|F",
+        "PV1|1|I",
+    ])
+
+
+async def test_accept_then_reopen_keeps_rows(tmp_path: Path) -> None:
+    db = tmp_path / "q.db"
+    q = await DurableQueue.open(db, senders=[("PAS", "RXX01")])
+    out = await q.accept([Inbound(adt("1"), "live", "t"), Inbound(adt("2"), "backload", "f")])
+    assert [a.status for a in out] == ["queued", "queued"]
+    assert out[1].seq == out[0].seq + 1
+    await q.close()
+    q2 = await DurableQueue.open(db)
+    assert q2.senders == {("PAS", "RXX01"): "Europe/London"}
+    assert await q2.counts() == {"queued": 2}
+    row = await q2.get(out[0].seq)
+    assert row is not None and row.patient_key == "nhs:9990000018"
+    assert row.message_type == "ADT^A01" and row.lane == "live"
+    await q2.close()
+
+
+async def test_duplicates_first_wins_and_are_counted(tmp_path: Path) -> None:
+    q = await DurableQueue.open(tmp_path / "q.db")
+    a = await q.accept([Inbound(adt("1")), Inbound(adt("1"))])
+    b = await q.accept([Inbound(adt("1"))])
+    assert [x.status for x in a + b] == ["queued", "duplicate", "duplicate"]
+    assert f"queue entry {a[0].seq}" in b[0].reason
+    assert await q.counts() == {"queued": 1, "duplicate": 2}
+    await q.close()
+
+
+async def test_bad_messages_dead_lettered_with_reason(tmp_path: Path) -> None:
+    q = await DurableQueue.open(tmp_path / "q.db", senders=[("PAS", "RXX01")])
+    no_pid = adt("3").replace("PID|1||9990000018^^^NHS^NH~M123^^^RXX01^PI", "PID|1||")
+    out = await q.accept([
+        Inbound("garbage \x00\xff bytes"),
+        Inbound(adt("1", app="OTHER", fac="ZZZ")),
+        Inbound(no_pid),
+        Inbound(adt("4")),
+        Inbound(adt("", evn="")),
+    ])
+    assert [x.status for x in out] == [
+        "dead-lettered", "dead-lettered", "dead-lettered", "queued", "dead-lettered"]
+    assert "MSH" in out[0].reason
+    assert "unknown sender" in out[1].reason and "MSH-3/MSH-4" in out[1].reason
+    assert "PID-3" in out[2].reason
+    assert "MSH-10" in out[4].reason
+    await q.close()
+
+
+async def test_claim_orders_by_patient_then_event_time(tmp_path: Path) -> None:
+    q = await DurableQueue.open(tmp_path / "q.db")
+    await q.accept([
+        Inbound(adt("3", evn="20240103000000+0000", mtype="ADT^A03"), "backload"),
+        Inbound(adt("1", evn="20240101000000+0000", mtype="ADT^A01"), "backload"),
+        Inbound(adt("2", evn="20240101000000+0000", mtype="ADT^A04"), "backload"),
+    ])
+    rows = await q.claim("backload", 10)
+    assert [r.control_id for r in rows] == ["2", "1", "3"]  # A04 before A01 at the same time
+    assert await q.claim("backload", 10) == []
+    assert await q.recover() == 3
+    await q.finish(applied=[r.seq for r in await q.claim("backload", 10)])
+    assert await q.counts() == {"applied": 3}
+    await q.close()
