@@ -1,0 +1,94 @@
+"""The record-store interface: what the engine, ``verify`` and ``record`` rely on.
+
+Every write carries the ordering key of the message it came from. A write whose
+key is older than the current version's is kept as history only and never
+becomes current, so the final state does not depend on arrival order. Writing the
+same message's resource twice creates no new version (content hash).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+Resource = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One resource version produced by converting one message."""
+
+    resource: Resource
+    order_key: str  # sortable (event time, precedence, …) of the source message
+    event_time: str  # the source event time as sent (HL7 text)
+    message_id: str  # the source message's "MSH-3|MSH-4|MSH-10"
+    patient_key: str = ""  # "nhs:<n>" or "mrn:<authority>|<mrn>"; "" = not patient data
+
+
+@dataclass(slots=True)
+class ApplyResult:
+    created: int = 0  # first version of a resource
+    updated: int = 0  # new current version
+    history_only: int = 0  # older event: stored as history, not made current
+    unchanged: int = 0  # same content (or same message) again: no new version
+
+    def __iadd__(self, other: ApplyResult) -> ApplyResult:
+        self.created += other.created
+        self.updated += other.updated
+        self.history_only += other.history_only
+        self.unchanged += other.unchanged
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    version: int
+    current: bool  # became current when written (False: older event, history only)
+    last_updated: str
+    event_time: str
+    order_key: str
+    message_id: str
+    resource: Resource = field(default_factory=dict)
+
+
+def content_hash(resource: Resource) -> str:
+    """Hash of a resource without the store-owned meta fields."""
+    meta = resource.get("meta")
+    if isinstance(meta, dict) and ("versionId" in meta or "lastUpdated" in meta):
+        resource = dict(resource)
+        rest = {k: v for k, v in meta.items() if k not in ("versionId", "lastUpdated")}
+        if rest:
+            resource["meta"] = rest
+        else:
+            resource.pop("meta")
+    return hashlib.blake2b(orjson.dumps(resource, option=orjson.OPT_SORT_KEYS),
+                           digest_size=16).hexdigest()
+
+
+def strip_meta(resource: Resource) -> Resource:
+    """A resource without meta, for comparisons that ignore what the store set."""
+    return {k: v for k, v in resource.items() if k != "meta"}
+
+
+class RecordStore(Protocol):
+    async def apply(self, writes: Sequence[Write]) -> ApplyResult:
+        """Apply a batch in one transaction (guarded, idempotent)."""
+        ...
+
+    async def current(self, rtype: str, rid: str) -> Resource | None: ...
+
+    async def history(self, rtype: str, rid: str) -> list[Version]: ...
+
+    async def by_patient(self, patient_key: str) -> list[Resource]: ...
+
+    async def by_identifier(self, system: str, value: str) -> list[Resource]: ...
+
+    def iter_current(self) -> AsyncIterator[Resource]: ...
+
+    async def count(self) -> int: ...
+
+    async def close(self) -> None: ...
