@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .escape import unescape
 
@@ -18,12 +19,16 @@ from .escape import unescape
 class HL7Error(ValueError):
     """Malformed ER7. ``segment``/``field`` name where it went wrong, when known."""
 
-    def __init__(self, reason: str, segment: str = "", field: int = 0) -> None:
+    def __init__(
+        self, reason: str, segment: str = "", field: int = 0, code: str = "", occurrence: int = 1
+    ) -> None:
         where = f"{segment}-{field}" if segment and field else segment
         super().__init__(f"{where}: {reason}" if where else reason)
         self.reason = reason
         self.segment = segment
         self.field = field
+        self.code = code  # HL7 table 0357 error code for the ACK ERR segment, if known
+        self.occurrence = occurrence  # which repeat of the segment (1-based)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +53,27 @@ _PATH = re.compile(
 )
 
 
+@lru_cache(maxsize=4096)
+def _parse_path(path: str) -> tuple[str, int, int, int, int, int]:
+    """(segment, segment repeat, field, repetition, component, sub-component); cached."""
+    m = _PATH.match(path)
+    if not m:
+        raise ValueError(f"not an HL7 path: {path!r}")
+    return (
+        m["seg"],
+        int(m["segrep"] or 1),
+        int(m["field"] or 0),
+        int(m["rep"] or 1),
+        int(m["comp"] or 0),
+        int(m["sub"] or 0),
+    )
+
+
 def _nth(parts: list[str], n: int) -> str:
     return parts[n - 1] if 0 < n <= len(parts) else ""
+
+
+_HEADERS = ("MSH", "FHS", "BHS")  # segments whose fields 1 and 2 are the delimiters
 
 
 class Field(str):
@@ -68,9 +92,20 @@ class Field(str):
         return self.split(self.delims.repetition) if self else []
 
     def component(self, comp: int, rep: int = 1) -> str:
+        """Component comp (1-based) of repetition rep; comp 0 is the whole repetition."""
         d = self.delims
         value = _nth(self.split(d.repetition), rep)
-        return _nth(value.split(d.component), comp)
+        return _nth(value.split(d.component), comp) if comp else value
+
+
+class _DelimiterField(Field):
+    """MSH-1 / MSH-2: the delimiters themselves, never split."""
+
+    def repetitions(self) -> list[str]:
+        return [str(self)] if self else []
+
+    def component(self, comp: int, rep: int = 1) -> str:
+        return str(self) if rep == 1 and comp <= 1 else ""
 
 
 class Segment:
@@ -92,7 +127,7 @@ class Segment:
         """Index 0 is the segment name; index n is field n (MSH-1 is the field separator)."""
         if self._fields is None:
             parts = self.raw.split(self.delims.field)
-            if parts[0] in ("MSH", "FHS", "BHS"):
+            if parts[0] in _HEADERS:
                 parts.insert(1, self.delims.field)
             self._fields = parts
         return self._fields
@@ -102,6 +137,8 @@ class Segment:
         return f[n] if 0 <= n < len(f) else ""
 
     def __getitem__(self, n: int) -> Field:
+        if n <= 2 and self.raw[:3] in _HEADERS:
+            return _DelimiterField.of(self.field(n), self.delims)
         return Field.of(self.field(n), self.delims)
 
     def __len__(self) -> int:
@@ -109,7 +146,7 @@ class Segment:
 
     def repetitions(self, n: int) -> list[str]:
         value = self.field(n)
-        if not value or (self.name in ("MSH", "FHS", "BHS") and n <= 2):
+        if not value or (n <= 2 and self.raw[:3] in _HEADERS):
             return [value] if value else []
         return value.split(self.delims.repetition)
 
@@ -119,7 +156,7 @@ class Segment:
         if not value:
             return ""
         d = self.delims
-        if self.name in ("MSH", "FHS", "BHS") and n <= 2:
+        if n <= 2 and self.raw[:3] in _HEADERS:
             return value if rep == 1 and comp <= 1 and sub <= 1 else ""
         if d.repetition in value:
             value = _nth(value.split(d.repetition), rep)
@@ -146,10 +183,41 @@ class Segment:
         return self.raw
 
 
-def _split_segments(text: str) -> list[str]:
+def _is_segment_start(line: str, fs: str) -> bool:
+    return len(line) >= 4 and line[3] == fs and line[:3].isalnum() and line[:3].isupper()
+
+
+def _split_lf(piece: str, fs: str, out: list[str]) -> None:
+    """Split on LF only where the next line starts a segment; other LFs are data."""
+    current = ""
+    for line in piece.split("\n"):
+        if _is_segment_start(line, fs) or not current.strip():
+            if current:
+                out.append(current)
+            current = line
+        else:
+            current += "\n" + line
+    out.append(current)
+
+
+def _split_segments(text: str, fs: str = "|") -> list[str]:
+    """Segments separated by CR, LF or CRLF; trailing spaces and blank lines dropped.
+
+    A bare LF inside a CR-separated message is kept as data unless what follows it
+    looks like a segment (``ABC|``) — hl7apy treats LF as data, senders on Unix use
+    it as the separator, and this serves both.
+    """
+    pieces = text.split("\r")
     if "\n" in text:
-        text = text.replace("\r\n", "\r").replace("\n", "\r")
-    return [s.rstrip(" ") for s in text.split("\r") if s.strip()]
+        split: list[str] = []
+        for piece in pieces:
+            if "\n" in piece:
+                _split_lf(piece, fs, split)
+            else:
+                split.append(piece)
+        pieces = [p.rstrip("\n") for p in split]
+    out = [p.rstrip(" ") for p in pieces]
+    return [p for p in out if p and not p.isspace()]
 
 
 class Message:
@@ -162,12 +230,19 @@ class Message:
             raw = raw[1:]
         raw = raw.lstrip("\r\n \x0b").rstrip("\r\n \x1c")
         if not raw.startswith("MSH") or len(raw) < 8:
-            raise HL7Error("message does not start with an MSH segment", "MSH")
+            raise HL7Error("message does not start with an MSH segment", "MSH", code="100")
         fs = raw[3]
-        enc_end = raw.find(fs, 4)
-        enc = raw[4:enc_end] if enc_end != -1 else raw[4:8]
-        if len(enc) < 2 or fs.isalnum():
-            raise HL7Error("MSH-1/MSH-2 delimiters are missing or invalid", "MSH", 2)
+        enc = raw[4:12]
+        for stop in (fs, "\r", "\n"):
+            enc = enc.split(stop, 1)[0]
+        bad = (
+            not 2 <= len(enc) <= 5  # v2.7 adds a 5th (truncation) character we do not use
+            or any(ch.isalnum() or ch.isspace() for ch in fs + enc)
+            or len(set(fs + enc[:4])) != len(enc[:4]) + 1
+        )
+        enc = enc[:4]
+        if bad:
+            raise HL7Error("MSH-1/MSH-2 delimiters are missing or invalid", "MSH", 2, code="102")
         self.delims = Delimiters(
             field=fs,
             component=enc[0],
@@ -184,7 +259,7 @@ class Message:
     @property
     def lines(self) -> list[str]:
         if self._lines is None:
-            self._lines = _split_segments(self.raw)
+            self._lines = _split_segments(self.raw, self.delims.field)
         return self._lines
 
     @property
@@ -224,17 +299,13 @@ class Message:
     # -- paths ----------------------------------------------------------
     def get(self, path: str) -> str:
         """Raw value at a path such as ``PID-3``, ``PID-3(2).1``, ``OBX[2]-5.1.2``."""
-        m = _PATH.match(path)
-        if not m:
-            raise ValueError(f"not an HL7 path: {path!r}")
-        seg = self.segment(m["seg"], int(m["segrep"] or 1))
+        name, segrep, field, rep, comp, sub = _parse_path(path)
+        seg = self.segment(name, segrep)
         if seg is None:
             return ""
-        if not m["field"]:
+        if not field:
             return seg.raw
-        return seg.get(
-            int(m["field"]), int(m["rep"] or 1), int(m["comp"] or 0), int(m["sub"] or 0)
-        )
+        return seg.get(field, rep, comp, sub)
 
     def get_text(self, path: str) -> str:
         value = self.get(path)

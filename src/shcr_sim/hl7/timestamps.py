@@ -4,6 +4,19 @@
 local time in the feed's zone (``Europe/London`` unless the trust says otherwise),
 so GMT/BST is applied by date. Precision is kept so a birth date stays a date and
 a year-only value stays a year when it reaches FHIR.
+
+``HL7Time.value`` always carries a *fixed* UTC offset (never a ZoneInfo), so two
+values compare and subtract as instants even across the October change.
+
+Clock changes (UK: last Sunday of March at 01:00 GMT, last Sunday of October at
+01:00 GMT), for local times without an offset:
+
+- the repeated hour in October (01:00–01:59 happens twice) is read as the *first*
+  occurrence, still BST (+01:00) — the sender cannot tell us which, and the first
+  keeps an admission before its discharge more often than not;
+- the missing hour in March (01:00–01:59 never happens) is read with the offset in
+  force just before the change (GMT) and normalised, so ``01:30`` becomes
+  ``02:30+01:00`` (= 01:30 UTC), a real instant rather than an error.
 """
 
 from __future__ import annotations
@@ -21,6 +34,25 @@ _LENGTHS = {4: "year", 6: "month", 8: "day", 10: "hour", 12: "minute", 14: "seco
 @lru_cache(maxsize=16)
 def zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
+
+
+@lru_cache(maxsize=256)
+def _fixed(minutes: int) -> timezone:
+    return UTC if minutes == 0 else timezone(timedelta(minutes=minutes))
+
+
+def _localise(dt: datetime, tz: ZoneInfo) -> datetime:
+    """Attach the zone's offset for that wall time (fold=0), as a fixed offset."""
+    off = dt.replace(tzinfo=tz).utcoffset()
+    assert off is not None
+    fixed = dt.replace(tzinfo=_fixed(int(off.total_seconds()) // 60))
+    # a wall time in the spring gap does not round-trip: normalise it to a real one
+    local = fixed.astimezone(tz)
+    if local.replace(tzinfo=None) != dt:
+        off2 = local.utcoffset()
+        assert off2 is not None
+        return fixed.astimezone(_fixed(int(off2.total_seconds()) // 60))
+    return fixed
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,17 +112,17 @@ def parse_ts(text: str, default_tz: str = "Europe/London") -> HL7Time | None:
         if pos != -1:
             off = s[pos + 1 :]
             s = s[:pos]
-            if len(off) != 4 or not off.isdigit():
+            if len(off) != 4 or not off.isdigit() or int(off[2:]) > 59:
                 raise TimestampError(f"bad UTC offset in {text!r}")
             minutes = int(off[:2]) * 60 + int(off[2:])
             if minutes > 14 * 60:
                 raise TimestampError(f"UTC offset out of range in {text!r}")
-            offset = timezone(timedelta(minutes=-minutes if sign == "-" else minutes))
+            offset = _fixed(-minutes if sign == "-" else minutes)
             break
     frac = ""
     if "." in s:
         s, frac = s.split(".", 1)
-        if not frac.isdigit() or len(s) != 14:
+        if not frac.isdigit() or len(s) != 14 or len(frac) > 6:
             raise TimestampError(f"bad fractional seconds in {text!r}")
     if not s.isdigit() or len(s) not in _LENGTHS:
         raise TimestampError(f"not an HL7 timestamp: {text!r}")
@@ -109,8 +141,7 @@ def parse_ts(text: str, default_tz: str = "Europe/London") -> HL7Time | None:
         raise TimestampError(f"impossible date/time in {text!r}: {exc}") from None
     if offset is not None:
         return HL7Time(dt.replace(tzinfo=offset), precision, True)
-    # local wall time; fold=0 picks the first of an ambiguous hour (BST → GMT change)
-    return HL7Time(dt.replace(tzinfo=zone(default_tz)), precision, False)
+    return HL7Time(_localise(dt, zone(default_tz)), precision, False)
 
 
 def format_ts(dt: datetime, precision: str = "second", with_offset: bool = True) -> str:
