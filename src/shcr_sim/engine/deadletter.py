@@ -1,0 +1,118 @@
+"""Dead letters: list them, show one with its reason and text, retry after a fix.
+
+A retry re-reads the message's keys (the problem may have been an unknown sender
+or a missing identifier that the trust has since fixed in its configuration),
+re-runs the conversion with the current mappings and applies it to the store —
+through the same guard, so an old message retried late never overwrites newer
+state. A message that still fails stays dead-lettered with the new reason.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from shcr_sim.hl7 import HL7Error
+
+from .keys import DEFAULT_TZ, KeysError, parse_and_extract
+from .pipeline import Engine
+from .queue import QueueRow
+
+
+@dataclass(slots=True)
+class RetryResult:
+    retried: int
+    applied: int
+    duplicate: int
+    still_dead: list[tuple[int, str]]
+
+
+async def list_dead(db: Path, limit: int = 1000, offset: int = 0) -> list[QueueRow]:
+    engine = await Engine.open(db)
+    try:
+        return await engine.queue.rows("dead-lettered", limit, offset)
+    finally:
+        await engine.close()
+
+
+async def show(db: Path, seq: int) -> QueueRow | None:
+    engine = await Engine.open(db)
+    try:
+        return await engine.queue.get(seq)
+    finally:
+        await engine.close()
+
+
+async def _rekey(engine: Engine, row: QueueRow) -> tuple[str, str]:
+    """Re-read a dead row's keys; returns (new state, reason) — 'released' when ready."""
+    try:
+        msg, keys = parse_and_extract(row.raw)
+    except (HL7Error, KeysError) as exc:
+        return "dead-lettered", str(exc)
+    senders = engine.queue.senders
+    if senders is not None:
+        tz = senders.get(msg.sender)
+        if tz is None:
+            return "dead-lettered", (
+                f"MSH-3/MSH-4: unknown sender {msg.sender[0]!r}/{msg.sender[1]!r} "
+                "(not a configured trust)"
+            )
+        if tz != DEFAULT_TZ:
+            _, keys = parse_and_extract(row.raw, tz)
+    conn = engine.queue.conn
+    async with conn.execute(
+        "SELECT seq FROM queue WHERE dedup_key=? AND dup_of IS NULL AND seq != ?",
+        (keys.dedup_key, row.seq),
+    ) as cur:
+        first = await cur.fetchone()
+    state, reason, dup_of = "released", "", None
+    if first is not None:  # another copy already holds the key: it wins
+        state, dup_of = "duplicate", first[0]
+        reason = f"MSH-10: duplicate of queue entry {first[0]}"
+    await conn.execute(
+        "UPDATE queue SET sender_app=?, sender_fac=?, control_id=?, dedup_key=?, "
+        "message_type=?, patient_key=?, event_epoch=?, event_time=?, precedence=?, "
+        "order_key=?, state=?, reason=?, dup_of=?, updated_at=? WHERE seq=?",
+        (keys.sender_app, keys.sender_fac, keys.control_id, keys.dedup_key, keys.message_type,
+         keys.patient_key, keys.event_epoch, keys.event_time, keys.precedence, keys.order_key,
+         state, reason, dup_of, time.time(), row.seq),
+    )
+    return state, reason
+
+
+async def retry(db: Path, seqs: Sequence[int] | None) -> RetryResult:
+    """Retry the given dead letters (None = all of them)."""
+    engine = await Engine.open(db)
+    try:
+        if seqs is None:
+            rows = await engine.queue.rows("dead-lettered", limit=10**9)
+        else:
+            got = [await engine.queue.get(s) for s in seqs]
+            rows = [r for r in got if r is not None and r.state == "dead-lettered"]
+        result = RetryResult(len(rows), 0, 0, [])
+        ready: list[int] = []
+        for row in rows:
+            state, reason = await _rekey(engine, row)
+            if state == "released":
+                ready.append(row.seq)
+            elif state == "duplicate":
+                result.duplicate += 1
+            else:
+                result.still_dead.append((row.seq, reason))
+        await engine.refresh_merges()
+        for i in range(0, len(ready), 1000):
+            fresh = [await engine.queue.get(s) for s in ready[i : i + 1000]]
+            batch = [r for r in fresh if r is not None]
+            before = engine.stats.dead
+            await engine.apply_rows(batch)
+            result.applied += len(batch) - (engine.stats.dead - before)
+        if ready:
+            wanted = set(ready)
+            for r in await engine.queue.rows("dead-lettered", limit=10**9):
+                if r.seq in wanted:
+                    result.still_dead.append((r.seq, r.reason))
+        return result
+    finally:
+        await engine.close()
