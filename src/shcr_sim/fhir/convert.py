@@ -1,0 +1,383 @@
+"""One HL7 v2 message → one FHIR R4 transaction Bundle (plain dicts).
+
+A pure function of (message, mapping config, merged-patient map): no I/O, no
+clock, no randomness, so replays give byte-identical Bundles. Anything that
+cannot be converted raises ConversionError naming message, segment and field;
+internal failures are wrapped the same way, so callers catch one type and never
+see half a Bundle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from ..hl7 import Message, Segment
+from .clinical import allergy, condition
+from .config import MappingConfig
+from .datatypes import NHS_NUMBER, ODS, Ctx, org_ref
+from .documents import document_reference
+from .encounter import EVENT_STATUS, encounter_id, encounter_resource
+from .errors import ConversionError
+from .ids import stable_id
+from .medication import medication_request
+from .patient import (
+    general_practitioner,
+    mrg_key,
+    patient_key,
+    patient_resource,
+    related_person,
+)
+from .results import diagnostic_report, observation, report_category, report_key
+
+FHIR_BASE = "https://shcr-sim.example/fhir"
+MESSAGE_SYSTEM = "urn:shcr-sim:hl7v2:msh10"
+ADT_ENCOUNTER_EVENTS = frozenset(EVENT_STATUS)
+ADT_PATIENT_EVENTS = frozenset({"A08", "A31", "A28", "A29", "A47"})
+ADT_MERGE_EVENTS = frozenset({"A40", "A34", "A30", "A39", "A18"})
+MDM_EVENTS = frozenset({f"T{n:02d}" for n in range(1, 12)})
+KNOWN_SEGMENTS = frozenset({
+    "MSH", "EVN", "PID", "PD1", "NK1", "PV1", "PV2", "AL1", "DG1", "MRG", "OBR", "OBX",
+    "NTE", "ORC", "TXA", "RXE", "RXR",
+})
+
+
+@dataclass(slots=True)
+class Conversion:
+    """The result of converting one message."""
+
+    bundle: dict
+    resources: list[dict]
+    patient_id: str | None
+    merge: tuple[str, str] | None = None
+    unmapped: list[str] = field(default_factory=list)
+    event_time: str | None = None  # FHIR dateTime of the clinically relevant time
+
+
+def convert_message(msg: Message, config: MappingConfig, *,
+                    merged: Mapping[str, str] | None = None) -> Conversion:
+    """Convert one parsed message; raises ConversionError (only) on bad input."""
+    try:
+        return _convert(msg, config, merged)
+    except ConversionError:
+        raise
+    except Exception as exc:  # never let another exception type escape
+        try:
+            mid = msg.control_id
+        except Exception:
+            mid = ""
+        raise ConversionError(mid, "", "", f"internal error: {type(exc).__name__}: {exc}") from exc
+
+
+class _Entries:
+    """Resources keyed by (type, id), in first-seen order; repeats merge or replace."""
+
+    def __init__(self, ctx: Ctx) -> None:
+        self.ctx = ctx
+        self.items: dict[tuple[str, str], dict] = {}
+
+    def add(self, res: dict | None) -> None:
+        if res is None:
+            return
+        key = (res["resourceType"], res["id"])
+        old = self.items.get(key)
+        if old is None:
+            self.items[key] = res
+            return
+        if key[0] == "Observation" and "valueString" in old and "valueString" in res:
+            old["valueString"] = f"{old['valueString']}\n{res['valueString']}"
+            return
+        if old != res:
+            self.ctx.unmapped.append(f"{key[0]}/{key[1]}: repeated in the message, last one kept")
+        self.items[key] = res
+
+
+def _convert(msg: Message, config: MappingConfig, merged) -> Conversion:
+    msh = msg.msh
+    mid = msh.get_text(10).strip()
+    if not mid:
+        raise ConversionError("", "MSH", "MSH-10", "no message control id")
+    ods = config.ods or msh.get_text(4, comp=1).strip()
+    if not ods:
+        raise ConversionError(mid, "MSH", "MSH-4", "no sending facility (ODS code)")
+    ctx = Ctx(msg, config, ods, merged)
+    code = msh.get(9, comp=1).upper()
+    event = msh.get(9, comp=2).upper()
+    if not event and "EVN" in msg:
+        event = msg["EVN"].get(1).upper()
+    recorded = ctx.instant(msh.get(7, comp=1), "MSH-7")
+    if not recorded:
+        raise ctx.error("MSH", "MSH-7", "no message date/time")
+    entries = _Entries(ctx)
+    trust: dict = {"resourceType": "Organization", "id": stable_id(ods),
+                   "identifier": [{"system": ODS, "value": ods}]}
+    if config.trust_name:
+        trust["name"] = config.trust_name
+    entries.add(trust)
+
+    if code == "ADT":
+        result = _adt(ctx, event, entries)
+    elif code == "ORU" and event in ("R01", "R30", "R31", "R32", ""):
+        result = _oru(ctx, entries)
+    elif code == "MDM" and event in MDM_EVENTS:
+        result = _mdm(ctx, event, entries)
+    elif code == "RDE" and event in ("O11", "O01", "O25", ""):
+        result = _rde(ctx, entries)
+    else:
+        raise ctx.error("MSH", "MSH-9", f"unsupported message type {msg.message_type or code!r}")
+    patient_id, merge, event_time = result
+
+    for seg_name in dict.fromkeys(s.name for s in msg.segments):
+        if seg_name not in KNOWN_SEGMENTS:
+            ctx.unmapped.append(f"{seg_name}: segment not mapped")
+
+    resources = list(entries.items.values())
+    app = msh.get_text(3, comp=1).strip()
+    prov_id = stable_id(app or "-", ods, mid)
+    system = f"{MESSAGE_SYSTEM}:{quote(app, safe='')}:{quote(ods, safe='')}"
+    provenance = {
+        "resourceType": "Provenance",
+        "id": prov_id,
+        "target": [{"reference": f"{r['resourceType']}/{r['id']}"} for r in resources],
+        "recorded": recorded,
+        "activity": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
+                                 "code": "UPDATE", "display": "revise"}]},
+        "agent": [{
+            "type": {"coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                "code": "author", "display": "Author"}]},
+            "who": org_ref(ods),
+        }],
+        "entity": [{"role": "source", "what": {
+            "identifier": {"system": system, "value": mid},
+            "display": f"HL7 v2 {msg.message_type} message {mid}",
+        }}],
+    }
+    resources.append(provenance)
+    bundle = {
+        "resourceType": "Bundle",
+        "id": prov_id,
+        "identifier": {"system": system, "value": mid},
+        "type": "transaction",
+        "timestamp": recorded,
+        "entry": [
+            {
+                "fullUrl": f"{FHIR_BASE}/{r['resourceType']}/{r['id']}",
+                "resource": r,
+                "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"},
+            }
+            for r in resources
+        ],
+    }
+    return Conversion(bundle=bundle, resources=resources, patient_id=patient_id, merge=merge,
+                      unmapped=ctx.unmapped, event_time=event_time)
+
+
+# -- shared: the patient --------------------------------------------------------
+def _pid(ctx: Ctx) -> Segment:
+    pid = ctx.msg.segment("PID")
+    if pid is None:
+        raise ctx.error("PID", "", "no PID segment")
+    return pid
+
+
+def _patient(ctx: Ctx, pid: Segment, entries: _Entries | None) -> tuple[str, dict]:
+    """Build (and add, when entries is given) the Patient; return (id to reference, ref)."""
+    key, identifiers = patient_key(ctx, pid)
+    target = key.id
+    survivor = ctx.merged.get(key.id)
+    if entries is not None:
+        patient = patient_resource(ctx, pid, key, identifiers)
+        if survivor and survivor != key.id:
+            patient["active"] = False
+            patient["link"] = [{"other": {"reference": f"Patient/{survivor}"},
+                                "type": "replaced-by"}]
+        _add_patient_extras(ctx, entries, patient)
+    if survivor:
+        target = survivor
+    ref: dict = {"reference": f"Patient/{target}"}
+    if key.nhs:
+        ref["identifier"] = {"system": NHS_NUMBER, "value": key.nhs}
+    return target, ref
+
+
+def _add_patient_extras(ctx: Ctx, entries: _Entries, patient: dict) -> None:
+    pd1 = ctx.msg.segment("PD1")
+    gp_refs: list[dict] = []
+    extras: list[dict] = []
+    if pd1 is not None:
+        extras, gp_refs = general_practitioner(ctx, pd1)
+    if gp_refs:
+        patient["generalPractitioner"] = gp_refs
+    for res in extras:
+        entries.add(res)
+    entries.add(patient)
+
+
+def _event_time(ctx: Ctx, *candidates: tuple[str, str]) -> str | None:
+    for raw, where in candidates:
+        if raw:
+            return ctx.datetime(raw, where)
+    return ctx.datetime(ctx.msg.msh.get(7, comp=1), "MSH-7")
+
+
+# -- ADT --------------------------------------------------------------------------
+def _adt(ctx: Ctx, event: str, entries: _Entries):
+    msg = ctx.msg
+    pid = _pid(ctx)
+    evn = msg.segment("EVN")
+    event_time = _event_time(
+        ctx, (evn.get(6, comp=1), "EVN-6") if evn is not None else ("", ""),
+        (evn.get(2, comp=1), "EVN-2") if evn is not None else ("", ""))
+    if event in ADT_MERGE_EVENTS:
+        return _merge(ctx, pid, entries, event_time)
+    if event not in ADT_ENCOUNTER_EVENTS and event not in ADT_PATIENT_EVENTS:
+        raise ctx.error("MSH", "MSH-9", f"unsupported ADT event {event or '(none)'!r}")
+    patient_id, patient_ref = _patient(ctx, pid, entries)
+    for nk1 in msg.all("NK1"):
+        entries.add(related_person(ctx, nk1, patient_id))
+    enc_id = None
+    if event in ADT_ENCOUNTER_EVENTS:
+        pv1 = msg.segment("PV1")
+        if pv1 is None:
+            raise ctx.error("PV1", "", f"ADT^{event} without a PV1 segment")
+        enc_id = encounter_id(ctx, pv1, patient_id)
+        if enc_id is None:
+            raise ctx.error("PV1", "PV1-19", "no visit number (PV1-19) or admit time (PV1-44)")
+        entries.add(encounter_resource(ctx, pv1, msg.segment("PV2"), event, enc_id, patient_id))
+    for al1 in msg.all("AL1"):
+        entries.add(allergy(ctx, al1, patient_id))
+    for dg1 in msg.all("DG1"):
+        entries.add(condition(ctx, dg1, patient_id, enc_id))
+    return patient_id, None, event_time
+
+
+def _merge(ctx: Ctx, pid: Segment, entries: _Entries, event_time):
+    mrg = ctx.msg.segment("MRG")
+    if mrg is None:
+        raise ctx.error("MRG", "", "merge message without an MRG segment")
+    key, identifiers = patient_key(ctx, pid)
+    old_id, old_identifiers = mrg_key(ctx, mrg)
+    if old_id == key.id:
+        raise ctx.error("MRG", "MRG-1", "merge of a patient record into itself")
+    survivor = patient_resource(ctx, pid, key, identifiers)
+    survivor["link"] = [{"other": {"reference": f"Patient/{old_id}"}, "type": "replaces"}]
+    _add_patient_extras(ctx, entries, survivor)
+    old = {
+        "resourceType": "Patient",
+        "id": old_id,
+        "identifier": old_identifiers,
+        "active": False,
+        "link": [{"other": {"reference": f"Patient/{key.id}"}, "type": "replaced-by"}],
+        "managingOrganization": org_ref(ctx.ods),
+    }
+    entries.add(old)
+    if len(ctx.msg.all("MRG")) > 1:
+        ctx.unmapped.append("MRG: only the first PID/MRG pair of a multi-merge is applied")
+    return key.id, (old_id, key.id), event_time
+
+
+# -- ORU --------------------------------------------------------------------------
+def _encounter_ref(ctx: Ctx, patient_id: str) -> dict | None:
+    pv1 = ctx.msg.segment("PV1")
+    if pv1 is None:
+        return None
+    enc_id = encounter_id(ctx, pv1, patient_id)
+    return {"reference": f"Encounter/{enc_id}"} if enc_id else None
+
+
+def _oru(ctx: Ctx, entries: _Entries):
+    msg = ctx.msg
+    patient_id, patient_ref = _patient(ctx, _pid(ctx), None)
+    enc_ref = _encounter_ref(ctx, patient_id)
+    groups: list[tuple[Segment, list[Segment], list[str]]] = []
+    current: tuple[Segment, list[Segment], list[str]] | None = None
+    last_obx: dict | None = None
+    notes_for: dict[int, list[str]] = {}
+    for seg in msg.segments:
+        name = seg.name
+        if name == "OBR":
+            current = (seg, [], [])
+            groups.append(current)
+            last_obx = None
+        elif name == "OBX":
+            if current is None:
+                raise ctx.error("OBX", "", "OBX before any OBR")
+            current[1].append(seg)
+            last_obx = {"seg": seg}
+        elif name == "NTE" and current is not None:
+            text = ctx.text(seg.get(3))
+            if last_obx is None:
+                current[2].append(text)
+            else:
+                notes_for.setdefault(id(last_obx["seg"]), []).append(text)
+    if not groups:
+        raise ctx.error("OBR", "", "result message without an OBR segment")
+    event_time = None
+    for obr, obxs, notes in groups:
+        number = report_key(ctx, obr)
+        report_id = stable_id(ctx.ods, number)
+        _, obs_cat = report_category(obr)
+        results: list[str] = []
+        forms: list[dict] = []
+        for obx in obxs:
+            if obx.get(2, comp=1).upper() == "ED":
+                from .results import attachment
+
+                for rep in ctx.reps(obx.field(5)):
+                    att = attachment(ctx, rep, "OBX-5")
+                    title = ctx.text(obx.get(3, comp=2))
+                    if title:
+                        att["title"] = title
+                    forms.append(att)
+                continue
+            obs_id, obs = observation(ctx, obx, obr, number, patient_ref, enc_ref, obs_cat)
+            obx_notes = [n for n in notes_for.get(id(obx), []) if n]
+            if obx_notes:
+                obs["note"] = [{"text": n} for n in obx_notes]
+            entries.add(obs)
+            if obs_id not in results:
+                results.append(obs_id)
+        entries.add(diagnostic_report(ctx, obr, report_id, number, patient_ref, enc_ref,
+                                      results, forms, [n for n in notes if n]))
+        if event_time is None:
+            event_time = _event_time(ctx, (obr.get(7, comp=1), "OBR-7"),
+                                     (obr.get(22, comp=1), "OBR-22"))
+    return patient_id, None, event_time
+
+
+# -- MDM --------------------------------------------------------------------------
+def _mdm(ctx: Ctx, event: str, entries: _Entries):
+    msg = ctx.msg
+    patient_id, patient_ref = _patient(ctx, _pid(ctx), None)
+    txa = msg.segment("TXA")
+    if txa is None:
+        raise ctx.error("TXA", "", "document message without a TXA segment")
+    enc_ref = _encounter_ref(ctx, patient_id)
+    entries.add(document_reference(ctx, event, txa, msg.all("OBX"), patient_ref, enc_ref))
+    event_time = _event_time(ctx, (txa.get(6, comp=1), "TXA-6"), (txa.get(4, comp=1), "TXA-4"))
+    return patient_id, None, event_time
+
+
+# -- RDE --------------------------------------------------------------------------
+def _rde(ctx: Ctx, entries: _Entries):
+    msg = ctx.msg
+    patient_id, patient_ref = _patient(ctx, _pid(ctx), None)
+    enc_ref = _encounter_ref(ctx, patient_id)
+    orders: list[tuple[Segment, list[Segment]]] = []
+    for seg in msg.segments:
+        if seg.name == "ORC":
+            orders.append((seg, []))
+        elif seg.name in ("RXE", "RXR") and orders:
+            orders[-1][1].append(seg)
+    if not orders:
+        raise ctx.error("ORC", "", "pharmacy order without an ORC segment")
+    event_time = None
+    for orc, segs in orders:
+        rxe = next((s for s in segs if s.name == "RXE"), None)
+        rxrs = [s for s in segs if s.name == "RXR"]
+        entries.add(medication_request(ctx, orc, rxe, rxrs, patient_ref, enc_ref))
+        if event_time is None:
+            event_time = _event_time(ctx, (orc.get(9, comp=1), "ORC-9"))
+    return patient_id, None, event_time

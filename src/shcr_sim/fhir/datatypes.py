@@ -1,0 +1,273 @@
+"""HL7 v2 data types (CX, XPN, XAD, XTN, CWE, XCN, TS) → FHIR datatype dicts.
+
+Every function takes raw (still escaped) component strings from the codec and
+returns plain dicts; empty input gives ``None`` so callers can skip the element.
+"""
+
+from __future__ import annotations
+
+from ..hl7 import Delimiters, HL7Time, TimestampError, parse_ts, unescape
+from .config import MappingConfig
+from .errors import ConversionError
+
+SNOMED = "http://snomed.info/sct"
+LOINC = "http://loinc.org"
+UCUM = "http://unitsofmeasure.org"
+NHS_NUMBER = "https://fhir.nhs.uk/Id/nhs-number"
+ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
+GMP = "https://fhir.hl7.org.uk/Id/gmp-number"
+GMC = "https://fhir.hl7.org.uk/Id/gmc-number"
+
+
+class Ctx:
+    """What every mapping function needs: the message, its config and sender.
+
+    Kept as a small object (not a pydantic model) so the hot path stays cheap.
+    """
+
+    __slots__ = ("msg", "config", "ods", "delims", "message_id", "unmapped", "merged")
+
+    def __init__(self, msg, config: MappingConfig, ods: str, merged) -> None:
+        self.msg = msg
+        self.config = config
+        self.ods = ods
+        self.delims: Delimiters = msg.delims
+        self.message_id = msg.control_id
+        self.unmapped: list[str] = []
+        self.merged = merged or {}
+
+    # -- text ---------------------------------------------------------------
+    def text(self, raw: str) -> str:
+        return unescape(raw, self.delims).strip() if self.delims.escape in raw else raw.strip()
+
+    def comps(self, raw: str) -> list[str]:
+        return raw.split(self.delims.component) if raw else []
+
+    def subs(self, raw: str) -> list[str]:
+        return raw.split(self.delims.subcomponent) if raw else []
+
+    def reps(self, raw: str) -> list[str]:
+        return [r for r in raw.split(self.delims.repetition) if r] if raw else []
+
+    def system(self, template: str) -> str:
+        return template.replace("{ods}", self.ods)
+
+    def error(self, segment: str, field: str | int, reason: str) -> ConversionError:
+        return ConversionError(self.message_id, segment, field, reason)
+
+    # -- time -----------------------------------------------------------------
+    def ts(self, raw: str, where: str) -> HL7Time | None:
+        if not raw:
+            return None
+        try:
+            return parse_ts(raw.split(self.delims.component, 1)[0], self.config.timezone)
+        except TimestampError as exc:
+            raise self.error(where.split("-")[0], where, f"bad timestamp: {exc}") from None
+
+    def datetime(self, raw: str, where: str) -> str | None:
+        t = self.ts(raw, where)
+        return t.to_fhir() if t else None
+
+    def instant(self, raw: str, where: str) -> str | None:
+        t = self.ts(raw, where)
+        if t is None:
+            return None
+        if t.precision in ("year", "month", "day", "hour", "minute"):
+            return t.to_instant()  # an instant needs seconds: widen
+        return t.to_instant()
+
+    def date(self, raw: str, where: str) -> str | None:
+        t = self.ts(raw, where)
+        return t.to_fhir_date() if t else None
+
+
+def _c(parts: list[str], n: int) -> str:
+    return parts[n - 1] if 0 < n <= len(parts) else ""
+
+
+# -- names ------------------------------------------------------------------
+_NAME_USE = {"L": "official", "D": "usual", "M": "maiden", "N": "nickname", "A": "usual",
+             "C": "usual", "B": "official", "U": "temp", "P": "official", "S": "anonymous"}
+
+
+def human_name(ctx: Ctx, raw: str) -> dict | None:
+    """XPN: family ^ given ^ middle ^ suffix ^ prefix ^ degree ^ type."""
+    c = ctx.comps(raw)
+    family = ctx.text(_c(c, 1).split(ctx.delims.subcomponent, 1)[0])
+    given = [g for g in (ctx.text(_c(c, 2)), ctx.text(_c(c, 3))) if g]
+    if not family and not given:
+        return None
+    name: dict = {}
+    use = _NAME_USE.get(_c(c, 7))
+    if use:
+        name["use"] = use
+    if family:
+        name["family"] = family
+    if given:
+        name["given"] = given
+    prefix = ctx.text(_c(c, 5))
+    if prefix:
+        name["prefix"] = [prefix]
+    suffix = ctx.text(_c(c, 4))
+    if suffix:
+        name["suffix"] = [suffix]
+    return name
+
+
+# -- addresses ----------------------------------------------------------------
+_ADDR_USE = {"H": "home", "B": "work", "O": "work", "C": "temp", "M": "home", "BA": "billing",
+             "P": "home", "L": "home"}
+
+
+def address(ctx: Ctx, raw: str) -> dict | None:
+    """XAD: street ^ other ^ city ^ state/county ^ postcode ^ country ^ type."""
+    c = ctx.comps(raw)
+    lines = [x for x in (ctx.text(_c(c, 1).split(ctx.delims.subcomponent, 1)[0]),
+                         ctx.text(_c(c, 2))) if x]
+    city, district, postcode, country = (ctx.text(_c(c, i)) for i in (3, 4, 5, 6))
+    if not (lines or city or district or postcode):
+        return None
+    out: dict = {}
+    use = _ADDR_USE.get(_c(c, 7))
+    if use:
+        out["use"] = use
+    if _c(c, 7) == "M":
+        out["type"] = "postal"
+    if lines:
+        out["line"] = lines
+    if city:
+        out["city"] = city
+    if district:
+        out["district"] = district
+    if postcode:
+        out["postalCode"] = postcode
+    if country:
+        out["country"] = country
+    return out
+
+
+# -- telecom ------------------------------------------------------------------
+_TEL_USE = {"PRN": "home", "ORN": "home", "WPN": "work", "VHN": "temp", "ASN": "work",
+            "EMR": "temp", "NET": "home", "BPN": "work", "PRS": "mobile"}
+
+
+def telecom(ctx: Ctx, raw: str) -> dict | None:
+    """XTN: number ^ use ^ equipment ^ email ^ country ^ area ^ local … ^ unformatted(12)."""
+    c = ctx.comps(raw)
+    use_code, equip = _c(c, 2), _c(c, 3)
+    email = ctx.text(_c(c, 4))
+    number = ctx.text(_c(c, 1)) or ctx.text(_c(c, 12)) or " ".join(
+        x for x in (ctx.text(_c(c, 6)), ctx.text(_c(c, 7))) if x)
+    if use_code == "NET" or equip in ("Internet", "X.400") or (email and not number):
+        value, system = email or number, "email"
+    elif equip == "FX":
+        value, system = number, "fax"
+    else:
+        value, system = number, "phone"
+    if not value:
+        return None
+    out = {"system": system, "value": value}
+    use = "mobile" if equip == "CP" else _TEL_USE.get(use_code)
+    if use:
+        out["use"] = use
+    return out
+
+
+# -- codes --------------------------------------------------------------------
+def coding(system: str, code: str, display: str = "") -> dict:
+    out = {"system": system, "code": code}
+    if display:
+        out["display"] = display
+    return out
+
+
+def codeable(ctx: Ctx, raw: str, where: str) -> dict | None:
+    """CE/CWE → CodeableConcept, with the configured system and standard translations.
+
+    The local code system comes from CWE-3 (looked up in the mapping's
+    ``code_systems``), or the mapping's default for the field; a lookup table
+    adds a SNOMED CT / LOINC coding next to the local one. The alternate
+    triplet (CWE-4..6) becomes a second coding.
+    """
+    c = ctx.comps(raw)
+    code, text = ctx.text(_c(c, 1)), ctx.text(_c(c, 2))
+    if not code and not text:
+        return None
+    out: dict = {}
+    codings: list[dict] = []
+    if code:
+        codings.extend(_codings(ctx, code, text, _c(c, 3), where))
+    alt_code = ctx.text(_c(c, 4))
+    if alt_code:
+        for extra in _codings(ctx, alt_code, ctx.text(_c(c, 5)), _c(c, 6), where):
+            if extra not in codings:
+                codings.append(extra)
+    if codings:
+        out["coding"] = codings
+    if text:
+        out["text"] = text
+    return out
+
+
+def _codings(ctx: Ctx, code: str, display: str, sys_key: str, where: str) -> list[dict]:
+    cfg = ctx.config
+    key = sys_key or cfg.field_defaults.get(where, "")
+    cs = cfg.code_systems.get(key)
+    if cs is None and key:
+        # keys may be written with {ods}: try the templated form
+        for k, v in cfg.code_systems.items():
+            if "{ods}" in k and ctx.system(k) == key:
+                cs = v
+                break
+    if cs is None:
+        uri = ctx.system(cfg.local_code_system)
+        if key:
+            uri = f"{uri}/{_slug(key)}"
+        return [coding(uri, code, display)]
+    out = [coding(ctx.system(cs.uri), code, display)]
+    for table in cs.lookups:
+        hit = cfg.lookups[table].get(code)
+        if hit:
+            std = coding(hit[0], hit[1], hit[2])
+            if std != out[0]:
+                out.append(std)
+            break
+    return out
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-." else "-" for ch in text)
+
+
+# -- people --------------------------------------------------------------------
+def practitioner_ref(ctx: Ctx, raw: str) -> dict | None:
+    """XCN → a logical Reference (identifier + display), no resource needed."""
+    c = ctx.comps(raw)
+    ident = ctx.text(_c(c, 1))
+    family, given, prefix = ctx.text(_c(c, 2)), ctx.text(_c(c, 3)), ctx.text(_c(c, 6))
+    display = " ".join(x for x in (prefix, given, family) if x)
+    if not ident and not display:
+        return None
+    ref: dict = {"type": "Practitioner"}
+    if ident:
+        ref["identifier"] = {"system": practitioner_system(ctx, ident), "value": ident}
+    if display:
+        ref["display"] = display
+    return ref
+
+
+def practitioner_system(ctx: Ctx, ident: str) -> str:
+    if len(ident) == 8 and ident[0] == "G" and ident[1:].isdigit():
+        return GMP
+    if len(ident) == 8 and ident[0] == "C" and ident[1:].isdigit():
+        return GMC  # consultant codes carry the GMC number after a 'C'
+    return ctx.system("https://shcr-sim.example/Id/{ods}/staff")
+
+
+def org_ref(ods: str, display: str = "") -> dict:
+    from .ids import stable_id
+
+    ref = {"reference": f"Organization/{stable_id(ods)}"}
+    if display:
+        ref["display"] = display
+    return ref

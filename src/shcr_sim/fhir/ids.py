@@ -1,0 +1,30 @@
+"""Deterministic FHIR resource ids from business identifiers.
+
+Readable when every part is plain (``RX1-M000123``), otherwise a short stable
+hash. Never random, never dependent on repetition order, so replaying the same
+message yields the same ids (and a second PUT is a new version, not a copy).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from functools import lru_cache
+
+_PLAIN = re.compile(r"^[A-Za-z0-9.]+$")
+MAX_LEN = 64
+
+
+@lru_cache(maxsize=65536)
+def _stable(parts: tuple[str, ...]) -> str:
+    if all(p and _PLAIN.match(p) for p in parts):
+        readable = "-".join(parts)
+        if len(readable) <= MAX_LEN:
+            return readable
+    digest = hashlib.sha1("\x1f".join(parts).encode("utf-8")).hexdigest()[:24]
+    return f"h{digest}"
+
+
+def stable_id(*parts: str) -> str:
+    """An id in ``[A-Za-z0-9-.]{1,64}`` determined only by ``parts``."""
+    return _stable(tuple(p.strip() for p in parts))

@@ -1,0 +1,251 @@
+"""PID / PD1 / NK1 / MRG → Patient, Practitioner, Organization, RelatedPerson."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..hl7 import Segment
+from .datatypes import (
+    GMP,
+    NHS_NUMBER,
+    ODS,
+    Ctx,
+    address,
+    codeable,
+    coding,
+    human_name,
+    org_ref,
+    telecom,
+)
+from .ids import stable_id
+
+VERIFICATION_EXT = (
+    "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus"
+)
+VERIFICATION_CS = "https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatusEngland"
+VERIFICATION_DISPLAY = {
+    "01": "Number present and verified",
+    "02": "Number present but not traced",
+    "03": "Trace required",
+    "04": "Trace attempted - No match or multiple match found",
+    "05": "Trace needs to be resolved - (NHS Number or patient detail conflict)",
+    "06": "Trace in progress",
+    "07": "Number not present and trace not required",
+    "08": "Trace postponed (baby under six weeks old)",
+}
+SSN = "http://hl7.org/fhir/sid/us-ssn"
+_GENDER = {"M": "male", "F": "female", "O": "other", "A": "other", "U": "unknown",
+           "N": "unknown", "I": "unknown", "9": "unknown", "1": "male", "2": "female"}
+_V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+
+
+@dataclass(slots=True)
+class PatientKey:
+    """The business identifiers a Patient id is derived from."""
+
+    nhs: str = ""
+    mrn: str = ""
+    authority: str = ""
+    id: str = ""
+
+
+def _is_nhs(ctx: Ctx, comps: list[str]) -> bool:
+    cfg = ctx.config
+    auth = comps[3].split(ctx.delims.subcomponent, 1)[0] if len(comps) > 3 else ""
+    typ = comps[4] if len(comps) > 4 else ""
+    return auth in cfg.nhs_authorities or (not auth and typ in cfg.nhs_type_codes)
+
+
+def _id_reps(ctx: Ctx, seg: Segment, fields: tuple[int, ...]) -> list[tuple[int, list[str]]]:
+    out = []
+    for n in fields:
+        for rep in ctx.reps(seg.field(n)):
+            out.append((n, ctx.comps(rep)))
+    return out
+
+
+def patient_key(ctx: Ctx, pid: Segment, where: str = "PID") -> tuple[PatientKey, list[dict]]:
+    """Find NHS number and local MRN wherever the flavour puts them; build identifiers."""
+    cfg = ctx.config
+    fields = tuple(sorted({int(f.split("-")[1]) for f in cfg.nhs_fields} | {3}))
+    key = PatientKey()
+    identifiers: list[dict] = []
+    others: list[dict] = []
+    for n, c in _id_reps(ctx, pid, fields):
+        value = ctx.text(c[0]) if c else ""
+        if not value:
+            continue
+        if _is_nhs(ctx, c):
+            if not key.nhs:
+                key.nhs = value.replace(" ", "")
+            continue
+        if n == 2:
+            continue  # PID-2 is only read for the NHS number (external id)
+        auth = ctx.text(c[3].split(ctx.delims.subcomponent, 1)[0]) if len(c) > 3 else ""
+        typ = c[4] if len(c) > 4 else ""
+        if typ == "SS":
+            others.append({"system": SSN, "value": value})
+            continue
+        if not key.mrn and (typ in cfg.mrn_type_codes or not typ):
+            key.mrn, key.authority = value, auth or ctx.ods
+            continue
+        ident = {"system": ctx.system(cfg.mrn_system.replace("{ods}", auth or ctx.ods)),
+                 "value": value}
+        if typ:
+            ident["type"] = {"coding": [coding(_V2_0203, typ)]}
+        others.append(ident)
+    if key.mrn:
+        authority = key.authority
+        identifiers.append({
+            "use": "usual",
+            "type": {"coding": [coding(_V2_0203, "MR", "Medical record number")]},
+            "system": cfg.mrn_system.replace("{ods}", authority),
+            "value": key.mrn,
+            "assigner": {"identifier": {"system": ODS, "value": authority}},
+        })
+    if key.nhs:
+        nhs_ident: dict = {"use": "official", "system": NHS_NUMBER, "value": key.nhs}
+        status = _verification(ctx, pid)
+        if status:
+            nhs_ident["extension"] = [status]
+        identifiers.insert(0, nhs_ident)
+    identifiers.extend(others)
+    ssn = ctx.text(pid.get(19))
+    if ssn and not any(i["system"] == SSN for i in identifiers):
+        identifiers.append({"system": SSN, "value": ssn})
+    if key.mrn:
+        key.id = stable_id(key.authority, key.mrn)
+    elif key.nhs:
+        key.id = stable_id("nhs", key.nhs)
+    else:
+        raise ctx.error(where, f"{where}-3", "no patient identifier (neither NHS number nor MRN)")
+    return key, identifiers
+
+
+def _verification(ctx: Ctx, pid: Segment) -> dict | None:
+    n = int(ctx.config.verification_field.split("-")[1])
+    raw = pid.get(n, comp=1)
+    if not raw:
+        return None
+    code = raw.upper().removeprefix("NSTS")
+    if code not in VERIFICATION_DISPLAY:
+        ctx.unmapped.append(f"PID-{n}: unknown NHS number verification status {raw!r}")
+        return None
+    return {
+        "url": VERIFICATION_EXT,
+        "valueCodeableConcept": {
+            "coding": [coding(VERIFICATION_CS, code, VERIFICATION_DISPLAY[code])]
+        },
+    }
+
+
+def patient_resource(ctx: Ctx, pid: Segment, key: PatientKey, identifiers: list[dict]) -> dict:
+    res: dict = {"resourceType": "Patient", "id": key.id, "identifier": identifiers,
+                 "active": True}
+    names = [n for n in (human_name(ctx, r) for r in ctx.reps(pid.field(5))) if n]
+    if names:
+        res["name"] = names
+    tels = [t for t in (telecom(ctx, r) for f in (13, 14) for r in ctx.reps(pid.field(f))) if t]
+    if tels:
+        res["telecom"] = tels
+    gender = _GENDER.get(pid.get(8, comp=1).upper())
+    if gender:
+        res["gender"] = gender
+    birth = ctx.date(pid.get(7, comp=1), "PID-7")
+    if birth:
+        res["birthDate"] = birth
+    death_raw = pid.get(29, comp=1)
+    if death_raw:
+        res["deceasedDateTime"] = ctx.datetime(death_raw, "PID-29")
+    elif pid.get(30) in ("Y", "y"):
+        res["deceasedBoolean"] = True
+    addrs = [a for a in (address(ctx, r) for r in ctx.reps(pid.field(11))) if a]
+    if addrs:
+        res["address"] = addrs
+    marital = pid.get(16)
+    if marital:
+        res["maritalStatus"] = codeable(ctx, marital, "PID-16")
+    res["managingOrganization"] = org_ref(ctx.ods)
+    return res
+
+
+def mrg_key(ctx: Ctx, mrg: Segment) -> tuple[str, list[dict]]:
+    """MRG-1 (prior patient identifier list) → the merged-away Patient id + identifiers."""
+    fake = Segment(f"PID||{mrg.field(4)}|{mrg.field(1)}", ctx.delims)
+    key, identifiers = patient_key(ctx, fake, where="MRG")
+    return key.id, identifiers
+
+
+def general_practitioner(ctx: Ctx, pd1: Segment) -> tuple[list[dict], list[dict]]:
+    """PD1-3 practice (ODS) and PD1-4 GP (national code) → resources and references."""
+    resources: list[dict] = []
+    refs: list[dict] = []
+    gp = ctx.comps(pd1.get(4))
+    gp_code = ctx.text(gp[0]) if gp else ""
+    if gp_code:
+        pr_id = stable_id(gp_code)
+        pr: dict = {"resourceType": "Practitioner", "id": pr_id,
+                    "identifier": [{"system": GMP, "value": gp_code}]}
+        family = ctx.text(gp[1]) if len(gp) > 1 else ""
+        given = ctx.text(gp[2]) if len(gp) > 2 else ""
+        prefix = ctx.text(gp[5]) if len(gp) > 5 else ""
+        if family or given:
+            name: dict = {}
+            if family:
+                name["family"] = family
+            if given:
+                name["given"] = [given]
+            if prefix:
+                name["prefix"] = [prefix]
+            pr["name"] = [name]
+        resources.append(pr)
+        refs.append({"reference": f"Practitioner/{pr_id}"})
+    practice = ctx.comps(pd1.get(3))
+    if practice:
+        # XON: name ^ type ^ id(v2.3) … ^ organisation identifier (10, v2.4+)
+        ods = ctx.text(practice[9]) if len(practice) > 9 else ""
+        ods = ods or (ctx.text(practice[2]) if len(practice) > 2 else "")
+        pname = ctx.text(practice[0])
+        if ods:
+            org_id = stable_id(ods)
+            org: dict = {"resourceType": "Organization", "id": org_id,
+                         "identifier": [{"system": ODS, "value": ods}]}
+            if pname:
+                org["name"] = pname
+            resources.append(org)
+            refs.append({"reference": f"Organization/{org_id}"})
+    return resources, refs
+
+
+_V2_0063 = "http://terminology.hl7.org/CodeSystem/v2-0063"
+
+
+def related_person(ctx: Ctx, nk1: Segment, patient_id: str) -> dict | None:
+    names = [n for n in (human_name(ctx, r) for r in ctx.reps(nk1.field(2))) if n]
+    rel_raw = nk1.get(3)
+    rel_code = ctx.text(rel_raw.split(ctx.delims.component, 1)[0]) if rel_raw else ""
+    if not names and not rel_code:
+        return None
+    first = names[0] if names else {}
+    name_key = f"{first.get('family', '')}|{' '.join(first.get('given', []))}"
+    res: dict = {
+        "resourceType": "RelatedPerson",
+        "id": stable_id(patient_id, "nk", name_key, rel_code),
+        "patient": {"reference": f"Patient/{patient_id}"},
+        "active": True,
+    }
+    if rel_raw:
+        c = ctx.comps(rel_raw)
+        rel: dict = {"coding": [coding(_V2_0063, rel_code, ctx.text(c[1]) if len(c) > 1 else "")]}
+        if len(c) > 1 and c[1]:
+            rel["text"] = ctx.text(c[1])
+        res["relationship"] = [rel]
+    if names:
+        res["name"] = names
+    tels = [t for t in (telecom(ctx, r) for f in (5, 6) for r in ctx.reps(nk1.field(f))) if t]
+    if tels:
+        res["telecom"] = tels
+    addrs = [a for a in (address(ctx, r) for r in ctx.reps(nk1.field(4))) if a]
+    if addrs:
+        res["address"] = addrs
+    return res
