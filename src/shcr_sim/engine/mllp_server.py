@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import re
 import time
 from collections import deque
@@ -78,6 +79,7 @@ class ListenerStats:
     connections_total: int = 0
     idle_closed: int = 0
     reset_mid_frame: int = 0
+    faults_injected: int = 0
     batches: int = 0
     batched_messages: int = 0
     # seconds from a frame's arrival to its ACK being written (recent window)
@@ -96,6 +98,33 @@ AcceptedHook = Callable[[int, str, str, float], None]
 
 
 @dataclass(slots=True)
+class ListenerFaults:
+    """Injected faults on the engine side of the link (``shcr-sim run`` fault options, tests).
+
+    Applied to messages (never heartbeats) *after* the queue has answered, so each
+    one forces the sender to resend something the engine already holds:
+    ``ack_delay`` holds every ACK back; ``drop_ack_rate`` never sends some ACKs;
+    ``reset_rate`` resets the connection instead of acknowledging.
+    """
+
+    ack_delay: float = 0.0
+    drop_ack_rate: float = 0.0
+    reset_rate: float = 0.0
+    seed: int = 1
+    _rng: random.Random = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.ack_delay or self.drop_ack_rate or self.reset_rate)
+
+    def roll(self, rate: float) -> bool:
+        return rate > 0 and self._rng.random() < rate
+
+
+@dataclass(slots=True)
 class ListenerConfig:
     host: str = "127.0.0.1"
     port: int = 2575
@@ -107,6 +136,7 @@ class ListenerConfig:
     batch_max: int = 1000
     # frames read ahead of their ACK on one connection (back-pressure)
     max_in_flight: int = 1000
+    faults: ListenerFaults = field(default_factory=ListenerFaults)
 
 
 class _Committer:
@@ -383,6 +413,17 @@ class MLLPListener:
             if pending is None:
                 return
             text = pending.ack if pending.fut is None else await self._settle(pending)
+            faults = self.config.faults
+            if pending.fut is not None and faults.active and text is not None:
+                if faults.ack_delay:
+                    await asyncio.sleep(faults.ack_delay)
+                if faults.roll(faults.reset_rate):
+                    self.stats.faults_injected += 1
+                    writer.transport.abort()
+                    return
+                if faults.roll(faults.drop_ack_rate):
+                    self.stats.faults_injected += 1
+                    text = None
             if text is not None:
                 writer.write(frame(text.encode("utf-8")))
                 await writer.drain()
