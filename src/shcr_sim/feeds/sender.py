@@ -136,6 +136,8 @@ class MLLPSender:
 
     async def _exchange(self, payload: bytes, control_id: str) -> tuple[str, str]:
         """Send one frame, return (MSA-1, MSA-3) of the ACK whose MSA-2 matches."""
+        if self._reader is not None and self._reader.at_eof():
+            await self.close()  # the engine closed the link after its last ACK: reopen
         if self._writer is None:
             await self._connect()
         assert self._reader is not None and self._writer is not None
