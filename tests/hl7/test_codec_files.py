@@ -1,0 +1,163 @@
+"""HL7 files read as streams: MLLP-framed, plain and batch files, with real-world mess."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shcr_sim.hl7 import frame, iter_messages, parse, write_batch, write_messages
+from shcr_sim.hl7.files import RawMessage
+
+
+def adt(i: int) -> str:
+    return "\r".join(
+        [
+            f"MSH|^~\\&|PAS|RXX|CIE|SHCR|20240101120000||ADT^A08|CTRL{i:06d}|P|2.4",
+            "EVN|A08|20240101120000",
+            f"PID|1||9990000018^^^NHS^NH~M{i}^^^RXX^PI||Doe^Jane||19700101|F",
+            "PV1|1|O",
+        ]
+    )
+
+
+MESSAGES = [adt(i) for i in range(7)]
+
+
+def control_ids(path: Path, **kw: object) -> list[str]:
+    return [parse(m.text).control_id for m in iter_messages(path, **kw)]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("framing", ["plain", "mllp"])
+@pytest.mark.parametrize("sep", ["\r", "\n", "\r\n"])
+@pytest.mark.parametrize("chunk_size", [1, 7, 64, 1 << 20])
+def test_round_trip_every_framing_and_separator(
+    tmp_path: Path, framing: str, sep: str, chunk_size: int
+) -> None:
+    path = tmp_path / "x.hl7"
+    assert write_messages(path, MESSAGES, framing=framing, segment_sep=sep) == 7  # type: ignore[arg-type]
+    got = list(iter_messages(path, chunk_size=chunk_size))
+    assert [m.index for m in got] == list(range(7))
+    assert [parse(m.text).control_id for m in got] == [f"CTRL{i:06d}" for i in range(7)]
+    assert [parse(m.text).get("PID-3(2).1") for m in got] == [f"M{i}" for i in range(7)]
+    raw = path.read_bytes()
+    for m in got:  # the offset points at the message in the file
+        assert raw[m.offset : m.offset + 3] == b"MSH"
+
+
+@pytest.mark.parametrize("chunk_size", [3, 50, 1 << 20])
+def test_batch_file_envelope_is_skipped(tmp_path: Path, chunk_size: int) -> None:
+    path = tmp_path / "batch.hl7"
+    assert write_batch(path, [MESSAGES[:3], MESSAGES[3:]]) == 7
+    text = path.read_bytes().decode()
+    assert text.startswith("FHS|^~\\&|") and "\rBHS|" in text and "\rBTS|3\r" in text
+    assert text.endswith("BTS|4\rFTS|2\r")
+    assert control_ids(path, chunk_size=chunk_size) == [f"CTRL{i:06d}" for i in range(7)]
+
+
+def test_batch_inside_one_mllp_frame(tmp_path: Path) -> None:
+    batch = tmp_path / "batch.hl7"
+    write_batch(batch, [MESSAGES[:2]])
+    path = tmp_path / "framed.hl7"
+    path.write_bytes(frame(batch.read_bytes()) + frame(MESSAGES[2].encode()))
+    assert control_ids(path) == ["CTRL000000", "CTRL000001", "CTRL000002"]
+
+
+def test_bom_blank_lines_trailing_spaces_and_bad_bytes(tmp_path: Path) -> None:
+    body = "\r\n\r\n".join(
+        "\r\n".join(line + "  " for line in m.split("\r")) for m in MESSAGES[:3]
+    )
+    path = tmp_path / "messy.hl7"
+    path.write_bytes(b"\xef\xbb\xbf\r\n\r\n" + body.encode() + b"\xff\xfe\r\n   \r\n")
+    got = list(iter_messages(path, chunk_size=5))
+    assert [parse(m.text).control_id for m in got] == ["CTRL000000", "CTRL000001", "CTRL000002"]
+    assert got[0].text.startswith("MSH|")
+    assert all(not m.text.endswith((" ", "\n", "\r")) for m in got)
+    assert got[2].text.endswith("PV1|1|O  \ufffd\ufffd")  # bad bytes replaced, not fatal
+
+
+def test_bom_before_mllp_frames(tmp_path: Path) -> None:
+    path = tmp_path / "framed.hl7"
+    path.write_bytes(b"\xef\xbb\xbf\r\n" + b"".join(frame(m.encode()) for m in MESSAGES[:2]))
+    got = list(iter_messages(path))
+    assert [parse(m.text).control_id for m in got] == ["CTRL000000", "CTRL000001"]
+    assert got[0].offset == 6  # just after the VT
+
+
+def test_lines_before_the_first_message_are_reported(tmp_path: Path) -> None:
+    path = tmp_path / "junk.hl7"
+    path.write_text("export of 2 messages\r" + "\r".join(MESSAGES[:2]))
+    skipped: list[tuple[int, str]] = []
+    got = list(iter_messages(path, on_skipped=lambda off, text: skipped.append((off, text))))
+    assert len(got) == 2
+    assert skipped == [(0, "export of 2 messages")]
+
+
+def test_empty_and_garbage_files_yield_nothing(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.hl7"
+    empty.write_bytes(b"")
+    assert list(iter_messages(empty)) == []
+    garbage = tmp_path / "garbage.hl7"
+    garbage.write_bytes(b"not hl7 at all\n" * 1000)
+    skipped: list[str] = []
+    assert list(iter_messages(garbage, chunk_size=100, on_skipped=lambda o, t: skipped.append(t)))\
+        == []
+    assert "".join(skipped).replace("\n", "").count("not hl7 at all") >= 999
+
+
+def test_large_file_is_read_lazily(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reader pulls chunks as messages are consumed, not the whole file up front."""
+    path = tmp_path / "big.hl7"
+    n = 20_000
+    write_messages(path, (adt(i) for i in range(n)))
+    size = path.stat().st_size
+    reads: list[int] = []
+    real_open = open
+
+    class Spy:
+        def __init__(self, f):  # type: ignore[no-untyped-def]
+            self.f = f
+
+        def read(self, k: int) -> bytes:
+            data = self.f.read(k)
+            reads.append(len(data))
+            return data
+
+        def __enter__(self):  # type: ignore[no-untyped-def]
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.f.close()
+
+    import shcr_sim.hl7.files as files
+
+    monkeypatch.setattr(files, "open", lambda p, mode: Spy(real_open(p, mode)), raising=False)
+    it = iter_messages(path, chunk_size=4096)
+    first = list(itertools.islice(it, 10))
+    assert len(first) == 10
+    assert sum(reads) <= 2 * 4096 < size  # only the first chunk(s) were read
+    rest = sum(1 for _ in it)
+    assert 10 + rest == n
+    assert sum(reads) == size
+    assert max(reads) <= 4096
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    sizes=st.lists(st.integers(min_value=1, max_value=6), min_size=1, max_size=6),
+    chunk=st.integers(min_value=1, max_value=300),
+    framing=st.sampled_from(["plain", "mllp"]),
+)
+def test_any_chunk_size_gives_the_same_messages(
+    tmp_path: Path, sizes: list[int], chunk: int, framing: str
+) -> None:
+    msgs = [adt(i) + "\r" + "\r".join(f"NTE|{k}|L|note {k}" for k in range(s)) for i, s in
+            enumerate(sizes)]
+    path = tmp_path / f"any-{framing}.hl7"
+    write_messages(path, msgs, framing=framing)  # type: ignore[arg-type]
+    got = list(iter_messages(path, chunk_size=chunk))
+    assert [m.text for m in got] == msgs
+    assert all(isinstance(m, RawMessage) for m in got)
