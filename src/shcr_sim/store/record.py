@@ -1,0 +1,125 @@
+"""A patient's shared record read back from the store, as a timeline.
+
+The record joins a person's Patient resources at every trust on the NHS number
+(and follows merge links), then collects everything indexed under those Patients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .base import Resource
+from .sqlite import SqliteStore
+
+NHS_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
+CLINICAL_ORDER = ("Encounter", "DiagnosticReport", "Observation", "DocumentReference",
+                  "MedicationRequest", "AllergyIntolerance", "Condition")
+
+
+@dataclass(slots=True)
+class PatientRecord:
+    nhs_number: str
+    patients: list[Resource] = field(default_factory=list)
+    resources: list[Resource] = field(default_factory=list)  # everything else, deduplicated
+
+    def bundle(self) -> dict:
+        return {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [{"resource": r} for r in self.patients + self.resources],
+        }
+
+
+async def load_record(store: SqliteStore, nhs_number: str) -> PatientRecord:
+    rec = PatientRecord(nhs_number)
+    patients: dict[str, Resource] = {
+        p["id"]: p for p in await store.by_identifier(NHS_SYSTEM, nhs_number)
+        if p.get("resourceType") == "Patient"
+    }
+    todo = list(patients.values())
+    while todo:  # follow merge links both ways
+        p = todo.pop()
+        for link in p.get("link") or []:
+            ref = (link.get("other") or {}).get("reference", "")
+            if ref.startswith("Patient/") and ref[8:] not in patients:
+                other = await store.current("Patient", ref[8:])
+                if other is not None:
+                    patients[other["id"]] = other
+                    todo.append(other)
+    rec.patients = sorted(patients.values(), key=lambda p: p["id"])
+    seen: set[str] = set()
+    for pid in sorted(patients):
+        for r in await store.by_patient(f"Patient/{pid}"):
+            key = f"{r['resourceType']}/{r['id']}"
+            if r["resourceType"] == "Patient" or key in seen:
+                continue
+            seen.add(key)
+            rec.resources.append(r)
+    return rec
+
+
+def _text(concept: Any) -> str:
+    if not isinstance(concept, dict):
+        return ""
+    if concept.get("text"):
+        return str(concept["text"])
+    for c in concept.get("coding") or []:
+        if c.get("display") or c.get("code"):
+            return str(c.get("display") or c.get("code"))
+    return ""
+
+
+def when(r: Resource) -> str:
+    """The date a resource belongs at on the timeline."""
+    for path in (("period", "start"), ("effectiveDateTime",), ("effectivePeriod", "start"),
+                 ("issued",), ("date",), ("authoredOn",), ("recordedDate",),
+                 ("onsetDateTime",)):
+        v: Any = r
+        for p in path:
+            v = v.get(p) if isinstance(v, dict) else None
+        if isinstance(v, str) and v:
+            return v
+    return ""
+
+
+def summary(r: Resource) -> str:
+    t = r.get("resourceType")
+    if t == "Encounter":
+        cls = r.get("class") or {}
+        where = ", ".join(
+            (loc.get("location") or {}).get("display", "") for loc in r.get("location") or []
+        )
+        return f"{cls.get('display') or cls.get('code', '')} — {r.get('status', '')}" + (
+            f" — {where}" if where.strip(", ") else "")
+    if t == "Observation":
+        val = ""
+        if "valueQuantity" in r:
+            q = r["valueQuantity"]
+            val = f"{q.get('value', '')} {q.get('unit', '')}".strip()
+        elif "valueString" in r:
+            val = str(r["valueString"])[:60]
+        elif "valueCodeableConcept" in r:
+            val = _text(r["valueCodeableConcept"])
+        flag = " ".join(_text(i) for i in r.get("interpretation") or [])
+        return f"{_text(r.get('code'))} = {val} {flag}".strip() + (
+            f" [{r['status']}]" if r.get("status") not in (None, "final") else "")
+    if t == "DiagnosticReport":
+        return f"{_text(r.get('code'))} [{r.get('status', '')}]"
+    if t == "DocumentReference":
+        return f"{_text(r.get('type')) or r.get('description', '')} [{r.get('status', '')}]"
+    if t == "MedicationRequest":
+        dose = ""
+        for d in r.get("dosageInstruction") or []:
+            dose = d.get("text", "") or dose
+        return f"{_text(r.get('medicationCodeableConcept'))} {dose} [{r.get('status', '')}]"
+    if t in ("AllergyIntolerance", "Condition"):
+        return _text(r.get("code"))
+    return _text(r.get("code")) or r.get("id", "")
+
+
+def patient_name(p: Resource) -> str:
+    for n in p.get("name") or []:
+        given = " ".join(n.get("given") or [])
+        return f"{given} {n.get('family', '')}".strip()
+    return "(no name)"
