@@ -20,9 +20,9 @@ app = typer.Typer(
 
 @app.command()
 def generate(
-    out: str = typer.Option(..., "--out", help="Directory to write backload/, live/, manifest.json"),
-    scenario: str | None = typer.Option(None, "--scenario", help="Scenario TOML (default: built-in)"),
-    messages: int | None = typer.Option(None, "--messages", min=1, help="Scale to about N messages"),
+    out: str = typer.Option(..., "--out", help="Directory for backload/, live/, manifest.json"),
+    scenario: str | None = typer.Option(None, "--scenario", help="Scenario TOML file"),
+    messages: int | None = typer.Option(None, "--messages", min=1, help="About N messages"),
     seed: int | None = typer.Option(None, "--seed", help="Override the scenario's seed"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar"),
 ) -> None:

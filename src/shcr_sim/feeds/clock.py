@@ -1,0 +1,74 @@
+"""Fast HL7 timestamps from integer epoch seconds, in UK local time or with an offset.
+
+The generator writes millions of timestamps, so this avoids ``datetime``/``strftime``
+on the hot path: BST boundaries are computed once per year and ``time.gmtime`` does
+the calendar arithmetic.
+"""
+
+from __future__ import annotations
+
+import calendar
+import time
+from datetime import date
+from functools import lru_cache
+
+
+@lru_cache(maxsize=256)
+def _bst_bounds(year: int) -> tuple[int, int]:
+    """UTC epochs when BST starts and ends: last Sundays of March/October, 01:00 UTC."""
+
+    def last_sunday(month: int) -> int:
+        last = calendar.monthrange(year, month)[1]
+        d = date(year, month, last)
+        return last - (d.weekday() + 1) % 7
+
+    start = calendar.timegm((year, 3, last_sunday(3), 1, 0, 0))
+    end = calendar.timegm((year, 10, last_sunday(10), 1, 0, 0))
+    return start, end
+
+
+def uk_offset(epoch: int) -> int:
+    """Seconds east of UTC for Europe/London at this instant (0 or 3600)."""
+    start, end = _bst_bounds(time.gmtime(epoch).tm_year)
+    return 3600 if start <= epoch < end else 0
+
+
+def ts_offset(epoch: int) -> str:
+    """``YYYYMMDDHHMMSS+0000`` / ``+0100`` (UK local wall time with its offset)."""
+    off = uk_offset(epoch)
+    t = time.gmtime(epoch + off)
+    return (
+        f"{t.tm_year:04d}{t.tm_mon:02d}{t.tm_mday:02d}{t.tm_hour:02d}{t.tm_min:02d}"
+        f"{t.tm_sec:02d}{'+0100' if off else '+0000'}"
+    )
+
+
+def ts_minutes(epoch: int) -> str:
+    """``YYYYMMDDHHMM`` in UK local time, no offset."""
+    t = time.gmtime(epoch + uk_offset(epoch))
+    return f"{t.tm_year:04d}{t.tm_mon:02d}{t.tm_mday:02d}{t.tm_hour:02d}{t.tm_min:02d}"
+
+
+def ts_seconds(epoch: int) -> str:
+    """``YYYYMMDDHHMMSS`` in UK local time, no offset."""
+    t = time.gmtime(epoch + uk_offset(epoch))
+    return (
+        f"{t.tm_year:04d}{t.tm_mon:02d}{t.tm_mday:02d}{t.tm_hour:02d}{t.tm_min:02d}"
+        f"{t.tm_sec:02d}"
+    )
+
+
+def ts_millis(epoch: int, millis: int) -> str:
+    """``YYYYMMDDHHMMSS.sss`` in UK local time, no offset."""
+    return f"{ts_seconds(epoch)}.{millis:03d}"
+
+
+def date_str(epoch: int) -> str:
+    """``YYYYMMDD`` (UK local calendar date)."""
+    t = time.gmtime(epoch + uk_offset(epoch))
+    return f"{t.tm_year:04d}{t.tm_mon:02d}{t.tm_mday:02d}"
+
+
+def epoch_of(d: date) -> int:
+    """Midnight UTC of a date, as epoch seconds."""
+    return calendar.timegm((d.year, d.month, d.day, 0, 0, 0))

@@ -1,0 +1,335 @@
+"""ER7 message writers: plain string building, CR between segments.
+
+Each writer takes the trust's state, the patient's record there and one event, and
+returns ``(message type, ER7 text)``. Free text is escaped where it is created (the
+catalogue and the journeys), so nothing here needs to escape again.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+
+from .model import Event, Reg, TrustState, Visit
+from .pdf import make_pdf
+
+# ADT trigger event → message structure (as in HL7 v2.4+; v2.3.1 has no ADT_A05)
+_ADT_STRUCTURE = {
+    "A01": "ADT_A01",
+    "A02": "ADT_A02",
+    "A03": "ADT_A03",
+    "A04": "ADT_A01",
+    "A08": "ADT_A01",
+    "A11": "ADT_A09",
+    "A13": "ADT_A01",
+    "A28": "ADT_A05",
+    "A31": "ADT_A05",
+    "A40": "ADT_A39",
+}
+_V231_STRUCTURE = {"ADT_A05": "ADT_A01"}
+
+
+def _structure(st: TrustState, code: str) -> str:
+    s = _ADT_STRUCTURE[code]
+    if st.flavour.version == "2.3.1":
+        return _V231_STRUCTURE.get(s, s)
+    return s
+
+
+def msh(st: TrustState, t: int, mtype: str) -> str:
+    f = st.flavour
+    cid = st.new_control_id()
+    ts = f.ts(t)
+    if f.name == "mh-epr" and st.next_msg % 5 == 0:
+        ts = f"{ts}.{(t * 7 + st.next_msg) % 1000:03d}"  # this EPR sometimes sends milliseconds
+    return f"{st.msh_head}{ts}||{mtype}|{cid}|P|{f.version}{f.msh_tail}"
+
+
+def pid(st: TrustState, reg: Reg) -> str:
+    p = reg.person
+    a = p.address
+    name = f"{p.surname.upper()}^{p.given}^{p.middle}^^{p.title}"
+    address = f"{a.line1}^{a.line2}^{a.town}^^{a.postcode}^GBR^H"
+    if st.flavour.version == "2.3.1":
+        phones = f"{p.phone}~{p.mobile}"
+    else:
+        phones = f"{p.phone}^PRN^PH~{p.mobile}^PRN^CP"
+    return st.flavour.pid(
+        p.nhs, p.verification, reg.mrn, st.ods, name, p.dob, p.sex, address, phones, p.ethnicity
+    )
+
+
+def pd1(reg: Reg) -> str:
+    p = reg.person
+    code, name, _ = p.practice
+    gcode, gsur, ggiven = p.gp
+    return f"PD1|||{name}^^{code}|{gcode}^{gsur}^{ggiven}^^^Dr"
+
+
+def _xcn(c: tuple[str, str, str]) -> str:
+    return f"{c[0]}^{c[1]}^{c[2]}^^^Dr"
+
+
+def pv1(st: TrustState, v: Visit) -> str:
+    ts = st.flavour.ts
+    loc = f"{v.ward}^^{v.bed}^{st.ods}" if v.bed else f"{v.ward}^^^{st.ods}"
+    prior = f"{v.prior_ward}^^^{st.ods}" if v.prior_ward else ""
+    discharge = ts(v.discharge) if v.discharge else ""
+    # PV1-1..45; PV1-19 visit number, PV1-36 disposition, PV1-44/45 admit/discharge
+    return (
+        f"PV1|1|{v.pclass}|{loc}|{v.admit_type}||{prior}|{_xcn(v.consultant)}|||{v.specialty}"
+        f"||||||||||{v.number}^^^{st.ods}^VN|||||||||||||||||{v.disposition}||||||||"
+        f"{ts(v.admit)}|{discharge}"
+    )
+
+
+def zseg(st: TrustState, v: Visit, t: int) -> str:
+    z = st.flavour.zsegment
+    if z == "ZU1":  # ITK: admission method, intended management, local patient category
+        method = {"E": "21", "I": "21", "O": "", "R": "11"}.get(v.pclass, "")
+        return f"ZU1|1|{method}|{'1' if v.pclass == 'I' else '4'}|01"
+    if z == "ZMH" and v.legal:
+        return f"ZMH|1|{v.legal[0]}^{v.legal[1]}^{st.ods}-MHA|{st.flavour.ts(v.admit)}"
+    return ""
+
+
+def _adt(st: TrustState, reg: Reg, ev: Event, tail: list[str]) -> tuple[str, str]:
+    code = ev.kind
+    t = ev.time
+    f = st.flavour
+    mtype = f"ADT^{code}^{_structure(st, code)}"
+    segs = [msh(st, t + ev.data.get("lag", 30), mtype), f"EVN|{code}|{f.ts(t)}|||||{f.ts(t)}"]
+    segs.append(pid(st, reg))
+    segs.append(pd1(reg))
+    v = ev.visit
+    if code in ("A28", "A31"):
+        segs.append("PV1|1|N")
+    elif v is not None:
+        segs.append(pv1(st, v))
+        if f.zsegment:
+            z = zseg(st, v, t)
+            if z:
+                segs.append(z)
+    segs.extend(tail)
+    return f"ADT^{code}", "\r".join(segs) + "\r"
+
+
+def _al1(st: TrustState, reg: Reg) -> list[str]:
+    from .catalogue import load_catalogue
+
+    allergens = load_catalogue().allergens
+    out = []
+    for i, a_idx in enumerate(reg.person.allergies, 1):
+        a = allergens[a_idx]
+        out.append(f"AL1|{i}|{a.type}|{a.snomed}^{a.display}^SCT|MO|{a.reactions[0]}")
+    return out
+
+
+def _dg1(st: TrustState, diags: list[tuple[str, str, str]], t: int, dtype: str) -> list[str]:
+    ts = st.flavour.ts(t)
+    return [
+        f"DG1|{i}|I10|{code}^{text}^I10|{text}|{ts}|{dtype}"
+        for i, (code, text, _) in enumerate(diags, 1)
+    ]
+
+
+def adt_person(st: TrustState, reg: Reg, ev: Event) -> tuple[str, str]:
+    """A28 add person / A31 update person (the update is applied to the record first)."""
+    change = ev.data.get("change")
+    if change is not None:
+        kind, value = change
+        if kind == "address":
+            reg.person.address = value
+        elif kind == "phone":
+            reg.person.phone = value
+        elif kind == "surname":
+            reg.person.surname = value
+    tail = _al1(st, reg) if ev.kind == "A28" else []
+    return _adt(st, reg, ev, tail)
+
+
+def adt_visit(st: TrustState, reg: Reg, ev: Event) -> tuple[str, str]:
+    tail: list[str] = []
+    if ev.kind in ("A01", "A04"):
+        tail.extend(_al1(st, reg))
+    diags = ev.data.get("diagnoses")
+    if diags and ev.kind in ("A01", "A03", "A08"):
+        tail.extend(_dg1(st, diags, ev.time, "F" if ev.kind == "A03" else "W"))
+    return _adt(st, reg, ev, tail)
+
+
+def adt_merge(st: TrustState, reg: Reg, ev: Event) -> tuple[str, str]:
+    """A40: this record (the survivor) absorbs the duplicate MRN given in MRG-1."""
+    f = st.flavour
+    t = ev.time
+    old = ev.data["old_mrn"]
+    segs = [
+        msh(st, t + 30, f"ADT^A40^{_structure(st, 'A40')}"),
+        f"EVN|A40|{f.ts(t)}|||||{f.ts(t)}",
+        pid(st, reg),
+        pd1(reg),
+        f"MRG|{old}^^^{st.ods}^{f.mrn_type}",
+    ]
+    return "ADT^A40", "\r".join(segs) + "\r"
+
+
+def _pv1_or_none(st: TrustState, v: Visit | None) -> list[str]:
+    return [pv1(st, v)] if v is not None else []
+
+
+def _orc_obr(
+    st: TrustState,
+    ev: Event,
+    service: str,
+    section: str,
+    status: str,
+    consultant: tuple[str, str, str],
+) -> list[str]:
+    f = st.flavour
+    d = ev.data
+    placer = f"{st.ods}P{d['order']:09d}^{st.ods}-ICE"
+    filler = f"{d['filler']}^{st.ods}-{section}"
+    collected = f.ts(d["collected"])
+    resulted = f.ts(ev.time)
+    orc_status = "CM"
+    return [
+        f"ORC|RE|{placer}|{filler}||{orc_status}||||{collected}|||{_xcn(consultant)}",
+        f"OBR|1|{placer}|{filler}|{service}|||{collected}|||||||{collected}||{_xcn(consultant)}"
+        f"||||||{resulted}||{section}|{status}",
+    ]
+
+
+def oru_lab(st: TrustState, reg: Reg, ev: Event) -> tuple[str, str]:
+    """Pathology: a panel of numeric results (or a text culture report); OBX-11 F or C."""
+    f = st.flavour
+    d = ev.data
+    panel = d["panel"]
+    status = d["status"]  # F or C
+    v = ev.visit
+    consultant = v.consultant if v else reg.person.gp
+    sys = st.lab_system
+    service = f"{panel.local[f.name]}^{panel.display}^{sys}"
+    segs = [msh(st, ev.time + 20, "ORU^R01^ORU_R01"), pid(st, reg), *_pv1_or_none(st, v)]
+    segs.extend(_orc_obr(st, ev, service, "CH" if panel.key != "MSU" else "MB", status,
+                         consultant))
+    obs_ts = f.ts(d["collected"])
+    corrected = d.get("corrected", ())
+    for i, (test, value, flag) in enumerate(d["results"], 1):
+        ident = f"{test.local[f.name]}^{test.display}^{sys}"
+        obx_status = "C" if test.key in corrected else "F"
+        if test.text:
+            segs.append(f"OBX|{i}|TX|{ident}|1|{value}||||||{obx_status}|||{obs_ts}")
+        else:
+            rng = f"{test.low:g}-{test.high:g}"
+            segs.append(
+                f"OBX|{i}|NM|{ident}|1|{value}|{test.unit}^{test.unit}^UCUM|{rng}|{flag}|||"
+                f"{obx_status}|||{obs_ts}"
+            )
+    if d.get("comment"):
+        segs.append(f"NTE|1|L|{d['comment']}")
+    return "ORU^R01", "\r".join(segs) + "\r"
+
+
+def oru_report(st: TrustState, reg: Reg, ev: Event) -> tuple[str, str]:
+    """Radiology or cardiology report: measurements (NM) then report text (TX lines)."""
+    f = st.flavour
+    d = ev.data
+    exam = d["exam"]
+    radiology = ev.dtype == "radiology"
+    sys = st.rad_system if radiology else st.card_system
+    v = ev.visit
+    consultant = v.consultant if v else reg.person.gp
+    service = f"{exam.local[f.name]}^{exam.display}^{sys}"
+    segs = [msh(st, ev.time + 20, "ORU^R01^ORU_R01"), pid(st, reg), *_pv1_or_none(st, v)]
+    segs.extend(_orc_obr(st, ev, service, "RAD" if radiology else "EC", "F", consultant))
+    obs_ts = f.ts(d["collected"])
+    i = 0
+    for m, value in d.get("measurements", ()):
+        i += 1
+        segs.append(
+            f"OBX|{i}|NM|{m.loinc}^{m.display}^LN|1|{value}|{m.unit}^{m.unit}^UCUM|||||F|||"
+            f"{obs_ts}"
+        )
+    code = f"{exam.local[f.name]}-REP^{exam.display} report^{sys}"
+    for n, line in enumerate(d["lines"], 1):
+        i += 1
+        segs.append(f"OBX|{i}|TX|{code}|{n}|{line}||||||F|||{obs_ts}")
+    return "ORU^R01", "\r".join(segs) + "\r"
+
+
+def rde(st: TrustState, reg: Reg, ev: Event) -> tuple[str, str]:
+    """ePrescribing: a new medication order (RDE^O11; RDE^O01 on v2.3.1)."""
+    f = st.flavour
+    d = ev.data
+    med = d["med"]
+    v = ev.visit
+    consultant = v.consultant if v else reg.person.gp
+    event = "O01" if f.version == "2.3.1" else "O11"
+    mtype = f"RDE^{event}^RDE_{event}"
+    placer = f"{st.ods}RX{d['order']:09d}^{st.ods}-EPMA"
+    start = f.ts(ev.time)
+    end = f.ts(d["end"]) if d.get("end") else ""
+    timing = f"1^{med.frequency}^^{start}^{end}"
+    give = f"{med.local[f.name]}^{med.display}^{st.drug_system}^{med.dmd}^{med.display}^DMD"
+    segs = [
+        msh(st, ev.time + 15, mtype),
+        pid(st, reg),
+        *_pv1_or_none(st, v),
+        f"ORC|NW|{placer}|||||{timing}||{start}|||{_xcn(consultant)}",
+        f"RXE|{timing}|{give}|{med.dose}||{med.unit}^{med.unit}^UCUM|{med.form}^^{st.drug_system}"
+        f"|{d['instruction']}",
+        f"RXR|{med.route}^^HL70162",
+    ]
+    return f"RDE^{event}", "\r".join(segs) + "\r"
+
+
+def mdm(st: TrustState, reg: Reg, ev: Event) -> tuple[str, str]:
+    """Document: discharge summary, clinic letter, ED or urgent-care report (TX or PDF)."""
+    f = st.flavour
+    d = ev.data
+    v = ev.visit
+    author = d["author"]
+    ts = f.ts(ev.time)
+    activity = f.ts(d["activity"])
+    segs = [
+        msh(st, ev.time + 60, "MDM^T02^MDM_T02"),
+        f"EVN|T02|{ts}",
+        pid(st, reg),
+        pv1(st, v) if v is not None else "PV1|1|N",
+        f"TXA|1|{d['doc_type']}|{'AP' if d['pdf'] else 'TX'}|{activity}|{_xcn(author)}||{ts}"
+        f"||||{d['doc_id']}^{st.ods}|||||AU||AV",
+    ]
+    title = d["title"]
+    if d["pdf"]:
+        raw = make_pdf(d["title_plain"], d["plain_lines"])
+        data = base64.b64encode(raw).decode("ascii")
+        segs.append(f"OBX|1|ED|{d['doc_type']}^{title}^{st.ods}-DOC|1|^AP^PDF^Base64^{data}"
+                    f"||||||F|||{ts}")
+    else:
+        for n, line in enumerate(d["lines"], 1):
+            segs.append(f"OBX|{n}|TX|{d['doc_type']}^{title}^{st.ods}-DOC|{n}|{line}||||||F|||{ts}")
+    return "MDM^T02", "\r".join(segs) + "\r"
+
+
+WRITERS: dict[str, Callable[[TrustState, Reg, Event], tuple[str, str]]] = {
+    "A28": adt_person,
+    "A31": adt_person,
+    "A01": adt_visit,
+    "A02": adt_visit,
+    "A03": adt_visit,
+    "A04": adt_visit,
+    "A08": adt_visit,
+    "A11": adt_visit,
+    "A13": adt_visit,
+    "A40": adt_merge,
+    "LAB": oru_lab,
+    "RAD": oru_report,
+    "CARD": oru_report,
+    "RX": rde,
+    "DOC": mdm,
+}
+
+
+def render(reg: Reg, ev: Event) -> tuple[str, str]:
+    """The message for one event, written the way this trust's system writes it."""
+    return WRITERS[ev.kind](reg.state, reg, ev)

@@ -1,0 +1,135 @@
+"""Scenario files (TOML) validated by pydantic: which trusts, how many patients, when.
+
+A bad file raises ``ScenarioError`` whose message names the field at fault, e.g.
+``trusts[2].flavour: Input should be 'itk-acute', 'classic-pas' or 'mh-epr'``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+Flavour = Literal["itk-acute", "classic-pas", "mh-epr"]
+Kind = Literal["acute", "mental-health", "urgent-care", "community"]
+DataType = Literal["adt", "pathology", "radiology", "cardiology", "prescribing", "documents"]
+DATA_TYPES: tuple[str, ...] = (
+    "adt",
+    "pathology",
+    "radiology",
+    "cardiology",
+    "prescribing",
+    "documents",
+)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Trust(_Model):
+    """One sending organisation (MSH-4 = ods, MSH-3 = sending_application)."""
+
+    name: str = Field(min_length=1)
+    ods: str = Field(pattern=r"^[A-Z0-9]{3,6}$")
+    sending_application: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,20}$")
+    kind: Kind
+    flavour: Flavour
+    data_types: list[DataType] = Field(min_length=1)
+    weight: float = Field(default=1.0, gt=0, description="relative share of patients seen here")
+    activity: float = Field(default=1.0, gt=0, description="multiplier on encounter rates")
+
+
+class Population(_Model):
+    size: int = Field(default=2000, ge=1)
+    multi_trust_share: float = Field(default=0.35, ge=0, le=1)
+    no_nhs_number_share: float = Field(default=0.03, ge=0, le=1)
+    duplicate_share: float = Field(default=0.02, ge=0, le=1)
+
+
+class Backload(_Model):
+    start: date
+    end: date = Field(description="cut-over: backload holds events before this date")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Backload:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class Live(_Model):
+    hours: float = Field(default=24.0, gt=0, le=24 * 366)
+    rate_multiplier: float = Field(default=1.0, gt=0)
+    resend_rate: float = Field(default=0.01, ge=0, le=1)
+
+
+class Scenario(_Model):
+    name: str = Field(min_length=1)
+    seed: int = 1
+    correction_rate: float = Field(default=0.03, ge=0, le=1)
+    population: Population = Population()
+    backload: Backload
+    live: Live = Live()
+    trusts: list[Trust] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ods(self) -> Scenario:
+        seen: set[str] = set()
+        for t in self.trusts:
+            if t.ods in seen:
+                raise ValueError(f"duplicate trust ods {t.ods!r}")
+            seen.add(t.ods)
+        return self
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be used; the message names the field."""
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def format_errors(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = _where(tuple(err["loc"]))
+        msg = err["msg"]
+        lines.append(f"{where}: {msg}" if where else msg)
+    return "\n".join(lines)
+
+
+def parse_scenario(data: dict, source: str = "<scenario>") -> Scenario:
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(f"{source}: invalid scenario\n{format_errors(exc)}") from None
+
+
+def load_scenario(path: str | Path | None = None) -> Scenario:
+    """Load and validate a scenario TOML file; None loads the built-in default."""
+    if path is None:
+        text = resources.files(__package__).joinpath("data/default_scenario.toml").read_text()
+        source = "default scenario"
+    else:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ScenarioError(f"{path}: cannot read scenario: {exc.strerror}") from None
+        source = str(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{source}: not valid TOML: {exc}") from None
+    return parse_scenario(data, source)
