@@ -1,0 +1,94 @@
+"""Read the engine's queue from the side: its own read-only SQLite connection.
+
+WAL readers never block the engine's single writer, so sampling here costs the
+hot path nothing. Counts come from one GROUP BY per sample (its cost decides the
+monitor's tick: see ``Monitor``); live latency comes from primary-key look-ups of
+the live messages the listener handed over, so it is exact (queue ``updated_at``
+minus arrival) however seldom we sample.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiosqlite
+
+TERMINAL = ("applied", "duplicate", "dead-lettered")
+
+
+@dataclass(slots=True)
+class QueueSample:
+    at: float
+    took: float  # seconds the sample's queries took
+    # (lane, feed, state) -> messages
+    counts: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    # live messages that reached a terminal state since the last sample:
+    # (feed, seconds from arrival at the listener to applied/duplicate/dead-lettered)
+    finished_live: list[tuple[str, str, float]] = field(default_factory=list)
+
+    def total(self, state: str | None = None, lane: str | None = None,
+              feed: str | None = None) -> int:
+        return sum(
+            n for (ln, fd, st), n in self.counts.items()
+            if (state is None or st == state) and (lane is None or ln == lane)
+            and (feed is None or fd == feed)
+        )
+
+    def depth(self, lane: str | None = None) -> int:
+        return self.total("queued", lane) + self.total("released", lane) + self.total(
+            "received", lane)
+
+
+class QueueProbe:
+    """Samples a queue database file (the engine's ``--db``)."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self.conn = conn
+        # seq -> (feed, arrival wall-clock) of live messages not finished yet
+        self.watch: dict[int, tuple[str, float]] = {}
+
+    @classmethod
+    async def open(cls, db_path: str | Path) -> QueueProbe:
+        conn = await aiosqlite.connect(str(Path(db_path)), isolation_level=None)
+        await conn.execute("PRAGMA busy_timeout=2000")
+        await conn.execute("PRAGMA query_only=1")
+        return cls(conn)
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+    def track(self, seq: int, feed: str, arrived_at: float) -> None:
+        """Follow one live message until it is applied (bounded: oldest dropped)."""
+        if len(self.watch) >= 50_000:
+            self.watch.pop(next(iter(self.watch)))
+        self.watch[seq] = (feed, arrived_at)
+
+    async def sample(self) -> QueueSample:
+        started = time.perf_counter()
+        out = QueueSample(at=time.time(), took=0.0)
+        try:
+            async with self.conn.execute(
+                "SELECT lane, sender_fac, state, COUNT(*) FROM queue "
+                "GROUP BY lane, sender_fac, state"
+            ) as cur:
+                for lane, feed, state, n in await cur.fetchall():
+                    out.counts[(lane, feed or "unknown", state)] = int(n)
+            if self.watch:
+                seqs = list(self.watch)
+                for i in range(0, len(seqs), 500):
+                    part = seqs[i : i + 500]
+                    marks = ",".join("?" * len(part))
+                    async with self.conn.execute(
+                        f"SELECT seq, state, updated_at FROM queue WHERE seq IN ({marks})", part
+                    ) as cur:
+                        for seq, state, updated_at in await cur.fetchall():
+                            if state in TERMINAL:
+                                feed, arrived = self.watch.pop(seq)
+                                out.finished_live.append(
+                                    (feed, state, max(float(updated_at) - arrived, 0.0)))
+        except aiosqlite.OperationalError:
+            pass  # no queue table yet (a fresh database): an empty sample
+        out.took = time.perf_counter() - started
+        return out

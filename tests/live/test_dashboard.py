@@ -1,0 +1,83 @@
+"""The dashboard in a real browser: headless Chromium (Debian's package) shows live numbers.
+
+Needs ``/usr/bin/chromium`` (``apt-get install -y chromium``); CI installs it. The
+test fails, loudly, if it is missing: the dashboard is a feature, not an extra.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+
+from shcr_sim.engine.mllp_server import ListenerConfig, MLLPListener
+from shcr_sim.feeds.sender import FeedControl, SenderConfig, run_feed
+from shcr_sim.monitor.heartbeat import HeartbeatTracker
+from shcr_sim.monitor.http import MonitorHTTP
+from shcr_sim.monitor.metrics import Monitor
+from shcr_sim.monitor.probe import QueueProbe
+
+from .helpers import stream
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+async def dump_dom(url: str, tmp_path) -> str:
+    assert CHROMIUM, "headless Chromium is needed: apt-get install -y chromium"
+    proc = await asyncio.create_subprocess_exec(
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "--disable-background-networking", "--no-first-run", "--disable-extensions",
+        f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=3000",
+        "--dump-dom", url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    return out.decode()
+
+
+def text_of(dom: str, element_id: str) -> str:
+    m = re.search(rf'id="{element_id}"[^>]*>([^<]*)<', dom)
+    assert m, f"#{element_id} not in the page"
+    return m.group(1)
+
+
+async def test_dashboard_shows_live_numbers_in_chromium(queue, tmp_path) -> None:
+    probe = await QueueProbe.open(tmp_path / "engine.db")
+    tracker = HeartbeatTracker(silent_after=30)
+    tracker.expect(["RXA", "RXB"])  # RXB never beats: its alert must show
+    monitor = Monitor(probe=probe, heartbeats=tracker)
+    async with MLLPListener(queue.accept, ListenerConfig(port=0),
+                            on_heartbeat=tracker.beat, on_accepted=monitor.on_accepted) as srv:
+        monitor.listener_stats = srv.stats
+        cfg = SenderConfig(port=srv.port, rate=0, heartbeat_interval=0.05, application="PAS",
+                           facility="RXA")
+        control = FeedControl()
+        feed = asyncio.create_task(run_feed(stream(7), cfg, control, linger=True))
+        async with asyncio.timeout(5):
+            while tracker.feeds["RXA"].count == 0 or srv.stats.feeds["RXA"].queued < 7:
+                await asyncio.sleep(0.02)
+        control.stopped.set()
+        await feed
+        tracker.started_at -= 60  # RXB has now been silent for a minute
+        await monitor.tick()
+        http = await MonitorHTTP(monitor).start(port=0)
+        try:
+            dom = await dump_dom(f"http://127.0.0.1:{http.port}/", tmp_path)
+        finally:
+            await http.close()
+            await probe.close()
+    assert text_of(dom, "accepted") == "7"
+    assert text_of(dom, "live-depth") == "7"
+    assert text_of(dom, "backload-depth") == "0"
+    assert text_of(dom, "conn") == "live"
+    row_a = re.search(r'<tr data-feed="RXA">(.*?)</tr>', dom, re.S)
+    row_b = re.search(r'<tr data-feed="RXB">(.*?)</tr>', dom, re.S)
+    assert row_a and "alive" in row_a.group(1) and "<td>7</td>" in row_a.group(1)
+    assert row_b and "SILENT" in row_b.group(1)
+    assert 'data-alert="heartbeat:RXB"' in dom
+    assert "<polyline" in dom  # the charts were drawn from /status history
