@@ -50,6 +50,57 @@ def generate(
 
 # --- fhir: conversion and the mapping harness ----------------------------------
 
+
+@app.command()
+def convert(
+    file: str = typer.Argument(..., help="HL7 file: one or more messages (plain, MLLP, batch)"),
+    mapping: str | None = typer.Option(
+        None, "--mapping", help="Flavour (itk-acute, classic-pas, mh-epr) or mapping TOML; "
+        "default: the sending trust's flavour in the default scenario, else itk-acute"),
+    validate: bool = typer.Option(True, "--validate/--no-validate",
+                                  help="Validate each Bundle with fhir.resources"),
+) -> None:
+    """Convert HL7 v2 messages to FHIR R4 Bundles (one JSON per line; pretty for one)."""
+    from .fhir.commands import convert_file
+
+    raise typer.Exit(convert_file(file, mapping, validate))
+
+
+mappings_app = typer.Typer(help="Interface-mapping tests and field coverage.",
+                           no_args_is_help=True)
+app.add_typer(mappings_app, name="mappings")
+
+
+@mappings_app.command("test")
+def mappings_test(
+    directory: str = typer.Argument(..., help="Folder of cases: name.hl7 + name.json"),
+    junit: str | None = typer.Option(None, "--junit", help="Write JUnit XML here"),
+    mapping: str | None = typer.Option(None, "--mapping", help="Mapping for cases without one"),
+) -> None:
+    """Run mapping cases; a pass/fail table and diffs by FHIR path; exit 1 on any failure."""
+    from rich.console import Console
+
+    from .fhir.commands import run_tests
+
+    raise typer.Exit(run_tests(directory, junit, mapping, Console()))
+
+
+@mappings_app.command("coverage")
+def mappings_coverage(
+    paths: list[str] = typer.Argument(..., help="HL7 files or folders"),  # noqa: B008
+    mapping: str | None = typer.Option(None, "--mapping", help="Mapping to use for every file"),
+    show_all: bool = typer.Option(False, "--all", help="List every field, not only dropped ones"),
+) -> None:
+    """Which HL7 fields carried data that no mapping read (per field, with counts)."""
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from .fhir.commands import run_coverage
+
+    raise typer.Exit(run_coverage([Path(p) for p in paths], mapping, show_all, Console()))
+
+
 # --- engine and store: replay, verify, dead letters, the record ---------------
 from shcr_sim.engine.commands import register as _register_engine  # noqa: E402
 

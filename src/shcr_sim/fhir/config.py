@@ -50,6 +50,9 @@ class MappingConfig:
     code_systems: dict[str, CodeSystem] = field(default_factory=dict)
     # field (e.g. "OBX-3") → CWE-3 key to assume when a code carries none
     field_defaults: dict[str, str] = field(default_factory=dict)
+    # field → lookup tables to use there (overrides the code system's list), for
+    # feeds whose one local system reuses a code in two catalogues
+    field_lookups: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # lookup table name → local code → (system, code, display)
     lookups: dict[str, dict[str, tuple[str, str, str]]] = field(default_factory=dict)
     source: str = ""  # where the config was loaded from
@@ -77,6 +80,10 @@ def _parse(data: dict, source: str) -> MappingConfig:
         for name in cs.lookups:
             if name not in lookups:
                 raise ValueError(f"{source}: code_systems.{key} names unknown lookup {name!r}")
+    for key, names in data.get("field_lookups", {}).items():
+        for name in _names(names):
+            if name not in lookups:
+                raise ValueError(f"{source}: field_lookups.{key} names unknown lookup {name!r}")
     defaults = MappingConfig(name="")
     return MappingConfig(
         name=data.get("name", Path(source).stem),
@@ -95,6 +102,7 @@ def _parse(data: dict, source: str) -> MappingConfig:
         local_code_system=systems.get("local_code", defaults.local_code_system),
         code_systems=code_systems,
         field_defaults=dict(data.get("field_defaults", {})),
+        field_lookups={k: _names(v) for k, v in data.get("field_lookups", {}).items()},
         lookups=lookups,
         source=source,
     )

@@ -225,7 +225,8 @@ def _codings(ctx: Ctx, code: str, display: str, sys_key: str, where: str) -> lis
             uri = f"{uri}/{_slug(key)}"
         return [coding(uri, code, display)]
     out = [coding(ctx.system(cs.uri), code, display)]
-    for table in cs.lookups:
+    tables = cfg.field_lookups.get(where, cs.lookups) if cs.lookups else ()
+    for table in tables:
         hit = cfg.lookups[table].get(code)
         if hit:
             std = coding(hit[0], hit[1], hit[2])

@@ -1,0 +1,79 @@
+"""What the ``convert`` and ``mappings`` commands do (cli.py only parses arguments)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TextIO
+
+import orjson
+
+from ..hl7 import HL7Error, parse
+from .convert import convert_message
+from .errors import ConversionError
+from .reading import read_messages
+from .trusts import mapping_for_message
+from .validate import ValidationError, validate_bundle
+
+
+def convert_file(path: str | Path, mapping: str | None = None, validate: bool = True,
+                 out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Print one Bundle per message (pretty when there is one); 1 if any message failed."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    texts = list(read_messages(path))
+    if not texts:
+        err.write(f"error: {path}: no HL7 messages found\n")
+        return 1
+    pretty = len(texts) == 1
+    failed = 0
+    for index, text in enumerate(texts, 1):
+        try:
+            msg = parse(text)
+            conv = convert_message(msg, mapping_for_message(msg, mapping))
+            if validate:
+                validate_bundle(conv.bundle)
+        except (HL7Error, ConversionError) as exc:
+            failed += 1
+            err.write(f"error: message {index}: {exc}\n")
+            continue
+        except ValidationError as exc:
+            failed += 1
+            err.write(f"error: message {index} ({msg.control_id}): invalid FHIR: {exc}\n")
+            continue
+        option = orjson.OPT_INDENT_2 if pretty else 0
+        out.write(orjson.dumps(conv.bundle, option=option).decode("utf-8") + "\n")
+    return 1 if failed else 0
+
+
+def run_tests(directory: str | Path, junit: str | Path | None, mapping: str | None,
+              console) -> int:
+    from .harness import discover, render, run_case, write_junit
+
+    cases = discover(directory)
+    if not cases:
+        console.print(f"[red]no cases (*.hl7 + *.json) under {directory}[/red]")
+        return 1
+    results = [run_case(c, mapping) for c in cases]
+    render(results, console)
+    if junit:
+        write_junit(results, junit)
+    return 0 if all(r.passed for r in results) else 1
+
+
+def run_coverage(paths: list[Path], mapping: str | None, show_all: bool, console) -> int:
+    from .coverage import CoverageReport, add_message, render
+
+    report = CoverageReport()
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files.extend(sorted(f for f in p.rglob("*") if f.suffix.lower() in (".hl7", ".txt",
+                                                                                 ".er7")))
+        else:
+            files.append(p)
+    for f in files:
+        for text in read_messages(f):
+            add_message(report, text, lambda m: mapping_for_message(m, mapping))
+    render(report, console, show_all=show_all)
+    return 0 if report.messages else 1
