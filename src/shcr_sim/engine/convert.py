@@ -13,7 +13,10 @@ from typing import Any
 from shcr_sim.hl7 import HL7Error, parse
 from shcr_sim.store import Write
 
-FLAVOUR_BY_VERSION = {"2.3": "classic-pas", "2.4": "itk-acute", "2.5": "mh-epr", "2.5.1": "mh-epr"}
+FLAVOUR_BY_VERSION = {
+    "2.3": "classic-pas", "2.3.1": "classic-pas", "2.4": "itk-acute", "2.5": "mh-epr",
+    "2.5.1": "mh-epr",
+}
 SAMPLE_EVERY = 50
 # shared reference data: not indexed under any one patient
 NOT_PATIENT_DATA = frozenset({"Organization", "Practitioner", "PractitionerRole", "Location",

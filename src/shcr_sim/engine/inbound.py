@@ -1,10 +1,11 @@
 """File inbound: find extract files, read them as messages, remember per-file progress.
 
-A file is identified by a hash of its content, so a resumed replay skips the
-messages it already accepted (progress is committed with each batch) and a file
-that was completely accepted is not read again. This is how a resumed replay
-reconciles: every message is accepted exactly once per distinct file content;
-copies of a file under another name are read again and land as duplicates.
+A file is identified by its absolute path and a hash of its content, so a resumed
+replay skips the messages it already accepted (progress is committed with each
+batch) and a file that was completely accepted is not read again. This is how a
+resumed replay reconciles: every message of a file is accepted exactly once.
+A file delivered again under another name (or changed) is read again: its
+messages land as duplicates (same MSH-3/MSH-4/MSH-10) and are counted as such.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class SourceFile:
 
 
 def file_key(path: Path) -> str:
-    h = hashlib.blake2b(digest_size=16)
+    h = hashlib.blake2b(str(path.resolve()).encode(), digest_size=16)
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)

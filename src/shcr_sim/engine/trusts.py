@@ -32,10 +32,10 @@ def resolve_trusts(
         if isinstance(sc, str) and (Path(d) / sc).is_file():
             return trusts_from_scenario(load_scenario(Path(d) / sc))
         trusts = data.get("trusts")
-        if isinstance(trusts, list) and trusts and isinstance(trusts[0], dict):
+        if isinstance(trusts, dict) and trusts:  # generate's manifest: {ods: {...}}
             try:
-                return [TrustInfo(t["sending_application"], t["ods"], t["flavour"],
-                                  t.get("name", "")) for t in trusts]
-            except KeyError:
+                return [TrustInfo(t["sending_application"], ods, t["flavour"], t.get("name", ""))
+                        for ods, t in trusts.items()]
+            except (KeyError, TypeError):
                 pass
     return trusts_from_scenario(load_scenario(None)) if default else None

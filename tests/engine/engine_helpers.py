@@ -1,0 +1,98 @@
+"""Engine test helpers: scenarios, hand-made messages, CLI runs, store snapshots."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+SCENARIO = """
+name = "engine tests"
+seed = 1
+[backload]
+start = 2024-01-01
+end = 2025-01-01
+[[trusts]]
+name = "Test Acute"
+ods = "RXX01"
+sending_application = "PAS"
+kind = "acute"
+flavour = "itk-acute"
+data_types = ["adt", "pathology"]
+{extra}
+"""
+
+EXTRA_TRUST = """
+[[trusts]]
+name = "Late Joiner"
+ods = "RYY02"
+sending_application = "LATE"
+kind = "acute"
+flavour = "itk-acute"
+data_types = ["adt"]
+"""
+
+
+def write_scenario(path: Path, with_late_joiner: bool = False) -> Path:
+    path.write_text(SCENARIO.format(extra=EXTRA_TRUST if with_late_joiner else ""))
+    return path
+
+
+def adt(cid: str, evn: str, mtype: str = "ADT^A08", family: str = "SMITH",
+        nhs: str = "9990000018", app: str = "PAS", fac: str = "RXX01",
+        mrn: str = "M123", visit: str = "V1", pclass: str = "I") -> str:
+    """A minimal ITK-flavour ADT message."""
+    ev = mtype.split("^")[1]
+    pid3 = f"{nhs}^^^NHS^NH~{mrn}^^^{fac}^PI" if nhs else f"{mrn}^^^{fac}^PI"
+    return "\r".join([
+        f"MSH|^~\\&|{app}|{fac}|SHCR|SHCR|{evn}||{mtype}|{cid}|P|2.4",
+        f"EVN|{ev}|{evn}",
+        f"PID|1||{pid3}||{family}^Ann||19700101|F",
+        "|".join(["PV1", "1", pclass, f"WARD1^^^{fac}", *[""] * 15, f"{visit}^^^{fac}^VN"]),
+    ])
+
+
+def write_messages(path: Path, messages: list[str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\r\n".join(messages) + "\r\n", encoding="utf-8")
+    return path
+
+
+def cli(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "shcr_sim.cli", *args], capture_output=True,
+                          text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"shcr-sim {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def replay_json(*args: str) -> dict:
+    return json.loads(cli("replay", "--json", *args).stdout)
+
+
+def snapshot(db: Path) -> dict[str, dict]:
+    """Every current resource without meta, keyed Type/id."""
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT rkey, json FROM resource").fetchall()
+    out = {}
+    for rkey, blob in rows:
+        res = json.loads(blob)
+        res.pop("meta", None)
+        out[rkey] = res
+    return out
+
+
+def queue_states(db: Path) -> dict[str, int]:
+    with sqlite3.connect(db) as conn:
+        return dict(conn.execute("SELECT state, COUNT(*) FROM queue GROUP BY state").fetchall())
+
+
+def live_files(gen: Path) -> list[str]:
+    files = sorted(str(p) for p in (gen / "live").glob("*.hl7"))
+    return [a for f in files for a in ("--live", f)]
+
+
+def manifest_total(gen: Path) -> int:
+    return int(json.loads((gen / "manifest.json").read_text())["total"])
