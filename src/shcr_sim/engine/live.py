@@ -1,0 +1,231 @@
+"""The engine's live side in one process: MLLP listener, live release, monitor, dashboard.
+
+``LiveEngine`` is what ``shcr-sim serve`` runs and what ``shcr-sim run`` puts next
+to the backload replay. The listener has its own queue connection (its group
+commits never wait behind a release transaction on the same connection); the
+release loop wakes as soon as the listener has queued live messages and always
+drains the live lane before it takes a backload batch, so live traffic is never
+starved by a draining backload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from shcr_sim.monitor.heartbeat import HeartbeatTracker
+from shcr_sim.monitor.http import MonitorHTTP
+from shcr_sim.monitor.metrics import Monitor, MonitorConfig
+from shcr_sim.monitor.probe import QueueProbe
+from shcr_sim.store.sqlite import SqliteStore
+
+from .convert import TrustInfo
+from .mllp_server import ListenerConfig, ListenerFaults, MLLPListener, SenderPolicy
+from .pipeline import Engine
+from .queue import DurableQueue
+
+log = logging.getLogger(__name__)
+
+
+class StoreUnavailable(ConnectionError):
+    """The record store refused a write (the store-outage fault)."""
+
+
+@dataclass(slots=True)
+class StoreOutage:
+    """Fault: the record store refuses writes for a while; writers retry with back-off.
+
+    ``guarded()`` wraps ``SqliteStore.apply`` for the duration of a run so every
+    engine in the process (live release and backload replay alike) sees the same
+    outage and waits it out: the queue keeps accepting, its depth grows, and once
+    the store is back the retried batch and everything behind it drain.
+    """
+
+    until: float = 0.0  # monotonic time the outage ends
+    refused: int = 0  # writes refused (each one retried)
+    outages: int = 0
+
+    def start(self, seconds: float) -> None:
+        self.until = time.monotonic() + seconds
+        self.outages += 1
+
+    @property
+    def active(self) -> bool:
+        return time.monotonic() < self.until
+
+    @contextlib.contextmanager
+    def guarded(self, backoff_max: float = 1.0) -> Iterator[StoreOutage]:
+        real = SqliteStore.apply
+        outage = self
+
+        async def apply(store: SqliteStore, writes):  # noqa: ANN001, ANN202
+            backoff = 0.05
+            while True:
+                try:
+                    if outage.active:
+                        raise StoreUnavailable("record store unavailable")
+                    return await real(store, writes)
+                except StoreUnavailable:
+                    outage.refused += 1
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, backoff_max)
+
+        SqliteStore.apply = apply  # type: ignore[method-assign]
+        try:
+            yield self
+        finally:
+            SqliteStore.apply = real  # type: ignore[method-assign]
+
+
+@dataclass(slots=True)
+class LiveOptions:
+    mllp_host: str = "127.0.0.1"
+    mllp_port: int = 2575
+    http_host: str = "127.0.0.1"
+    http_port: int | None = 8080  # None: no HTTP server
+    release_backload: bool = True  # serve: yes; run: the replay releases the backload
+    live_batch: int = 200
+    backload_batch: int = 500
+    idle_wait: float = 0.25  # how often an idle release loop looks for other work
+    ack_mode: str = "auto"
+    max_message_bytes: int = 1 << 20
+    idle_timeout: float = 600.0
+    faults: ListenerFaults = field(default_factory=ListenerFaults)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+
+
+class LiveEngine:
+    """Start with ``await LiveEngine.start(db, trusts, options)``; stop with ``close()``."""
+
+    def __init__(self, options: LiveOptions) -> None:
+        self.options = options
+        self.stop = asyncio.Event()
+        self.arrived = asyncio.Event()
+        self.engine: Engine | None = None
+        self.inbound: DurableQueue | None = None
+        self.probe: QueueProbe | None = None
+        self.listener: MLLPListener | None = None
+        self.http: MonitorHTTP | None = None
+        self.monitor: Monitor | None = None
+        self.release_errors = 0
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @classmethod
+    async def start(
+        cls,
+        db: str | Path,
+        trusts: Sequence[TrustInfo] | None,
+        options: LiveOptions | None = None,
+        *,
+        recover: bool = True,
+    ) -> LiveEngine:
+        self = cls(options or LiveOptions())
+        opts = self.options
+        self.engine = await Engine.open(db, trusts)
+        if recover:
+            await self.engine.queue.recover()
+        if trusts is None:
+            saved = await self.engine.queue.get_meta("trusts")
+            trusts = [TrustInfo(*t) for t in orjson.loads(saved)] if saved else None
+        self.inbound = await DurableQueue.open(db)
+        self.probe = await QueueProbe.open(db)
+        tracker = HeartbeatTracker(opts.monitor.silent_after)
+        if trusts:
+            tracker.expect([t.ods for t in trusts])
+        policy = SenderPolicy(frozenset((t.app, t.ods) for t in trusts)) if trusts else (
+            SenderPolicy())
+        self.monitor = Monitor(opts.monitor, probe=self.probe, heartbeats=tracker)
+        self.listener = MLLPListener(
+            self.inbound.accept,
+            ListenerConfig(
+                host=opts.mllp_host, port=opts.mllp_port, lane="live", policy=policy,
+                ack_mode=opts.ack_mode,  # type: ignore[arg-type]
+                max_message_bytes=opts.max_message_bytes, idle_timeout=opts.idle_timeout,
+                faults=opts.faults,
+            ),
+            on_heartbeat=tracker.beat,
+            on_accepted=self._on_accepted,
+        )
+        self.monitor.listener_stats = self.listener.stats
+        await self.listener.start()
+        if opts.http_port is not None:
+            self.http = await MonitorHTTP(self.monitor).start(opts.http_host, opts.http_port)
+        self._tasks = [
+            asyncio.create_task(self.monitor.run(self.stop), name="monitor"),
+            asyncio.create_task(self._release_loop(), name="live-release"),
+        ]
+        return self
+
+    @property
+    def mllp_port(self) -> int:
+        assert self.listener is not None
+        return self.listener.port
+
+    @property
+    def http_port(self) -> int | None:
+        return self.http.port if self.http is not None else None
+
+    def _on_accepted(self, seq: int, feed: str, status: str, arrived_at: float) -> None:
+        assert self.monitor is not None
+        self.monitor.on_accepted(seq, feed, status, arrived_at)
+        if status == "queued":
+            self.arrived.set()
+
+    async def _release_loop(self) -> None:
+        assert self.engine is not None
+        opts = self.options
+        backoff = 0.05
+        while not self.stop.is_set():
+            self.arrived.clear()
+            try:
+                n = await self.engine.release("live", opts.live_batch)
+                if not n and opts.release_backload:
+                    n = await self.engine.release("backload", opts.backload_batch)
+                backoff = 0.05
+            except Exception:  # rows stay released; recover() re-queues them on restart
+                self.release_errors += 1
+                log.exception("release failed; retrying in %.2fs", backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if n:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.arrived.wait(), opts.idle_wait)
+
+    async def drain_live(self, timeout: float = 30.0) -> bool:
+        """Wait until the live lane is empty (True) or the timeout passes (False)."""
+        assert self.engine is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if await self.inbound_depth("live") == 0:
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+    async def inbound_depth(self, lane: str) -> int:
+        assert self.inbound is not None
+        return await self.inbound.depth(lane)  # type: ignore[arg-type]
+
+    async def close(self) -> None:
+        self.stop.set()
+        if self.listener is not None:
+            await self.listener.close()
+        for task in self._tasks:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(task, 10)
+        if self.http is not None:
+            await self.http.close()
+        if self.probe is not None:
+            await self.probe.close()
+        if self.inbound is not None:
+            await self.inbound.close()
+        if self.engine is not None:
+            await self.engine.close()

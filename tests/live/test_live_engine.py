@@ -1,0 +1,118 @@
+"""The live engine end to end: MLLP in, FHIR in the store, faults, heartbeat alerts."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from shcr_sim.engine.live import LiveEngine, LiveOptions, StoreOutage
+from shcr_sim.engine.pipeline import trusts_from_scenario
+from shcr_sim.engine.reconcile import reconcile
+from shcr_sim.feeds.generate import generate
+from shcr_sim.feeds.scenario import load_scenario
+from shcr_sim.feeds.sender import FeedControl, SenderConfig, read_stream, run_feed
+from shcr_sim.monitor.metrics import MonitorConfig
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> tuple[Path, object]:
+    sc = load_scenario(None)
+    sc = sc.model_copy(update={"live": sc.live.model_copy(update={"hours": 72})})
+    out = tmp_path_factory.mktemp("gen")
+    generate(sc, out, messages=600)
+    return out, sc
+
+
+def live_messages(out: Path) -> dict[str, list[str]]:
+    return {p.stem: list(read_stream(p)) for p in sorted((out / "live").glob("*.hl7"))
+            if p.stat().st_size}
+
+
+def sender_cfg(port: int, trust, **kw) -> SenderConfig:
+    base = dict(port=port, rate=0, ack_timeout=5, backoff_initial=0.01, backoff_max=0.2,
+                application=trust.sending_application, facility=trust.ods)
+    base.update(kw)
+    return SenderConfig(**base)
+
+
+async def started(tmp_path: Path, sc, **kw) -> LiveEngine:
+    opts = LiveOptions(mllp_port=0, http_port=None, **kw)
+    return await LiveEngine.start(tmp_path / "engine.db", trusts_from_scenario(sc), opts)
+
+
+async def test_live_feeds_reach_the_store_and_reconcile(generated, tmp_path) -> None:
+    out, sc = generated
+    streams = live_messages(out)
+    trusts = {t.ods: t for t in sc.trusts}
+    live = await started(tmp_path, sc)
+    try:
+        reports = await asyncio.gather(*(
+            run_feed(msgs, sender_cfg(live.mllp_port, trusts[ods])) for ods, msgs in
+            streams.items()))
+        assert await live.drain_live(30)
+        await live.monitor.tick()
+        status = live.monitor.status()
+        recon = await reconcile(live.engine.queue.conn)
+        stored = await live.engine.store.count()
+    finally:
+        await live.close()
+    sent = sum(len(m) for m in streams.values())
+    assert sum(r.delivered + r.errors for r in reports) == sent
+    assert recon.ok and recon.total.accepted == sent
+    assert recon.total.applied > 0 and stored > 0
+    assert status["live_latency_ms"]["count"] == recon.total.applied
+    assert status["live_latency_ms"]["p99"] is not None
+
+
+async def test_store_outage_holds_the_queue_then_drains(generated, tmp_path) -> None:
+    out, sc = generated
+    ods, msgs = next(iter(live_messages(out).items()))
+    trust = next(t for t in sc.trusts if t.ods == ods)
+    outage = StoreOutage()
+    with outage.guarded():
+        live = await started(tmp_path, sc)
+        try:
+            outage.start(30)  # down until we say otherwise
+            report = await run_feed(msgs, sender_cfg(live.mllp_port, trust))
+            held = await live.inbound_depth("live")
+            outage.until = 0  # the store is back
+            assert await live.drain_live(30)
+            recon = await reconcile(live.engine.queue.conn)
+        finally:
+            await live.close()
+    assert report.delivered + report.errors == len(msgs)  # ACKed while the store was down
+    assert held > 0 and outage.refused > 0
+    assert recon.ok and recon.total.accepted == len(msgs) and recon.total.pending == 0
+
+
+async def test_silent_feed_alert_fires_and_clears(generated, tmp_path) -> None:
+    _, sc = generated
+    trust = sc.trusts[0]
+    mon = MonitorConfig(tick=0.05, silent_after=0.4)
+    live = await started(tmp_path, sc, monitor=mon)
+    control = FeedControl()
+    key = f"heartbeat:{trust.ods}"
+    try:
+        feed = asyncio.create_task(run_feed(
+            [], sender_cfg(live.mllp_port, trust, heartbeat_interval=0.05), control,
+            linger=True))
+        alerts = live.monitor.alerts
+        async with asyncio.timeout(10):
+            while alerts.is_active("heartbeat", trust.ods):
+                await asyncio.sleep(0.02)  # first beat clears the start-up silence
+            control.silent = True
+            while not alerts.is_active("heartbeat", trust.ods):
+                await asyncio.sleep(0.02)
+            control.silent = False
+            while alerts.is_active("heartbeat", trust.ods):
+                await asyncio.sleep(0.02)
+        control.stopped.set()
+        await feed
+    finally:
+        await live.close()
+    mine = [e.state for e in alerts.events if e.key == key]
+    assert mine[-2:] == ["raised", "cleared"]
+    others = {a.subject for a in alerts.active.values() if a.kind == "heartbeat"}
+    assert trust.ods not in others
