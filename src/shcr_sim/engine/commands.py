@@ -52,11 +52,14 @@ def replay(
     from .replay import Progress, ReplayOptions
     from .replay import replay as run_replay
     from .trusts import resolve_trusts
+    from .verify import saved_trusts
     from .views import progress_table, reconciliation_table
 
     if validate not in ("full", "sampled", "off"):
         raise typer.BadParameter("--validate must be full, sampled or off")
-    trusts = resolve_trusts(scenario, dirs)
+    trusts = resolve_trusts(scenario, dirs, default=False)
+    if trusts is None and (not db.exists() or asyncio.run(saved_trusts(db)) is None):
+        trusts = resolve_trusts(None, [])  # first run without a scenario: the built-in one
     console = _console()
     show = not as_json and console.is_terminal
     live_view = Live(console=console, refresh_per_second=4) if show else None

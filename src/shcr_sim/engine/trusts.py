@@ -13,10 +13,9 @@ from .pipeline import trusts_from_scenario
 def resolve_trusts(
     scenario: Path | None, dirs: Sequence[Path], *, default: bool = True
 ) -> list[TrustInfo] | None:
-    """Trusts of ``--scenario FILE``; else of the scenario named in DIR/manifest.json;
-    else None when ``default`` is False (the engine then uses the trusts saved in the
-    database, or accepts every sender if none were ever saved); else the built-in
-    default scenario."""
+    """Trusts of ``--scenario FILE``; else those in a generated DIR's manifest.json;
+    else the built-in default scenario's — or None when ``default`` is False, so the
+    caller can fall back to the trusts saved in the database by an earlier run."""
     from shcr_sim.feeds.scenario import load_scenario, parse_scenario
 
     if scenario is not None:

@@ -65,7 +65,7 @@ def diff_paths(a: Any, b: Any, path: str = "") -> list[str]:
     return [] if a == b else [path or "(root)"]
 
 
-async def _load_trusts(db: Path) -> list[TrustInfo] | None:
+async def saved_trusts(db: Path) -> list[TrustInfo] | None:
     import aiosqlite
 
     async with aiosqlite.connect(str(db)) as conn:
@@ -82,7 +82,7 @@ async def verify(
     trusts: Sequence[TrustInfo] | None = None,
 ) -> VerifyResult:
     if trusts is None:
-        trusts = await _load_trusts(db)
+        trusts = await saved_trusts(db)
     converter = Converter(trusts, "off")
     tzs = converter.timezones() if trusts is not None else None
 

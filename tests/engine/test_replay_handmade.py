@@ -1,0 +1,114 @@
+"""Small hand-made files: live vs backload ordering, bad input, dead-letter retry, merges."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from engine_helpers import adt, cli, replay_json, snapshot, write_messages, write_scenario
+
+
+def family(db: Path, patient_id: str = "RXX01-M123") -> str:
+    res = snapshot(db)[f"Patient/{patient_id}"]
+    return res["name"][0]["family"]
+
+
+def test_live_interleaved_newest_state_wins(tmp_path: Path) -> None:
+    scen = write_scenario(tmp_path / "s.toml")
+    back = write_messages(tmp_path / "x/backload/RXX01/adt.hl7", [
+        adt("b3", "20240103120000+0000", family="MIDDLE"),
+        adt("b1", "20240101120000+0000", mtype="ADT^A28", family="OLDEST"),
+    ])
+    live = write_messages(tmp_path / "live.hl7", [
+        adt("l4", "20250101120000+0000", family="NEWEST"),
+        adt("l2", "20240102120000+0000", family="LATE-BUT-OLD"),
+    ])
+    db = tmp_path / "db.sqlite"
+    report = replay_json("--db", str(db), str(back.parents[2]), "--live", str(live),
+                         "--scenario", str(scen))
+    assert report["ok"] and report["total"]["applied"] == 4
+    assert family(db) == "NEWEST"
+    with sqlite3.connect(db) as conn:
+        hist = conn.execute(
+            "SELECT message_id, made_current FROM resource_history "
+            "WHERE rkey='Patient/RXX01-M123' ORDER BY version").fetchall()
+    made_current = dict(hist)
+    # the live lane went first; every older backload event became history only
+    assert made_current["PAS|RXX01|l4"] == 1
+    assert made_current["PAS|RXX01|b1"] == 0 and made_current["PAS|RXX01|b3"] == 0
+    assert len(hist) == 4
+    cli("verify", "--db", str(db), str(back.parents[2]), "--live", str(live))
+
+
+def test_bad_input_is_dead_lettered_and_nothing_else_lost(tmp_path: Path) -> None:
+    scen = write_scenario(tmp_path / "s.toml")
+    good = [adt(f"g{i}", f"2024010{i}120000+0000", family=f"GOOD{i}") for i in range(1, 4)]
+    no_patient = adt("np", "20240104120000+0000").replace(
+        "PID|1||9990000018^^^NHS^NH~M123^^^RXX01^PI", "PID|1||")
+    unknown_type = adt("ut", "20240105120000+0000", mtype="ZZZ^Z99")
+    unknown_sender = adt("us", "20240105120000+0000", app="ROGUE", fac="RZZ99")
+    truncated = adt("tr", "20240106120000+0000")[:18]  # "MSH|^~\&|PAS|RXX01"
+    path = tmp_path / "x/backload/bad.hl7"
+    path.parent.mkdir(parents=True)
+    body = "\r\n".join([good[0], no_patient, good[1], unknown_type, unknown_sender,
+                        truncated, good[2]]) + "\r\n"
+    path.write_bytes(body.encode() + b"\xff\xfe\x00garbage\x01 bytes\r\n")
+    db = tmp_path / "db.sqlite"
+    report = replay_json("--db", str(db), str(path.parents[1]), "--scenario", str(scen))
+    total = report["total"]
+    assert report["ok"] and total["applied"] == 3
+    assert total["accepted"] == total["applied"] + total["dead_lettered"]
+    dead = json.loads(cli("deadletter", "list", "--db", str(db), "--json").stdout)
+    reasons = {d["control_id"]: d["reason"] for d in dead}
+    assert "PID-3" in reasons["np"]
+    assert "MSH-3/MSH-4" in reasons["us"] and "unknown sender" in reasons["us"]
+    assert "ZZZ" in reasons["ut"] or "MSH-9" in reasons["ut"]
+    assert all(r for r in reasons.values())
+    assert family(db) == "GOOD3"
+    shown = cli("deadletter", "show", str(dead[0]["id"]), "--db", str(db)).stdout
+    assert dead[0]["reason"].split(":")[0] in shown
+
+
+def test_dead_letter_retry_after_the_sender_is_configured(tmp_path: Path) -> None:
+    scen = write_scenario(tmp_path / "s.toml")
+    msgs = [
+        adt("a1", "20240101120000+0000", family="FIRST"),
+        adt("z1", "20240102120000+0000", app="LATE", fac="RYY02", family="AT-LATE", mrn="L9"),
+    ]
+    src = write_messages(tmp_path / "x/backload/all.hl7", msgs)
+    db = tmp_path / "db.sqlite"
+    report = replay_json("--db", str(db), str(src.parents[1]), "--scenario", str(scen))
+    assert report["total"]["dead_lettered"] == 1
+    still = cli("deadletter", "retry", "--all", "--db", str(db), check=False)
+    assert still.returncode == 1 and "unknown sender" in still.stdout
+    # the fix: the trust is added to the scenario; replaying again records it
+    fixed = write_scenario(tmp_path / "s2.toml", with_late_joiner=True)
+    replay_json("--db", str(db), str(src.parents[1]), "--scenario", str(fixed))
+    dead = json.loads(cli("deadletter", "list", "--db", str(db), "--json").stdout)
+    out = cli("deadletter", "retry", str(dead[0]["id"]), "--db", str(db))
+    assert "applied 1" in out.stdout
+    report = replay_json("--db", str(db), str(src.parents[1]))
+    assert report["total"]["applied"] == 2 and report["total"]["dead_lettered"] == 0
+    assert family(db, "RYY02-L9") == "AT-LATE"
+    cli("verify", "--db", str(db), str(src.parents[1]))
+
+
+def test_retry_of_an_old_message_never_overwrites_newer_state(tmp_path: Path) -> None:
+    scen = write_scenario(tmp_path / "s.toml")
+    old = adt("o1", "20240101120000+0000", family="OLD")
+    newer = adt("n1", "20240301120000+0000", family="NEWER")
+    src = write_messages(tmp_path / "x/backload/a.hl7", [old, newer])
+    db = tmp_path / "db.sqlite"
+    replay_json("--db", str(db), str(src.parents[1]), "--scenario", str(scen))
+    # simulate an old message that failed and is retried after the newer one applied
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE queue SET state='dead-lettered', reason='test' "
+                     "WHERE control_id='o1'")
+        conn.execute("DELETE FROM resource_history WHERE message_id='PAS|RXX01|o1'")
+    cli("deadletter", "retry", "--all", "--db", str(db))
+    assert family(db) == "NEWER"
+    with sqlite3.connect(db) as conn:
+        made = conn.execute("SELECT made_current FROM resource_history WHERE "
+                            "rkey='Patient/RXX01-M123' AND message_id='PAS|RXX01|o1'").fetchall()
+    assert made == [(0,)]
