@@ -65,7 +65,7 @@ class Flavour:
             ids = f"{nhs}^^^NHS^NH~{mrn}^^^{ods}^PI" if nhs else f"{mrn}^^^{ods}^PI"
             p32 = _PID32["itk-acute"][verification] if nhs else ""
             return (
-                f"PID|1||{ids}||{name}||{dob}|{sex}|||{address}||{phones}||||||||||{ethnicity}"
+                f"PID|1||{ids}||{name}||{dob}|{sex}|||{address}||{phones}|||||||||{ethnicity}"
                 f"||||||||||{p32}"
             )
         if self.name == "classic-pas":
@@ -74,7 +74,7 @@ class Flavour:
         ids = f"{mrn}^^^{ods}^MR~{nhs}^^^NHS^NHS" if nhs else f"{mrn}^^^{ods}^MR"
         p32 = _PID32["mh-epr"][verification] if nhs else ""
         return (
-            f"PID|1||{ids}||{name}||{dob}|{sex}|||{address}||{phones}||||||||||{ethnicity}"
+            f"PID|1||{ids}||{name}||{dob}|{sex}|||{address}||{phones}|||||||||{ethnicity}"
             f"||||||||||{p32}"
         )
 

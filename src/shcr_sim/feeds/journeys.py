@@ -31,7 +31,7 @@ RATES = {
 ACUTE_WARDS = ("AMU", "Ward 7", "Ward 12", "Ward 23", "CCU", "Ward 31", "Ward 4", "SAU")
 MH_WARDS = ("Beech Ward", "Hawthorn Ward", "Rowan Ward", "Elm PICU")
 CLINICS = {
-    "100": "OPD-GSURG", "110": "OPD-T&O", "300": "OPD-MED", "320": "OPD-CARD",
+    "100": "OPD-GSURG", "110": "OPD-TRAUMA", "300": "OPD-MED", "320": "OPD-CARD",
     "340": "OPD-RESP", "430": "OPD-ELD",
 }
 MH_TEAMS = ("CMHT-NORTH", "CMHT-SOUTH", "CRISIS-TEAM", "EIP-TEAM", "OLDER-ADULT-CMHT")

@@ -59,11 +59,14 @@ def pid(st: TrustState, reg: Reg) -> str:
     )
 
 
-def pd1(reg: Reg) -> str:
+def pd1(st: TrustState, reg: Reg) -> str:
+    """GP practice (PD1-3) and GP (PD1-4). XON-10 holds the practice code from v2.5;
+    before that XON-3 is numeric, so older feeds put the code in XON-1."""
     p = reg.person
     code, name, _ = p.practice
     gcode, gsur, ggiven = p.gp
-    return f"PD1|||{name}^^{code}|{gcode}^{gsur}^{ggiven}^^^Dr"
+    practice = f"{name}^^^^^^^^^{code}" if st.flavour.version == "2.5.1" else code
+    return f"PD1|||{practice}|{gcode}^{gsur}^{ggiven}^^^Dr"
 
 
 def _xcn(c: tuple[str, str, str]) -> str:
@@ -75,12 +78,21 @@ def pv1(st: TrustState, v: Visit) -> str:
     loc = f"{v.ward}^^{v.bed}^{st.ods}" if v.bed else f"{v.ward}^^^{st.ods}"
     prior = f"{v.prior_ward}^^^{st.ods}" if v.prior_ward else ""
     discharge = ts(v.discharge) if v.discharge else ""
-    # PV1-1..45; PV1-19 visit number, PV1-36 disposition, PV1-44/45 admit/discharge
-    return (
-        f"PV1|1|{v.pclass}|{loc}|{v.admit_type}||{prior}|{_xcn(v.consultant)}|||{v.specialty}"
-        f"||||||||||{v.number}^^^{st.ods}^VN|||||||||||||||||{v.disposition}||||||||"
-        f"{ts(v.admit)}|{discharge}"
-    )
+    f = [""] * 46  # f[n] is PV1-n
+    f[1] = "1"
+    f[2] = v.pclass
+    f[3] = loc
+    f[4] = v.admit_type
+    f[6] = prior
+    f[7] = _xcn(v.consultant)
+    f[10] = v.specialty
+    f[19] = f"{v.number}^^^{st.ods}^VN"
+    f[36] = v.disposition
+    f[44] = ts(v.admit)
+    f[45] = discharge
+    if not discharge:
+        f.pop()
+    return "PV1|" + "|".join(f[1:])
 
 
 def zseg(st: TrustState, v: Visit, t: int) -> str:
@@ -98,9 +110,9 @@ def _adt(st: TrustState, reg: Reg, ev: Event, tail: list[str]) -> tuple[str, str
     t = ev.time
     f = st.flavour
     mtype = f"ADT^{code}^{_structure(st, code)}"
-    segs = [msh(st, t + ev.data.get("lag", 30), mtype), f"EVN|{code}|{f.ts(t)}|||||{f.ts(t)}"]
+    segs = [msh(st, t + ev.data.get("lag", 30), mtype), f"EVN|{code}|{f.ts(t)}||||{f.ts(t)}"]
     segs.append(pid(st, reg))
-    segs.append(pd1(reg))
+    segs.append(pd1(st, reg))
     v = ev.visit
     if code in ("A28", "A31"):
         segs.append("PV1|1|N")
@@ -165,9 +177,9 @@ def adt_merge(st: TrustState, reg: Reg, ev: Event) -> tuple[str, str]:
     old = ev.data["old_mrn"]
     segs = [
         msh(st, t + 30, f"ADT^A40^{_structure(st, 'A40')}"),
-        f"EVN|A40|{f.ts(t)}|||||{f.ts(t)}",
+        f"EVN|A40|{f.ts(t)}||||{f.ts(t)}",
         pid(st, reg),
-        pd1(reg),
+        pd1(st, reg),
         f"MRG|{old}^^^{st.ods}^{f.mrn_type}",
     ]
     return "ADT^A40", "\r".join(segs) + "\r"
@@ -278,9 +290,26 @@ def rde(st: TrustState, reg: Reg, ev: Event) -> tuple[str, str]:
         f"ORC|NW|{placer}|||||{timing}||{start}|||{_xcn(consultant)}",
         f"RXE|{timing}|{give}|{med.dose}||{med.unit}^{med.unit}^UCUM|{med.form}^^{st.drug_system}"
         f"|{d['instruction']}",
-        f"RXR|{med.route}^^HL70162",
     ]
+    if f.version == "2.5.1":  # v2.5 moved timing to TQ1, which RDE_O11 then requires
+        segs.append(f"TQ1|1||{med.frequency}||||{start}|{end}")
+    segs.append(f"RXR|{med.route}^^HL70162")
     return f"RDE^{event}", "\r".join(segs) + "\r"
+
+
+def txa(st: TrustState, d: dict, ts: str, activity: str) -> str:
+    f = [""] * 20  # f[n] is TXA-n
+    f[1] = "1"
+    f[2] = d["doc_type"]
+    f[3] = "AP" if d["pdf"] else "TX"
+    f[4] = activity  # the clinical activity the document is about
+    f[5] = _xcn(d["author"])
+    f[6] = ts  # origination
+    f[9] = _xcn(d["author"])  # originator
+    f[12] = f"{d['doc_id']}^{st.ods}"  # unique document number
+    f[17] = "AU"  # authenticated
+    f[19] = "AV"  # available for patient care
+    return "TXA|" + "|".join(f[1:])
 
 
 def mdm(st: TrustState, reg: Reg, ev: Event) -> tuple[str, str]:
@@ -288,7 +317,6 @@ def mdm(st: TrustState, reg: Reg, ev: Event) -> tuple[str, str]:
     f = st.flavour
     d = ev.data
     v = ev.visit
-    author = d["author"]
     ts = f.ts(ev.time)
     activity = f.ts(d["activity"])
     segs = [
@@ -296,8 +324,7 @@ def mdm(st: TrustState, reg: Reg, ev: Event) -> tuple[str, str]:
         f"EVN|T02|{ts}",
         pid(st, reg),
         pv1(st, v) if v is not None else "PV1|1|N",
-        f"TXA|1|{d['doc_type']}|{'AP' if d['pdf'] else 'TX'}|{activity}|{_xcn(author)}||{ts}"
-        f"||||{d['doc_id']}^{st.ods}|||||AU||AV",
+        txa(st, d, ts, activity),
     ]
     title = d["title"]
     if d["pdf"]:

@@ -1,0 +1,174 @@
+"""Generator output: same seed same bytes, manifest matches the files, ids and order."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from feeds_helpers import Generated, small_scenario, tree_bytes
+from typer.testing import CliRunner
+
+from shcr_sim.cli import app
+from shcr_sim.feeds.generate import generate
+from shcr_sim.feeds.nhs import nhs_number_is_valid
+from shcr_sim.hl7 import parse_ts
+
+
+def test_same_seed_same_bytes_different_seed_different(tmp_path: Path) -> None:
+    sc = small_scenario(120, rate_multiplier=30.0, resend_rate=0.05)
+    generate(sc, tmp_path / "a")
+    generate(sc, tmp_path / "b")
+    generate(sc, tmp_path / "c", seed=sc.seed + 1)
+    a, b, c = (tree_bytes(tmp_path / x) for x in "abc")
+    assert a == b
+    assert len(a) > 10
+    assert a != c
+    assert json.loads(a["manifest.json"])["seed"] == sc.seed
+    assert json.loads(c["manifest.json"])["seed"] == sc.seed + 1
+
+
+def test_layout_and_manifest_counts_match_files(feeds_run, feeds_messages) -> None:
+    out, manifest = feeds_run
+    counted: dict[str, Counter[str]] = {}
+    per_file: Counter[str] = Counter()
+    for g in feeds_messages:
+        counted.setdefault(f"{g.ods}/{g.lane}", Counter())[g.msg.message_type] += 1
+        per_file[str(g.path.relative_to(out))] += 1
+    for ods, t in manifest["trusts"].items():
+        assert dict(counted.get(f"{ods}/backload", {})) == t["backload"]
+        assert dict(counted.get(f"{ods}/live", {})) == t["live"]
+    assert dict(per_file) == manifest["files"]
+    assert manifest["total"] == len(feeds_messages)
+    assert manifest["backload"]["messages"] + manifest["live"]["messages"] == manifest["total"]
+    # data-type files only for what each trust sends
+    for ods in manifest["trusts"]:
+        files = {p.stem for p in (out / "backload" / ods).glob("*.hl7")}
+        assert files, ods
+        assert (out / "live" / f"{ods}.hl7").exists()
+    assert {p.stem for p in (out / "backload" / "NZU").glob("*.hl7")} == {"documents"}
+    kinds = {g.msg.message_type for g in feeds_messages}
+    assert {"ADT^A01", "ADT^A02", "ADT^A03", "ADT^A04", "ADT^A08", "ADT^A28", "ADT^A31",
+            "ADT^A40", "ORU^R01", "RDE^O11", "MDM^T02"} <= kinds
+
+
+def test_sender_and_control_ids(feeds_scenario, feeds_messages: list[Generated]) -> None:
+    trusts = {t.ods: t for t in feeds_scenario.trusts}
+    seen: dict[tuple[str, str, str], str] = {}
+    resends = 0
+    for g in feeds_messages:
+        app_, fac = g.msg.sender
+        assert fac == g.ods and app_ == trusts[g.ods].sending_application
+        key = (app_, fac, g.msg.control_id)
+        if key in seen:
+            assert g.lane == "live", "only live messages are ever resent"
+            assert seen[key] == g.text, "a resend repeats the original bytes"
+            resends += 1
+        seen[key] = g.text
+    assert resends > 0
+
+
+def test_backload_files_are_in_local_id_order(feeds_messages: list[Generated]) -> None:
+    by_file: dict[Path, list[Generated]] = {}
+    for g in feeds_messages:
+        if g.lane == "backload":
+            by_file.setdefault(g.path, []).append(g)
+    out_of_time_order = 0
+    for path, msgs in by_file.items():
+        mrns = [_mrn(g) for g in msgs]
+        assert mrns == sorted(mrns), path
+        times = [parse_ts(g.msg.get("MSH-7")).epoch for g in msgs]
+        out_of_time_order += sum(1 for x, y in zip(times, times[1:], strict=False) if y < x)
+    assert out_of_time_order > 0, "extracts are grouped by patient, not by time"
+
+
+def test_live_stream_is_after_cut_over_and_in_arrival_order(feeds_run, feeds_messages) -> None:
+    out, manifest = feeds_run
+    cut = parse_ts(manifest["live"]["start"].replace("-", "").replace(":", "")
+                   .replace("T", "").replace("Z", "+0000")).epoch
+    live = [g for g in feeds_messages if g.lane == "live"]
+    assert live
+    for g in live:
+        assert _event_time(g) >= cut
+    for g in feeds_messages:
+        if g.lane == "backload":
+            assert _event_time(g) < cut
+    # arrival order: per trust, first sends step back in MSH-7 by at most the send jitter;
+    # resends (same MSH-10 again) arrive up to 15 minutes after their original
+    for ods in manifest["trusts"]:
+        seen: set[str] = set()
+        last = 0.0
+        for g in (g for g in live if g.ods == ods):
+            t = parse_ts(g.msg.get("MSH-7")).epoch
+            if g.msg.control_id in seen:
+                assert last - 1200 <= t <= last
+                continue
+            seen.add(g.msg.control_id)
+            assert t >= last - 300
+            last = max(last, t)
+
+
+def test_flavours_place_identifiers_their_own_way(feeds_messages: list[Generated]) -> None:
+    checked = Counter()
+    for g in feeds_messages:
+        if "PID" not in g.msg:
+            continue
+        m = g.msg
+        version = m.version
+        pid3 = m["PID"].repetitions(3)
+        if version == "2.4":  # itk-acute
+            nhs = [r for r in pid3 if r.split("^")[3:5] == ["NHS", "NH"]]
+            assert pid3[-1].endswith(f"^^^{g.ods}^PI")
+            if nhs:
+                assert pid3[0] == nhs[0]
+                assert m.get("PID-32") in {f"0{i}" for i in range(1, 9)}
+            assert parse_ts(m.get("MSH-7")).had_offset
+        elif version == "2.3.1":  # classic-pas
+            nhs = [m.get("PID-2")] if m.get("PID-2") else []
+            assert len(pid3) == 1 and pid3[0].endswith(f"^^^{g.ods}^MR")
+            assert len(m.get("MSH-7")) == 12  # minutes, no offset
+            assert "ZU1" not in m and "ZMH" not in m
+        else:  # mh-epr
+            assert version == "2.5.1"
+            nhs = pid3[1:]
+            assert pid3[0].endswith(f"^^^{g.ods}^MR")
+            if nhs:
+                assert nhs[0].endswith("^^^NHS^NHS")
+                assert m.get("PID-32").startswith("NSTS")
+            assert not parse_ts(m.get("MSH-7")).had_offset
+        for n in nhs:
+            assert nhs_number_is_valid(n.split("^")[0])
+        checked[version] += 1
+        checked[f"{version}-nhs" if nhs else f"{version}-mrn-only"] += 1
+    for version in ("2.4", "2.3.1", "2.5.1"):
+        assert checked[f"{version}-nhs"] > 0
+    assert sum(checked[f"{v}-mrn-only"] for v in ("2.4", "2.3.1", "2.5.1")) > 0
+
+
+def test_messages_option_scales_the_run(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["generate", "--out", str(tmp_path), "--messages", "3000", "--seed", "5", "-q"]
+    )
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert 2000 <= manifest["total"] <= 4500
+    assert manifest["seed"] == 5
+
+
+def _mrn(g: Generated) -> str:
+    m = g.msg
+    for rep in m["PID"].repetitions(3):
+        parts = rep.split("^")
+        if parts[3:4] == [g.ods]:
+            return parts[0]
+    raise AssertionError(f"no local MRN in {m.control_id}")
+
+
+def _event_time(g: Generated) -> float:
+    """Event time as the engine reads it: EVN-2, else OBR-22/OBR-7, TXA-4, ORC-9, MSH-7."""
+    m = g.msg
+    for path in ("EVN-2", "OBR-22", "ORC-9", "TXA-6", "MSH-7"):
+        value = m.get(path)
+        if value:
+            return parse_ts(value).epoch
+    raise AssertionError("no time")

@@ -1,0 +1,90 @@
+"""Scenario files: the default loads; a bad file is refused with the field named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from feeds_helpers import default_data
+from typer.testing import CliRunner
+
+from shcr_sim.cli import app
+from shcr_sim.feeds.scenario import ScenarioError, load_scenario, parse_scenario
+
+
+def test_default_scenario_shape() -> None:
+    sc = load_scenario(None)
+    kinds = [t.kind for t in sc.trusts]
+    assert kinds.count("acute") == 3
+    assert kinds.count("mental-health") == 1
+    assert kinds.count("urgent-care") == 1
+    uc = next(t for t in sc.trusts if t.kind == "urgent-care")
+    assert uc.data_types == ["documents"]
+    assert {t.flavour for t in sc.trusts} == {"itk-acute", "classic-pas", "mh-epr"}
+    assert len({t.ods for t in sc.trusts}) == len(sc.trusts)
+
+
+def _error(data: dict) -> str:
+    with pytest.raises(ScenarioError) as err:
+        parse_scenario(data)
+    return str(err.value)
+
+
+def test_bad_flavour_names_the_trust_and_field() -> None:
+    data = default_data()
+    data["trusts"][2]["flavour"] = "epic"
+    assert (
+        "trusts[2].flavour: Input should be 'itk-acute', 'classic-pas' or 'mh-epr'"
+        in _error(data)
+    )
+
+
+def test_unknown_field_is_refused() -> None:
+    data = default_data()
+    data["population"]["sise"] = 10
+    assert "population.sise: Extra inputs are not permitted" in _error(data)
+
+
+def test_bad_values_name_their_fields() -> None:
+    data = default_data()
+    data["trusts"][0]["data_types"] = ["adt", "x-rays"]
+    data["live"]["resend_rate"] = 1.5
+    data["backload"]["end"] = data["backload"]["start"]
+    message = _error(data)
+    assert "trusts[0].data_types[1]" in message
+    assert "live.resend_rate" in message
+    assert "backload: Value error, end must be after start" in message
+
+
+def test_duplicate_ods_is_refused() -> None:
+    data = default_data()
+    data["trusts"][1]["ods"] = data["trusts"][0]["ods"]
+    assert "duplicate trust ods 'RZ1'" in _error(data)
+
+
+def test_cli_exits_non_zero_naming_the_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        'name = "x"\n[backload]\nstart = 2024-01-01\nend = 2025-01-01\n'
+        '[[trusts]]\nname = "A"\nods = "AB1"\nsending_application = "X"\nkind = "acute"\n'
+        'flavour = "epic"\ndata_types = ["adt"]\n'
+    )
+    result = CliRunner().invoke(app, ["generate", "--out", str(tmp_path / "o"), "--scenario",
+                                      str(bad)])
+    assert result.exit_code == 2
+    assert "trusts[0].flavour: Input should be" in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_missing_file(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["generate", "--out", str(tmp_path / "o"), "--scenario",
+                                      str(tmp_path / "nope.toml")])
+    assert result.exit_code == 2
+    assert "cannot read scenario" in result.output
+
+
+def test_not_toml_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = \n")
+    with pytest.raises(ScenarioError, match="not valid TOML"):
+        load_scenario(bad)
