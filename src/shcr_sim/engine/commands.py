@@ -77,6 +77,7 @@ def replay(
     if live_view is not None:
         with live_view:
             result = asyncio.run(go())
+        console.print()
     else:
         result = asyncio.run(go())
     recon = result.reconciliation

@@ -63,6 +63,7 @@ def run_demo(out: Path, messages: int, seed: int, console: Console) -> int:
     with view:
         result = asyncio.run(replay(db, [data], live_files, trusts=trusts,
                                     on_progress=on_progress))
+    console.print()
     console.print(reconciliation_table(result.reconciliation))
 
     console.rule("3. verify every patient's journey independently")

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -229,3 +229,26 @@ class LiveEngine:
             await self.inbound.close()
         if self.engine is not None:
             await self.engine.close()
+
+
+async def serve_forever(
+    db: str | Path,
+    trusts: Sequence[TrustInfo] | None,
+    options: LiveOptions,
+    on_started: Callable[[LiveEngine], None] | None = None,
+) -> None:
+    """``shcr-sim serve``: run until SIGINT/SIGTERM, then close cleanly."""
+    import signal
+
+    live = await LiveEngine.start(db, trusts, options)
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, done.set)
+    try:
+        if on_started is not None:
+            on_started(live)
+        await done.wait()
+    finally:
+        await live.close()

@@ -103,11 +103,13 @@ class ListenerFaults:
 
     Applied to messages (never heartbeats) *after* the queue has answered, so each
     one forces the sender to resend something the engine already holds:
-    ``ack_delay`` holds every ACK back; ``drop_ack_rate`` never sends some ACKs;
-    ``reset_rate`` resets the connection instead of acknowledging.
+    ``ack_delay`` holds ACKs back (a ``slow_ack_rate`` share of them);
+    ``drop_ack_rate`` never sends some ACKs; ``reset_rate`` resets the connection
+    instead of acknowledging.
     """
 
     ack_delay: float = 0.0
+    slow_ack_rate: float = 1.0  # share of ACKs held back by ack_delay
     drop_ack_rate: float = 0.0
     reset_rate: float = 0.0
     seed: int = 1
@@ -415,7 +417,7 @@ class MLLPListener:
             text = pending.ack if pending.fut is None else await self._settle(pending)
             faults = self.config.faults
             if pending.fut is not None and faults.active and text is not None:
-                if faults.ack_delay:
+                if faults.ack_delay and faults.roll(faults.slow_ack_rate):
                     await asyncio.sleep(faults.ack_delay)
                 if faults.roll(faults.reset_rate):
                     self.stats.faults_injected += 1

@@ -105,7 +105,21 @@ def record_view(rec: PatientRecord) -> Group:
     for col in ("when", "what", "summary"):
         tl.add_column(col)
     rank = {t: i for i, t in enumerate(CLINICAL_ORDER)}
-    items = [r for r in rec.resources if r.get("resourceType") in rank]
+    by_ref = {f"{r['resourceType']}/{r['id']}": r for r in rec.resources}
+    in_reports: set[str] = set()
+    for r in rec.resources:
+        if r.get("resourceType") == "DiagnosticReport":
+            in_reports.update(x.get("reference", "") for x in r.get("result") or [])
+    items = [r for r in rec.resources if r.get("resourceType") in rank
+             and f"{r['resourceType']}/{r['id']}" not in in_reports]
     for r in sorted(items, key=lambda r: (when_of(r), rank[r["resourceType"]])):
-        tl.add_row(when_of(r)[:16], r["resourceType"], summary(r))
+        text = summary(r)
+        if r["resourceType"] == "DiagnosticReport":
+            results = [by_ref[x["reference"]] for x in r.get("result") or []
+                       if x.get("reference") in by_ref]
+            if results:
+                text += "\n  " + "\n  ".join(summary(o) for o in results[:8])
+                if len(results) > 8:
+                    text += f"\n  … {len(results) - 8} more"
+        tl.add_row(when_of(r)[:16], r["resourceType"], text)
     return Group(Panel(demo, title="shared care record", title_align="left"), ids, tl)
