@@ -13,8 +13,9 @@ from shcr_sim.feeds.scenario import Scenario
 
 @pytest.fixture(scope="session")
 def feeds_scenario() -> Scenario:
-    # a busy live window with resends so every behaviour shows up in a small run
-    return small_scenario(300, hours=48, rate_multiplier=40.0, resend_rate=0.05)
+    # every data type from every hospital, a busy live window with resends: every
+    # behaviour shows up in a small run
+    return small_scenario(600, every_type=True, hours=48, rate_multiplier=40.0, resend_rate=0.05)
 
 
 @pytest.fixture(scope="session")

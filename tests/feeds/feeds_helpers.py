@@ -17,9 +17,17 @@ def default_data() -> dict:
     return tomllib.loads(text)
 
 
-def small_scenario(size: int = 250, **live) -> Scenario:
+ALL_TYPES = ["adt", "pathology", "radiology", "cardiology", "prescribing", "documents"]
+
+
+def small_scenario(size: int = 250, every_type: bool = False, **live) -> Scenario:
+    """The default scenario, smaller; ``every_type``: hospitals send every data type."""
     data = default_data()
     data["population"]["size"] = size
+    if every_type:
+        for t in data["trusts"]:
+            if t["kind"] != "urgent-care":
+                t["data_types"] = ALL_TYPES
     data["live"].update(live)
     return parse_scenario(data)
 
