@@ -112,3 +112,31 @@ def test_retry_of_an_old_message_never_overwrites_newer_state(tmp_path: Path) ->
         made = conn.execute("SELECT made_current FROM resource_history WHERE "
                             "rkey='Patient/RXX01-M123' AND message_id='PAS|RXX01|o1'").fetchall()
     assert made == [(0,)]
+
+
+def test_a40_merge_redirects_later_messages_from_its_event_time(tmp_path: Path) -> None:
+    scen = write_scenario(tmp_path / "s.toml")
+    merge = "\r".join([
+        "MSH|^~\\&|PAS|RXX01|SHCR|SHCR|20240110120000+0000||ADT^A40^ADT_A39|m1|P|2.4",
+        "EVN|A40|20240110120000+0000",
+        "PID|1||M1^^^RXX01^PI||KEEP^Ann||19700101|F",
+        "MRG|M2^^^RXX01^PI",
+    ])
+    msgs = [  # written newest first: the sequencer must sort them
+        adt("late", "20240120120000+0000", mtype="ADT^A01", nhs="", mrn="M2", visit="V9"),
+        merge,
+        adt("early", "20240105120000+0000", mtype="ADT^A01", nhs="", mrn="M2", visit="V8"),
+        adt("reg1", "20240101120000+0000", mtype="ADT^A28", nhs="", mrn="M1", family="KEEP"),
+        adt("reg2", "20240101120000+0000", mtype="ADT^A28", nhs="", mrn="M2", family="DUP"),
+    ]
+    src = write_messages(tmp_path / "x/backload/adt.hl7", msgs)
+    db = tmp_path / "db.sqlite"
+    report = replay_json("--db", str(db), str(src.parents[1]), "--scenario", str(scen))
+    assert report["total"]["applied"] == 5
+    snap = snapshot(db)
+    encounters = {r["identifier"][0]["value"]: r for k, r in snap.items()
+                  if k.startswith("Encounter/")}
+    assert encounters["V8"]["subject"]["reference"] == "Patient/RXX01-M2"  # before the merge
+    assert encounters["V9"]["subject"]["reference"] == "Patient/RXX01-M1"  # after: survivor
+    assert snap["Patient/RXX01-M2"]["active"] is False
+    cli("verify", "--db", str(db), str(src.parents[1]))

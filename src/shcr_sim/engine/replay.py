@@ -159,12 +159,17 @@ async def replay(
         await backload.prepare()
         await livefeed.prepare()
 
-        async def tick() -> None:
+        last_depth = [0.0]
+
+        async def tick(force: bool = False) -> None:
             progress.released = engine.stats.released
             progress.applied = engine.stats.applied
             progress.dead = engine.stats.dead
-            progress.depth_backload = await engine.queue.depth("backload")
-            progress.depth_live = await engine.queue.depth("live")
+            now = time.monotonic()
+            if force or now - last_depth[0] >= 0.5:  # depth is a COUNT: sample it
+                last_depth[0] = now
+                progress.depth_backload = await engine.queue.depth("backload")
+                progress.depth_live = await engine.queue.depth("live")
             if on_progress is not None:
                 on_progress(progress)
 
@@ -174,7 +179,7 @@ async def replay(
             return n
 
         progress.phase = "ingest"
-        await tick()
+        await tick(force=True)
         while await backload.pump():
             await live_step()
             await tick()
@@ -191,7 +196,7 @@ async def replay(
         await engine.drain("live", opts.batch)
         await engine.drain("backload", opts.batch)
         progress.phase = "done"
-        await tick()
+        await tick(force=True)
         recon = await reconcile(engine.queue.conn)
         return ReplayResult(recon, progress, await engine.store.count())
     finally:

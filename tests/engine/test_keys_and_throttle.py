@@ -1,0 +1,73 @@
+"""Message keys (patient, event time, ordering) and the release throttle's arithmetic."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from engine_helpers import adt
+
+from shcr_sim.engine import throttle
+from shcr_sim.engine.keys import KeysError, extract, valid_nhs_number
+from shcr_sim.hl7 import parse
+
+
+def test_nhs_number_check_digit() -> None:
+    assert valid_nhs_number("9990000018")
+    assert not valid_nhs_number("9990000019")
+    assert not valid_nhs_number("999000001")
+
+
+def test_patient_key_prefers_valid_nhs_number_then_mrn() -> None:
+    assert extract(parse(adt("1", "20240101120000+0000"))).patient_key == "nhs:9990000018"
+    bad_nhs = adt("1", "20240101120000+0000", nhs="9990000019")
+    assert extract(parse(bad_nhs)).patient_key == "mrn:RXX01|M123"
+    classic = adt("1", "20240101120000+0000").replace(
+        "PID|1||9990000018^^^NHS^NH~M123^^^RXX01^PI", "PID|1|9990000018^^^NHS|M123^^^RXX01^MR")
+    assert extract(parse(classic)).patient_key == "nhs:9990000018"
+    with pytest.raises(KeysError, match="PID"):
+        extract(parse(adt("1", "20240101").replace("\rPID|1||9990000018^^^NHS^NH~M123^^^RXX01^PI",
+                                                   "\rPID|1||")))
+
+
+def test_event_time_local_uk_time_and_results_use_obr7() -> None:
+    summer = extract(parse(adt("1", "202407011200")))  # no offset: BST
+    winter = extract(parse(adt("2", "202401011200")))  # no offset: GMT
+    assert summer.event_epoch % 86400 == 11 * 3600
+    assert winter.event_epoch % 86400 == 12 * 3600
+    oru = "\r".join([
+        "MSH|^~\\&|PAS|RXX01|SHCR|SHCR|20240105000000+0000||ORU^R01|9|P|2.4",
+        "PID|1||9990000018^^^NHS^NH",
+        "OBR|1|||CODE|||20240102030405+0000",
+    ])
+    k = extract(parse(oru))
+    assert k.event_time == "20240102030405+0000"
+
+
+def test_ordering_key_time_then_precedence() -> None:
+    t = "20240101120000+0000"
+    a01 = extract(parse(adt("9", t, mtype="ADT^A01")))
+    a04 = extract(parse(adt("8", t, mtype="ADT^A04")))
+    a03 = extract(parse(adt("1", t, mtype="ADT^A03")))
+    later = extract(parse(adt("0", "20240101120001+0000", mtype="ADT^A28")))
+    assert sorted([later, a03, a01, a04], key=lambda k: k.order_key) == [a04, a01, a03, later]
+
+
+async def test_token_bucket_waits_in_proportion(monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+    clock = [1000.0]
+
+    async def fake_sleep(s: float) -> None:
+        waits.append(s)
+        clock[0] += s
+
+    monkeypatch.setattr(throttle.asyncio, "sleep", fake_sleep)
+    monkeypatch.setattr(throttle.time, "monotonic", lambda: clock[0])
+    bucket = throttle.TokenBucket(100)
+    for _ in range(5):
+        await bucket.take(50)
+    assert sum(waits) == pytest.approx(2.5)  # 250 messages at 100/s
+    unlimited = throttle.TokenBucket(None)
+    await unlimited.take(10_000)
+    assert sum(waits) == pytest.approx(2.5)
+    assert asyncio.iscoroutinefunction(bucket.take)
