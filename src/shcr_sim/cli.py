@@ -109,5 +109,134 @@ _register_engine(app)
 # --- live: MLLP, monitoring, dashboard -----------------------------------------
 
 
+@app.command()
+def serve(
+    db: str = typer.Option(..., "--db", help="SQLite file holding the queue and the record"),
+    scenario: str | None = typer.Option(None, "--scenario", help="Scenario TOML (the trusts)"),
+    mllp_port: int = typer.Option(2575, "--mllp-port", help="MLLP listener port"),
+    http_port: int = typer.Option(8080, "--http-port", help="Dashboard, /status, /metrics"),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on"),
+    silent_after: float = typer.Option(30.0, "--silent-after", help="Heartbeat alert (s)"),
+    ack_mode: str = typer.Option("auto", "--ack-mode", help="auto | original | enhanced"),
+) -> None:
+    """Run the engine with its MLLP listener, live release and the dashboard (Ctrl-C stops)."""
+    import asyncio
+    from pathlib import Path
+
+    from .engine.live import LiveOptions, serve_forever
+    from .engine.trusts import resolve_trusts
+    from .monitor.metrics import MonitorConfig
+
+    if ack_mode not in ("auto", "original", "enhanced"):
+        raise typer.BadParameter("--ack-mode must be auto, original or enhanced")
+    trusts = resolve_trusts(Path(scenario) if scenario else None, [], default=False)
+    opts = LiveOptions(mllp_host=host, mllp_port=mllp_port, http_host=host, http_port=http_port,
+                       ack_mode=ack_mode, monitor=MonitorConfig(silent_after=silent_after))
+
+    def started(live) -> None:  # noqa: ANN001
+        who = ", ".join(f"{t.ods}/{t.app}" for t in trusts) if trusts else "trusts saved in db"
+        typer.echo(f"MLLP on {host}:{live.mllp_port} (senders: {who})")
+        typer.echo(f"dashboard http://{host}:{live.http_port}/  ·  /status  ·  /metrics")
+
+    asyncio.run(serve_forever(Path(db), trusts, opts, started))
+
+
+@app.command()
+def monitor(
+    url: str = typer.Option("http://127.0.0.1:8080", "--url", help="The engine's HTTP address"),
+    interval: float = typer.Option(1.0, "--interval", help="Seconds between polls"),
+    once: bool = typer.Option(False, "--once", help="Print one frame and exit"),
+) -> None:
+    """Watch a running engine in the terminal (the dashboard, polled from /status)."""
+    from .monitor.terminal import watch
+
+    raise typer.Exit(watch(url, interval, once))
+
+
+@app.command()
+def run(
+    scenario: str | None = typer.Argument(None, help="Scenario TOML (default: built-in)"),
+    out: str = typer.Option("shcr-run", "--out", help="Data folder (generated if empty)"),
+    db: str | None = typer.Option(None, "--db", help="Engine database (default OUT/engine.db)"),
+    messages: int = typer.Option(20_000, "--messages", min=1, help="About N messages"),
+    live_hours: float | None = typer.Option(None, "--live-hours", help="Hours of live feed"),
+    live_rate: float = typer.Option(20.0, "--live-rate", help="Live messages/s, all trusts"),
+    pattern: str = typer.Option("steady", "--pattern", help="steady | bursty"),
+    heartbeat: float = typer.Option(1.0, "--heartbeat", help="Heartbeat interval (s)"),
+    silent_after: float = typer.Option(5.0, "--silent-after", help="Heartbeat alert (s)"),
+    mllp_port: int = typer.Option(0, "--mllp-port", help="MLLP port (0 = any free port)"),
+    http_port: int = typer.Option(8080, "--http-port", help="Dashboard port (0 = any)"),
+    linger: float = typer.Option(0.0, "--linger", help="Keep the dashboard up N s after"),
+    keep: bool = typer.Option(False, "--keep", help="Keep an existing database (resume)"),
+    store_outage: float = typer.Option(0.0, "--store-outage", help="Store down for N s"),
+    store_outage_at: float = typer.Option(5.0, "--store-outage-at", help="...starting at s"),
+    silent_feed: str = typer.Option("", "--silent-feed", help="ODS of a feed that goes quiet"),
+    silent_at: float = typer.Option(3.0, "--silent-at", help="...starting at s"),
+    silent_for: float = typer.Option(0.0, "--silent-for", help="...for s (0: 3x threshold)"),
+    malformed_burst: int = typer.Option(0, "--malformed-burst", help="N malformed messages"),
+    ack_delay: float = typer.Option(0.0, "--ack-delay", help="Hold ACKs back N s"),
+    slow_acks: float = typer.Option(0.2, "--slow-acks", help="...for this share of messages"),
+    drop_acks: float = typer.Option(0.0, "--drop-acks", help="Share of ACKs never sent"),
+    resets: float = typer.Option(0.0, "--resets", help="Share of ACKs replaced by a reset"),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON"),
+) -> None:
+    """Backload replay and live MLLP feeds at once, with live latency and optional faults."""
+    import asyncio
+    import json
+    from pathlib import Path
+
+    from .engine.liverun import RunFaults, RunOptions, progress_line, run_simulation, summary
+    from .feeds.scenario import ScenarioError, load_scenario
+
+    try:
+        sc = load_scenario(scenario)
+    except ScenarioError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if pattern not in ("steady", "bursty"):
+        raise typer.BadParameter("--pattern must be steady or bursty")
+    out_dir = Path(out)
+    db_path = Path(db) if db else out_dir / "engine.db"
+    if not keep:
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(db_path) + suffix).unlink(missing_ok=True)
+    faults = RunFaults(store_outage=store_outage, store_outage_at=store_outage_at,
+                       silent_feed=silent_feed, silent_at=silent_at, silent_for=silent_for,
+                       malformed_burst=malformed_burst, ack_delay=ack_delay, slow_acks=slow_acks,
+                       drop_acks=drop_acks, resets=resets)
+    opts = RunOptions(out=out_dir, db=db_path, messages=messages, live_hours=live_hours,
+                      live_rate=live_rate, pattern=pattern, heartbeat_interval=heartbeat,
+                      silent_after=silent_after, mllp_port=mllp_port,
+                      http_port=http_port, linger=linger, faults=faults)
+
+    def ready(live) -> None:  # noqa: ANN001
+        if not as_json:
+            typer.echo(f"live feeds → MLLP 127.0.0.1:{live.mllp_port}; dashboard "
+                       f"http://127.0.0.1:{live.http_port}/")
+
+    def report(status: dict) -> None:
+        if not as_json:
+            typer.echo(progress_line(status))
+
+    result = asyncio.run(run_simulation(sc, opts, on_report=report, on_ready=ready))
+    data = summary(result)
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        rec, d, lat = data["reconciliation"], data["live_delivery"], data["live_latency_ms"]
+        typer.echo(f"reconciliation: accepted {rec['accepted']:,} = applied {rec['applied']:,}"
+                   f" + duplicate {rec['duplicate']:,} + dead-lettered {rec['dead_lettered']:,}"
+                   f" (pending {rec['pending']:,}) → "
+                   f"{'OK' if data['reconciliation_ok'] else 'FAIL'}")
+        typer.echo(f"live delivery: {d['distinct']:,} distinct sent, {d['queued_once']:,} queued "
+                   f"once, lost {d['lost']}, doubled {d['doubled']}, resends absorbed "
+                   f"{d['duplicates_absorbed']}, dead-lettered {d['dead_lettered']}")
+        typer.echo(f"live feed-to-store latency: p50 {lat['p50']} ms, p90 {lat['p90']} ms, "
+                   f"p99 {lat['p99']} ms over {lat['count']:,} messages")
+        for e in data["alert_events"]:
+            typer.echo(f"alert {e['state']}: {e['message']}")
+    raise typer.Exit(0 if data["ok"] else 1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()
