@@ -1,0 +1,139 @@
+"""Journeys make clinical sense, read back from the files with the project's codec.
+
+Per trust and visit number (PV1-19): the visit starts (A01/A04) before it moves (A02),
+is updated (A08) or ends (A03); a discharge is never before its admission; a cancelled
+discharge (A13) follows a discharge and is followed by another. Corrections (OBX-11 C)
+come after the original report with the same filler order number. A40 merges name an
+MRN that was registered at that trust earlier. Patients known at several trusts carry
+the same NHS number under different local MRNs.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from feeds_helpers import Generated
+
+from shcr_sim.hl7 import parse_ts
+
+
+def _t(value: str) -> float:
+    return parse_ts(value).epoch
+
+
+def _unique(messages: list[Generated]) -> list[Generated]:
+    """Drop live resends (same sender and MSH-10 seen before)."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for g in messages:
+        key = (g.ods, g.msg.control_id)
+        if key not in seen:
+            seen.add(key)
+            out.append(g)
+    return out
+
+
+def test_visits_follow_admission_transfer_discharge(feeds_messages: list[Generated]) -> None:
+    visits: dict[tuple[str, str], list[tuple[float, str, str]]] = defaultdict(list)
+    for g in _unique(feeds_messages):
+        m = g.msg
+        if m.message_type.startswith("ADT") and "PV1" in m and m.get("PV1-19"):
+            event = m.message_type.split("^")[1]
+            visits[(g.ods, m.get("PV1-19.1"))].append((_t(m.get("EVN-2")), event,
+                                                      m.get("PV1-44")))
+    assert len(visits) > 100
+    checked = 0
+    for key, events in visits.items():
+        events.sort()
+        kinds = [e for _, e, _ in events]
+        start = kinds[0]
+        assert start in ("A01", "A04"), (key, kinds)
+        admit_time = _t(events[0][2])
+        assert admit_time == events[0][0], "PV1-44 is the admission event time"
+        for time, kind, pv1_44 in events:
+            assert _t(pv1_44) == admit_time, (key, kinds)
+            assert time >= admit_time
+            if kind == "A11":
+                assert kinds[-1] == "A11" and start == "A01"
+        if "A13" in kinds:
+            i = kinds.index("A13")
+            assert kinds[i - 1] == "A03"
+            assert "A03" in kinds[i + 1 :], "a cancelled discharge is followed by another"
+        if "A02" in kinds:
+            assert start == "A01"
+        checked += 1
+    assert checked == len(visits)
+
+
+def test_discharge_never_before_admission(feeds_messages: list[Generated]) -> None:
+    n = 0
+    for g in feeds_messages:
+        m = g.msg
+        if "PV1" in m and m.get("PV1-45"):
+            assert _t(m.get("PV1-45")) >= _t(m.get("PV1-44"))
+            n += 1
+    assert n > 100
+
+
+def test_corrections_follow_their_original(feeds_messages: list[Generated]) -> None:
+    reports: dict[tuple[str, str], list[tuple[float, str]]] = defaultdict(list)
+    for g in _unique(feeds_messages):
+        m = g.msg
+        if m.message_type == "ORU^R01":
+            status = m.get("OBR-25")
+            reports[(g.ods, m.get("OBR-3.1"))].append((_t(m.get("OBR-22")), status))
+            assert _t(m.get("OBR-22")) >= _t(m.get("OBR-7")), "resulted after collection"
+            if status == "C":
+                assert any(s.get(11) == "C" for s in m.all("OBX"))
+    corrected = [r for r in reports.values() if any(s == "C" for _, s in r)]
+    assert corrected
+    for r in corrected:
+        r.sort()
+        assert r[0][1] == "F", "the original final report comes first"
+        assert all(s == "C" for _, s in r[1:])
+        assert len({t for t, _ in r}) == len(r)
+
+
+def test_merges_reference_registered_mrns(feeds_messages: list[Generated]) -> None:
+    registered: dict[tuple[str, str], float] = {}
+    merges = []
+    for g in _unique(feeds_messages):
+        m = g.msg
+        if m.message_type == "ADT^A28":
+            for rep in m["PID"].repetitions(3):
+                parts = rep.split("^")
+                if parts[3:4] == [g.ods]:
+                    registered[(g.ods, parts[0])] = _t(m.get("EVN-2"))
+        elif m.message_type == "ADT^A40":
+            merges.append(g)
+    assert merges
+    for g in merges:
+        m = g.msg
+        old = m.get("MRG-1.1")
+        assert m.get("MRG-1.4") == g.ods
+        survivor = next(r.split("^")[0] for r in m["PID"].repetitions(3)
+                        if r.split("^")[3:4] == [g.ods])
+        assert old != survivor
+        assert (g.ods, old) in registered, "MRG-1 names an MRN the trust registered"
+        assert (g.ods, survivor) in registered
+        assert registered[(g.ods, old)] < _t(m.get("EVN-2"))
+
+
+def test_shared_patients_have_one_nhs_number_and_local_mrns(feeds_messages) -> None:
+    mrns_by_nhs: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for g in feeds_messages:
+        m = g.msg
+        if m.message_type != "ADT^A28":
+            continue
+        nhs = ""
+        mrn = ""
+        for rep in m["PID"].repetitions(3) + ([m.get("PID-2")] if m.get("PID-2") else []):
+            parts = rep.split("^")
+            if parts[3:4] == ["NHS"]:
+                nhs = parts[0]
+            elif parts[3:4] == [g.ods]:
+                mrn = parts[0]
+        if nhs:
+            mrns_by_nhs[nhs].add((g.ods, mrn))
+    shared = [v for v in mrns_by_nhs.values() if len({ods for ods, _ in v}) > 1]
+    assert len(shared) > 20, "a share of patients is known at several trusts"
