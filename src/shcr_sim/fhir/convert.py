@@ -29,11 +29,18 @@ from .patient import (
     patient_resource,
     related_person,
 )
-from .results import diagnostic_report, observation, report_category, report_key
+from .results import (
+    attachment,
+    diagnostic_report,
+    observation,
+    report_category,
+    report_key,
+)
 
 FHIR_BASE = "https://shcr-sim.example/fhir"
 MESSAGE_SYSTEM = "urn:shcr-sim:hl7v2:msh10"
 ADT_ENCOUNTER_EVENTS = frozenset(EVENT_STATUS)
+_TEXT_TYPES = frozenset({"TX", "FT", "ST"})
 ADT_PATIENT_EVENTS = frozenset({"A08", "A31", "A28", "A29", "A47"})
 ADT_MERGE_EVENTS = frozenset({"A40", "A34", "A30", "A39", "A18"})
 MDM_EVENTS = frozenset({f"T{n:02d}" for n in range(1, 12)})
@@ -321,10 +328,18 @@ def _oru(ctx: Ctx, entries: _Entries):
         _, obs_cat = report_category(obr)
         results: list[str] = []
         forms: list[dict] = []
+        prev_text: tuple[str, dict] | None = None  # (OBX-3 code, Observation) of a text run
         for obx in obxs:
-            if obx.get(2, comp=1).upper() == "ED":
-                from .results import attachment
-
+            vtype = obx.get(2, comp=1).upper()
+            code = obx.get(3, comp=1)
+            if vtype in _TEXT_TYPES and prev_text and prev_text[0] == code:
+                # report lines: consecutive text OBX with one OBX-3 form one Observation
+                line = "\n".join(ctx.text(r) for r in ctx.reps(obx.field(5)))
+                prev = prev_text[1]
+                prev["valueString"] = f"{prev.get('valueString', '')}\n{line}"
+                continue
+            prev_text = None
+            if vtype == "ED":
                 for rep in ctx.reps(obx.field(5)):
                     att = attachment(ctx, rep, "OBX-5")
                     title = ctx.text(obx.get(3, comp=2))
@@ -339,6 +354,8 @@ def _oru(ctx: Ctx, entries: _Entries):
             entries.add(obs)
             if obs_id not in results:
                 results.append(obs_id)
+            if vtype in _TEXT_TYPES:
+                prev_text = (code, entries.items[("Observation", obs_id)])
         entries.add(diagnostic_report(ctx, obr, report_id, number, patient_ref, enc_ref,
                                       results, forms, [n for n in notes if n]))
         if event_time is None:

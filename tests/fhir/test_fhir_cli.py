@@ -1,0 +1,46 @@
+"""``shcr-sim convert`` and ``shcr-sim mappings coverage``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from shcr_sim.cli import app
+
+CASES = Path(__file__).resolve().parents[2] / "fixtures" / "mappings"
+
+
+def test_convert_one_message_prints_a_pretty_bundle():
+    result = CliRunner().invoke(app, ["convert", str(CASES / "itk_adt_a01_admit.hl7")])
+    assert result.exit_code == 0, result.output
+    bundle = json.loads(result.stdout)
+    assert bundle["resourceType"] == "Bundle" and "\n  " in result.stdout
+
+
+def test_convert_several_messages_prints_one_json_per_line(tmp_path):
+    names = ["itk_adt_a01_admit", "classic_oru_lab_local_codes", "mh_mdm_t02_pdf"]
+    joined = tmp_path / "three.hl7"
+    joined.write_text("".join((CASES / f"{n}.hl7").read_text() for n in names))
+    result = CliRunner().invoke(app, ["convert", str(joined)])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 3
+    ids = [json.loads(line)["identifier"]["value"] for line in lines]
+    assert ids == ["RZ1000000000001", "100007", "RZM-0000000006"]
+
+
+def test_convert_bad_message_exits_1_with_error_on_stderr():
+    result = CliRunner().invoke(app, ["convert", str(CASES / "error_bad_timestamp.hl7")])
+    assert result.exit_code == 1
+    assert "PV1-44" in result.stderr and "bad timestamp" in result.stderr
+    assert result.stdout == ""
+
+
+def test_coverage_reports_fields_no_mapping_read(tmp_path):
+    result = CliRunner().invoke(app, ["mappings", "coverage", str(CASES / "mh_adt_a01_zmh.hl7"),
+                                      "--mapping", "mh-epr"])
+    assert result.exit_code == 0, result.output
+    assert "ZMH-2" in result.output  # legal status: carried, not mapped
+    assert "PID-5" not in result.output  # the name is mapped
