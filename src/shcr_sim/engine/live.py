@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -51,13 +52,23 @@ class StoreOutage:
     until: float = 0.0  # monotonic time the outage ends
     refused: int = 0  # writes refused (each one retried)
     outages: int = 0
+    # a multiprocessing Value("d") shared with a backload process (the monotonic
+    # clock is system-wide), so one outage hits every engine of the run
+    shared: Any = None
 
     def start(self, seconds: float) -> None:
-        self.until = time.monotonic() + seconds
+        self.set_until(time.monotonic() + seconds)
         self.outages += 1
+
+    def set_until(self, until: float) -> None:
+        self.until = until
+        if self.shared is not None:
+            self.shared.value = until
 
     @property
     def active(self) -> bool:
+        if self.shared is not None:
+            self.until = self.shared.value
         return time.monotonic() < self.until
 
     @contextlib.contextmanager

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
+import queue
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -30,7 +32,7 @@ from .live import LiveEngine, LiveOptions, StoreOutage
 from .mllp_server import ListenerFaults
 from .pipeline import trusts_from_scenario
 from .reconcile import Reconciliation, reconcile
-from .replay import Progress, ReplayResult, replay
+from .replay import Progress, ReplayOptions, ReplayResult, replay
 
 
 @dataclass(slots=True)
@@ -64,6 +66,7 @@ class RunOptions:
     http_port: int | None = 8080
     report_every: float = 2.0
     ack_timeout: float = 2.0
+    backload_batch: int = 500  # release batch of the backload replay
     linger: float = 0.0  # keep serving the dashboard this long after the end
     faults: RunFaults = field(default_factory=RunFaults)
 
@@ -176,18 +179,15 @@ async def run_simulation(
     faults = opts.faults
     streams = {t.ods: list(read_stream(out / "live" / f"{t.ods}.hl7"))
                if (out / "live" / f"{t.ods}.hl7").is_file() else [] for t in sc.trusts}
-    outage = StoreOutage()
-    progress: list[Progress] = []
-    ready = asyncio.Event()
-
-    def on_progress(p: Progress) -> None:
-        progress[:] = [p]
-        ready.set()
+    ctx = multiprocessing.get_context("spawn")
+    shared_until = ctx.Value("d", 0.0)
+    outage = StoreOutage(shared=shared_until)
+    progress: dict[str, Any] = {"phase": "starting"}
+    backload = _BackloadProcess(ctx, db, out, trusts, shared_until, opts.backload_batch, progress)
 
     with outage.guarded() if faults.store_outage else contextlib.nullcontext(outage):
-        replay_task = asyncio.create_task(
-            replay(db, [out], [], trusts=trusts, on_progress=on_progress))
-        await asyncio.wait([replay_task, asyncio.create_task(ready.wait())],
+        replay_task = asyncio.create_task(backload.run())
+        await asyncio.wait([replay_task, asyncio.create_task(backload.ready.wait())],
                            return_when=asyncio.FIRST_COMPLETED)
         if replay_task.done():
             replay_task.result()  # raises if the replay failed at start
@@ -202,7 +202,7 @@ async def run_simulation(
         assert live.monitor is not None
         if on_ready is not None:
             on_ready(live)
-        live.monitor.extra = lambda: _progress_json(progress)
+        live.monitor.extra = lambda: dict(progress)
         controls = {t.ods: FeedControl() for t in sc.trusts}
         done = {t.ods: asyncio.Event() for t in sc.trusts}
         feeding = [t for t in sc.trusts if streams[t.ods]]
@@ -288,13 +288,74 @@ async def _report(live: LiveEngine, every: float,
             on_report(live.monitor.status())
 
 
-def _progress_json(progress: list[Progress]) -> dict[str, Any]:
-    if not progress:
-        return {"phase": "starting"}
-    p = progress[0]
+def _progress_json(p: Progress) -> dict[str, Any]:
     return {"phase": p.phase, "files_done": p.files_done, "files_total": p.files_total,
             "read": p.read, "accepted": p.accepted, "applied": p.applied,
             "depth_backload": p.depth_backload, "elapsed_s": round(p.elapsed, 1)}
+
+
+def _replay_child(db: Path, out: Path, trusts: list, messages: Any, until: Any,
+                  batch: int) -> None:
+    """The backload replay in its own process: its CPU never stalls the live event loop."""
+
+    async def main() -> None:
+        outage = StoreOutage(shared=until)
+        last = 0.0
+
+        def on_progress(p: Progress) -> None:
+            nonlocal last
+            now = time.monotonic()
+            if now - last >= 0.5 or p.phase == "done":
+                last = now
+                messages.put(("progress", _progress_json(p)))
+
+        with outage.guarded():
+            result = await replay(db, [out], [], trusts=trusts, on_progress=on_progress,
+                                  options=ReplayOptions(batch=batch))
+        messages.put(("progress", _progress_json(result.progress)))
+        messages.put(("done", result))
+
+    try:
+        asyncio.run(main())
+    except BaseException as exc:
+        messages.put(("error", f"{type(exc).__name__}: {exc}"))
+        raise
+
+
+class _BackloadProcess:
+    """Runs ``_replay_child`` and relays its progress; ``run()`` returns the ReplayResult."""
+
+    def __init__(self, ctx: Any, db: Path, out: Path, trusts: list, until: Any, batch: int,
+                 progress: dict[str, Any]) -> None:
+        self.messages = ctx.Queue()
+        self.process = ctx.Process(target=_replay_child, name="shcr-backload",
+                                   args=(db, out, trusts, self.messages, until, batch),
+                                   daemon=True)
+        self.progress = progress
+        self.ready = asyncio.Event()
+
+    async def run(self) -> ReplayResult:
+        self.process.start()
+        try:
+            while True:
+                try:
+                    kind, payload = await asyncio.to_thread(self.messages.get, True, 1.0)
+                except queue.Empty:
+                    if not self.process.is_alive():
+                        raise RuntimeError("the backload replay process died") from None
+                    continue
+                if kind == "progress":
+                    self.progress.clear()
+                    self.progress.update(payload)
+                    self.ready.set()
+                elif kind == "error":
+                    raise RuntimeError(f"backload replay failed: {payload}")
+                else:
+                    return payload
+        finally:
+            await asyncio.to_thread(self.process.join, 30)
+            if self.process.is_alive():
+                self.process.terminate()
 
 
 def progress_line(status: dict[str, Any]) -> str:
