@@ -67,8 +67,6 @@ def replay(
     def on_progress(p: Progress) -> None:
         if live_view is not None:
             live_view.update(progress_table(p))
-        elif not as_json:
-            pass
 
     async def go():  # noqa: ANN202
         return await run_replay(db, dirs, live or [], trusts=trusts, rate=rate, validate=validate,
