@@ -46,7 +46,7 @@ ADT_MERGE_EVENTS = frozenset({"A40", "A34", "A30", "A39", "A18"})
 MDM_EVENTS = frozenset({f"T{n:02d}" for n in range(1, 12)})
 KNOWN_SEGMENTS = frozenset({
     "MSH", "EVN", "PID", "PD1", "NK1", "PV1", "PV2", "AL1", "DG1", "MRG", "OBR", "OBX",
-    "NTE", "ORC", "TXA", "RXE", "RXR",
+    "NTE", "ORC", "TXA", "RXE", "RXR", "TQ1",
 })
 
 
@@ -386,7 +386,7 @@ def _rde(ctx: Ctx, entries: _Entries):
     for seg in msg.segments:
         if seg.name == "ORC":
             orders.append((seg, []))
-        elif seg.name in ("RXE", "RXR") and orders:
+        elif seg.name in ("RXE", "RXR", "TQ1") and orders:
             orders[-1][1].append(seg)
     if not orders:
         raise ctx.error("ORC", "", "pharmacy order without an ORC segment")
@@ -394,7 +394,8 @@ def _rde(ctx: Ctx, entries: _Entries):
     for orc, segs in orders:
         rxe = next((s for s in segs if s.name == "RXE"), None)
         rxrs = [s for s in segs if s.name == "RXR"]
-        entries.add(medication_request(ctx, orc, rxe, rxrs, patient_ref, enc_ref))
+        tq1 = next((s for s in segs if s.name == "TQ1"), None)
+        entries.add(medication_request(ctx, orc, rxe, rxrs, patient_ref, enc_ref, tq1))
         if event_time is None:
             event_time = _event_time(ctx, (orc.get(9, comp=1), "ORC-9"))
     return patient_id, None, event_time

@@ -53,7 +53,10 @@ def document_reference(ctx: Ctx, event: str, txa: Segment, obxs: list[Segment],
         res["relatesTo"] = [{"code": "replaces", "target": {
             "type": "DocumentReference",
             "identifier": {"system": ctx.system(ctx.config.document_system), "value": parent}}}]
-    title = ctx.text(txa.get(2, comp=2)) or ctx.text(txa.get(2, comp=1))
+    first_obx = obxs[0] if obxs else None
+    title = (ctx.text(txa.get(2, comp=2))
+             or (ctx.text(first_obx.get(3, comp=2)) if first_obx is not None else "")
+             or ctx.text(txa.get(2, comp=1)))
     content = _content(ctx, obxs, title)
     if not content:
         if event not in CANCEL_EVENTS:

@@ -14,7 +14,8 @@ _STATUS = {"NW": "active", "XO": "active", "RP": "active", "RL": "active", "SC":
 
 
 def medication_request(ctx: Ctx, orc: Segment, rxe: Segment | None, rxrs: list[Segment],
-                       patient_ref: dict, encounter_ref: dict | None) -> dict:
+                       patient_ref: dict, encounter_ref: dict | None,
+                       tq1: Segment | None = None) -> dict:
     number = ctx.text(orc.get(2, comp=1)) or ctx.text(orc.get(3, comp=1))
     if not number:
         raise ctx.error("ORC", "ORC-2", "no placer (ORC-2) or filler (ORC-3) order number")
@@ -46,9 +47,29 @@ def medication_request(ctx: Ctx, orc: Segment, rxe: Segment | None, rxrs: list[S
     text = "; ".join(x for x in (instructions, special) if x)
     if text:
         dosage["text"] = text
-    interval = ctx.text(rxe.get(1, comp=2))
+    # timing: RXE-1 (TQ, up to v2.4) or TQ1 (v2.5+): repeat pattern, start, end
+    if tq1 is not None:
+        interval = ctx.text(tq1.get(3, comp=1))
+        start_raw, start_where = tq1.get(7, comp=1), "TQ1-7"
+        end_raw, end_where = tq1.get(8, comp=1), "TQ1-8"
+    else:
+        interval = ctx.text(rxe.get(1, comp=2))
+        start_raw, start_where = rxe.get(1, comp=4), "RXE-1"
+        end_raw, end_where = rxe.get(1, comp=5), "RXE-1"
+    timing: dict = {}
     if interval:
-        dosage["timing"] = {"code": {"text": interval}}
+        timing["code"] = {"text": interval}
+    bounds: dict = {}
+    start = ctx.datetime(start_raw.split(ctx.delims.subcomponent, 1)[0], start_where)
+    end = ctx.datetime(end_raw.split(ctx.delims.subcomponent, 1)[0], end_where)
+    if start:
+        bounds["start"] = start
+    if end:
+        bounds["end"] = end
+    if bounds:
+        timing["repeat"] = {"boundsPeriod": bounds}
+    if timing:
+        dosage["timing"] = timing
     dose = decimal_text(ctx.text(rxe.get(3)))
     if dose is not None:
         q: dict = {"value": dose}

@@ -34,6 +34,20 @@ VERIFICATION_DISPLAY = {
     "08": "Trace postponed (baby under six weeks old)",
 }
 SSN = "http://hl7.org/fhir/sid/us-ssn"
+ETHNIC_EXT = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-EthnicCategory"
+ETHNIC_CS = "https://fhir.hl7.org.uk/CodeSystem/UKCore-EthnicCategoryEngland"
+ETHNIC_DISPLAY = {
+    "A": "White - British", "B": "White - Irish", "C": "White - Any other White background",
+    "D": "Mixed - White and Black Caribbean", "E": "Mixed - White and Black African",
+    "F": "Mixed - White and Asian", "G": "Mixed - Any other mixed background",
+    "H": "Asian or Asian British - Indian", "J": "Asian or Asian British - Pakistani",
+    "K": "Asian or Asian British - Bangladeshi",
+    "L": "Asian or Asian British - Any other Asian background",
+    "M": "Black or Black British - Caribbean", "N": "Black or Black British - African",
+    "P": "Black or Black British - Any other Black background",
+    "R": "Other Ethnic Groups - Chinese", "S": "Other Ethnic Groups - Any other ethnic group",
+    "Z": "Not stated", "99": "Not known",
+}
 _GENDER = {"M": "male", "F": "female", "O": "other", "A": "other", "U": "unknown",
            "N": "unknown", "I": "unknown", "9": "unknown", "1": "male", "2": "female"}
 _V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
@@ -165,6 +179,12 @@ def patient_resource(ctx: Ctx, pid: Segment, key: PatientKey, identifiers: list[
     marital = pid.get(16)
     if marital:
         res["maritalStatus"] = codeable(ctx, marital, "PID-16")
+    ethnic = pid.get(22, comp=1).upper()
+    if ethnic in ETHNIC_DISPLAY:  # NHS Data Dictionary ethnic category (UK Core extension)
+        res["extension"] = [{"url": ETHNIC_EXT, "valueCodeableConcept": {
+            "coding": [coding(ETHNIC_CS, ethnic, ETHNIC_DISPLAY[ethnic])]}}]
+    elif ethnic:
+        ctx.unmapped.append(f"PID-22: ethnic group {ethnic!r} is not an NHS ethnic category")
     res["managingOrganization"] = org_ref(ctx.ods)
     return res
 
