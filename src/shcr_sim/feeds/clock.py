@@ -1,8 +1,9 @@
 """Fast HL7 timestamps from integer epoch seconds, in UK local time or with an offset.
 
 The generator writes millions of timestamps, so this avoids ``datetime``/``strftime``
-on the hot path: BST boundaries are computed once per year and ``time.gmtime`` does
-the calendar arithmetic.
+on the hot path: BST boundaries are computed once per year, ``time.gmtime`` does the
+calendar arithmetic and recent values are cached (a visit's admission time is written
+in every message about that visit).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def uk_offset(epoch: int) -> int:
     return 3600 if start <= epoch < end else 0
 
 
+@lru_cache(maxsize=65536)
 def ts_offset(epoch: int) -> str:
     """``YYYYMMDDHHMMSS+0000`` / ``+0100`` (UK local wall time with its offset)."""
     off = uk_offset(epoch)
@@ -43,12 +45,14 @@ def ts_offset(epoch: int) -> str:
     )
 
 
+@lru_cache(maxsize=65536)
 def ts_minutes(epoch: int) -> str:
     """``YYYYMMDDHHMM`` in UK local time, no offset."""
     t = time.gmtime(epoch + uk_offset(epoch))
     return f"{t.tm_year:04d}{t.tm_mon:02d}{t.tm_mday:02d}{t.tm_hour:02d}{t.tm_min:02d}"
 
 
+@lru_cache(maxsize=65536)
 def ts_seconds(epoch: int) -> str:
     """``YYYYMMDDHHMMSS`` in UK local time, no offset."""
     t = time.gmtime(epoch + uk_offset(epoch))
@@ -63,6 +67,7 @@ def ts_millis(epoch: int, millis: int) -> str:
     return f"{ts_seconds(epoch)}.{millis:03d}"
 
 
+@lru_cache(maxsize=65536)
 def date_str(epoch: int) -> str:
     """``YYYYMMDD`` (UK local calendar date)."""
     t = time.gmtime(epoch + uk_offset(epoch))

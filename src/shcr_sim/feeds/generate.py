@@ -15,17 +15,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 from .catalogue import load_catalogue, load_people
 from .clock import epoch_of
 from .journeys import DAY, Journey
 from .live import LiveSpool, temp_dir
 from .messages import render
-from .model import Reg, TrustState
+from .model import Event, Reg, TrustState
 from .population import Person, make_person
 from .scenario import Scenario
-
-PILOT_PATIENTS = 300
 
 
 @dataclass
@@ -113,29 +112,74 @@ def _duplicate(sc: Scenario, orig: Reg, rng: random.Random, w: Window) -> Reg:
     last = max(e.time for e in dup.events)
     t_merge = last + rng.randint(DAY, 21 * DAY)
     if t_merge < w.end:
-        orig.events.append(
-            __import__("shcr_sim.feeds.model", fromlist=["Event"]).Event(
-                t_merge, 10_000_000, "adt", "A40", None, {"old_mrn": dup.mrn}
-            )
-        )
+        orig.events.append(Event(t_merge, 10_000_000, "adt", "A40", None, {"old_mrn": dup.mrn}))
     return dup
-
-
-def estimate_population(sc: Scenario, seed: int, messages: int) -> int:
-    """Patients needed for about ``messages`` messages, from a pilot of the first patients."""
-    w = Window.of(sc)
-    states = [TrustState(t) for t in sc.trusts]
-    pilot = min(PILOT_PATIENTS, max(50, messages // 20))
-    total = 0
-    for i in range(pilot):
-        rec = build_patient(sc, seed, i, states, w)
-        total += sum(len(r.events) for r in rec.regs)
-    per_patient = max(total / pilot, 0.1) * (1 + sc.live.resend_rate * 0.01)
-    return max(1, round(messages / per_patient))
 
 
 def _iso(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+class _Sink:
+    """Routes rendered messages: backload files by (trust, data type), live to the spool."""
+
+    def __init__(self, out: Path, sc: Scenario, spool: LiveSpool) -> None:
+        self.out = out
+        self.cut = Window.of(sc).cut
+        self.resend_rate = sc.live.resend_rate
+        self.spool = spool
+        self.files: dict[tuple[str, str], TextIO] = {}
+        self.backload: dict[str, Counter[str]] = {t.ods: Counter() for t in sc.trusts}
+        self.live: dict[str, Counter[str]] = {t.ods: Counter() for t in sc.trusts}
+        self.per_file: Counter[str] = Counter()
+        self.resends: Counter[str] = Counter()
+        self.total = 0
+        self.live_seq = 0
+        self.first: int | None = None
+        self.last: int | None = None
+
+    def _file(self, ods: str, dtype: str) -> TextIO:
+        d = self.out / "backload" / ods
+        d.mkdir(parents=True, exist_ok=True)
+        fh = open(d / f"{dtype}.hl7", "w", encoding="utf-8", newline="",
+                  buffering=1 << 20)
+        self.files[(ods, dtype)] = fh
+        return fh
+
+    def patient(self, rec: PatientRecords, resend_rng: random.Random) -> None:
+        for reg in rec.regs:
+            ods = reg.state.ods
+            for ev in reg.events:
+                mtype, text = render(reg, ev)
+                t = ev.time
+                if self.first is None or t < self.first:
+                    self.first = t
+                if self.last is None or t > self.last:
+                    self.last = t
+                if t < self.cut:
+                    fh = self.files.get((ods, ev.dtype)) or self._file(ods, ev.dtype)
+                    fh.write(text)
+                    fh.write("\n")
+                    self.backload[ods][mtype] += 1
+                    self.per_file[f"backload/{ods}/{ev.dtype}.hl7"] += 1
+                    self.total += 1
+                    continue
+                # live: arrives shortly after it happened; now and then sent twice
+                arrival = t + 5 + (ev.seq * 7919 + rec.person.index) % 240
+                copies = 2 if resend_rng.random() < self.resend_rate else 1
+                for k in range(copies):
+                    self.live_seq += 1
+                    when = arrival if k == 0 else arrival + resend_rng.randint(30, 900)
+                    self.spool.add(ods, when, self.live_seq, text)
+                    self.live[ods][mtype] += 1
+                    self.per_file[f"live/{ods}.hl7"] += 1
+                    self.total += 1
+                if copies == 2:
+                    self.resends[ods] += 1
+
+    def close(self) -> None:
+        for fh in self.files.values():
+            fh.close()
 
 
 def generate(
@@ -145,83 +189,51 @@ def generate(
     messages: int | None = None,
     seed: int | None = None,
     progress: bool = False,
-    live_budget: int = 200_000,
+    live_budget: int = 50_000,
 ) -> dict:
-    """Write backload files, live streams and ``manifest.json`` under ``out``; return it."""
+    """Write backload files, live streams and ``manifest.json`` under ``out``; return it.
+
+    ``messages``: instead of the scenario's population size, add patients (always in
+    the same order, so a smaller run is a prefix of a larger one) until the run holds
+    at least that many messages.
+    """
     seed = sc.seed if seed is None else seed
-    population = estimate_population(sc, seed, messages) if messages else sc.population.size
+    limit = None if messages else sc.population.size
     w = Window.of(sc)
     out = Path(out)
     (out / "backload").mkdir(parents=True, exist_ok=True)
     states = [TrustState(t) for t in sc.trusts]
-    files: dict[tuple[str, str], object] = {}
-    backload_counts: dict[str, Counter[str]] = {t.ods: Counter() for t in sc.trusts}
-    live_counts: dict[str, Counter[str]] = {t.ods: Counter() for t in sc.trusts}
-    file_counts: Counter[str] = Counter()
-    resends = Counter()
-    first_event: int | None = None
-    last_event: int | None = None
+    patients = 0
     with temp_dir(out) as tmp:
         spool = LiveSpool(Path(tmp), live_budget)
-        bar = _progress(progress, population)
-        live_seq = 0
+        sink = _Sink(out, sc, spool)
+        bar = _progress(progress, messages or limit or 0, "messages" if messages else "patients")
         try:
-            for i in range(population):
-                rec = build_patient(sc, seed, i, states, w)
-                resend_rng = random.Random(f"{seed}:resend:{i}")
-                for reg in rec.regs:
-                    ods = reg.state.ods
-                    for ev in reg.events:
-                        mtype, text = render(reg, ev)
-                        if first_event is None or ev.time < first_event:
-                            first_event = ev.time
-                        if last_event is None or ev.time > last_event:
-                            last_event = ev.time
-                        if ev.time < w.cut:
-                            key = (ods, ev.dtype)
-                            fh = files.get(key)
-                            if fh is None:
-                                d = out / "backload" / ods
-                                d.mkdir(parents=True, exist_ok=True)
-                                fh = files[key] = (d / f"{ev.dtype}.hl7").open(
-                                    "w", encoding="utf-8", newline="", buffering=1 << 20
-                                )
-                            fh.write(text)  # type: ignore[attr-defined]
-                            fh.write("\n")  # type: ignore[attr-defined]
-                            backload_counts[ods][mtype] += 1
-                            file_counts[f"backload/{ods}/{ev.dtype}.hl7"] += 1
-                        else:
-                            arrival = ev.time + 5 + (ev.seq * 7919 + i) % 240
-                            live_seq += 1
-                            spool.add(ods, arrival, live_seq, text)
-                            live_counts[ods][mtype] += 1
-                            file_counts[f"live/{ods}.hl7"] += 1
-                            if resend_rng.random() < sc.live.resend_rate:
-                                live_seq += 1
-                                spool.add(ods, arrival + resend_rng.randint(30, 900), live_seq,
-                                          text)
-                                live_counts[ods][mtype] += 1
-                                file_counts[f"live/{ods}.hl7"] += 1
-                                resends[ods] += 1
-                if bar is not None and (i % 200 == 199 or i == population - 1):
-                    bar[0].update(bar[1], completed=i + 1,
-                                  messages=sum(file_counts.values()))
+            while (patients < limit) if limit is not None else (sink.total < (messages or 0)):
+                rec = build_patient(sc, seed, patients, states, w)
+                sink.patient(rec, random.Random(f"{seed}:resend:{patients}"))
+                patients += 1
+                if bar is not None and patients % 100 == 0:
+                    done = sink.total if messages else patients
+                    bar[0].update(bar[1], completed=done, patients=patients, messages=sink.total)
+            if bar is not None:
+                bar[0].update(bar[1], completed=messages or limit, patients=patients,
+                              messages=sink.total)
         finally:
-            for fh in files.values():
-                fh.close()  # type: ignore[attr-defined]
+            sink.close()
             if bar is not None:
                 bar[0].stop()
         spool.write(out / "live")
     for t in sc.trusts:  # every trust gets a live file, even an empty one
         (out / "live" / f"{t.ods}.hl7").touch()
-    manifest = _manifest(sc, seed, population, w, backload_counts, live_counts, file_counts,
-                         resends, first_event, last_event)
+    manifest = _manifest(sc, seed, patients, w, sink)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
-def _manifest(sc, seed, population, w, backload_counts, live_counts, file_counts, resends,
-              first_event, last_event) -> dict:
+def _manifest(sc: Scenario, seed: int, population: int, w: Window, sink: _Sink) -> dict:
+    backload_counts, live_counts, resends = sink.backload, sink.live, sink.resends
+    first_event, last_event, file_counts = sink.first, sink.last, sink.per_file
     trusts = {}
     for t in sc.trusts:
         b = backload_counts[t.ods]
@@ -253,7 +265,7 @@ def _manifest(sc, seed, population, w, backload_counts, live_counts, file_counts
     }
 
 
-def _progress(enabled: bool, total: int):
+def _progress(enabled: bool, total: int, unit: str):
     if not enabled:
         return None
     from rich.console import Console
@@ -270,12 +282,13 @@ def _progress(enabled: bool, total: int):
         TextColumn("[bold]generating"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("patients · {task.fields[messages]:,} messages"),
+        TextColumn(f"{unit} · " + "{task.fields[patients]:,} patients · "
+                   "{task.fields[messages]:,} messages"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=Console(stderr=True),
         transient=False,
     )
-    task = p.add_task("generate", total=total, messages=0)
+    task = p.add_task("generate", total=total, messages=0, patients=0)
     p.start()
     return p, task

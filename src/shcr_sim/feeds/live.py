@@ -12,7 +12,7 @@ from pathlib import Path
 class LiveSpool:
     """Collects (arrival, seq, text) per trust; spills sorted runs when over budget."""
 
-    def __init__(self, tmpdir: Path, budget: int = 200_000) -> None:
+    def __init__(self, tmpdir: Path, budget: int = 50_000) -> None:
         self.tmpdir = tmpdir
         self.budget = budget
         self.buffers: dict[str, list[tuple[int, int, str]]] = {}
