@@ -67,6 +67,7 @@ class RunOptions:
     report_every: float = 2.0
     ack_timeout: float = 2.0
     backload_batch: int = 500  # release batch of the backload replay
+    monitor_tick: float = 1.0
     linger: float = 0.0  # keep serving the dashboard this long after the end
     faults: RunFaults = field(default_factory=RunFaults)
 
@@ -191,7 +192,7 @@ async def run_simulation(
                            return_when=asyncio.FIRST_COMPLETED)
         if replay_task.done():
             replay_task.result()  # raises if the replay failed at start
-        monitor_cfg = MonitorConfig(silent_after=opts.silent_after, tick=1.0)
+        monitor_cfg = MonitorConfig(silent_after=opts.silent_after, tick=opts.monitor_tick)
         live = await LiveEngine.start(db, trusts, LiveOptions(
             mllp_host=opts.mllp_host, mllp_port=opts.mllp_port, http_host=opts.http_host,
             http_port=opts.http_port, release_backload=False, monitor=monitor_cfg,

@@ -96,7 +96,7 @@ def watch(url: str, interval: float = 1.0, once: bool = False) -> int:
     from rich.console import Console
     from rich.live import Live
 
-    console = Console()
+    console = Console() if not once else Console(width=max(Console().width, 140))
     if once:
         try:
             console.print(render(fetch_status(url)))
