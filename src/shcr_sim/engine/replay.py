@@ -58,6 +58,7 @@ class ReplayOptions:
     batch: int = 1000  # backload release batch
     accept_batch: int = 1000
     live_chunk: int = 100  # live messages "arriving" between backload batches
+    release_live: bool = True  # False when another process (an MLLP engine) releases live
 
 
 @dataclass(slots=True)
@@ -175,7 +176,8 @@ async def replay(
 
         async def live_step() -> int:
             n = await livefeed.pump()
-            progress.live_released += await engine.drain("live", max(opts.batch, 1))
+            if opts.release_live:
+                progress.live_released += await engine.drain("live", max(opts.batch, 1))
             return n
 
         progress.phase = "ingest"
@@ -193,7 +195,8 @@ async def replay(
         progress.phase = "drain live"
         while await live_step() or not livefeed.exhausted:
             await tick()
-        await engine.drain("live", opts.batch)
+        if opts.release_live:
+            await engine.drain("live", opts.batch)
         await engine.drain("backload", opts.batch)
         progress.phase = "done"
         await tick(force=True)
