@@ -98,7 +98,7 @@ def pv1(st: TrustState, v: Visit) -> str:
 def zseg(st: TrustState, v: Visit, t: int) -> str:
     z = st.flavour.zsegment
     if z == "ZU1":  # ITK: admission method, intended management, local patient category
-        method = {"E": "21", "I": "21", "O": "", "R": "11"}.get(v.pclass, "")
+        method = {"C": "11", "E": "21", "A": "21"}.get(v.admit_type, "")
         return f"ZU1|1|{method}|{'1' if v.pclass == 'I' else '4'}|01"
     if z == "ZMH" and v.legal:
         return f"ZMH|1|{v.legal[0]}^{v.legal[1]}^{st.ods}-MHA|{st.flavour.ts(v.admit)}"
