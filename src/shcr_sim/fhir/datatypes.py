@@ -6,6 +6,8 @@ returns plain dicts; empty input gives ``None`` so callers can skip the element.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from ..hl7 import Delimiters, HL7Time, TimestampError, parse_ts, unescape
 from .config import MappingConfig
 from .errors import ConversionError
@@ -17,6 +19,12 @@ NHS_NUMBER = "https://fhir.nhs.uk/Id/nhs-number"
 ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
 GMP = "https://fhir.hl7.org.uk/Id/gmp-number"
 GMC = "https://fhir.hl7.org.uk/Id/gmc-number"
+
+
+@lru_cache(maxsize=8192)
+def _parse_ts(raw: str, tz: str) -> HL7Time | None:
+    """parse_ts, memoised: a message repeats its timestamps (MSH-7, OBR-7 per OBX…)."""
+    return parse_ts(raw, tz)
 
 
 class Ctx:
@@ -60,7 +68,7 @@ class Ctx:
         if not raw:
             return None
         try:
-            return parse_ts(raw.split(self.delims.component, 1)[0], self.config.timezone)
+            return _parse_ts(raw.split(self.delims.component, 1)[0], self.config.timezone)
         except TimestampError as exc:
             raise self.error(where.split("-")[0], where, f"bad timestamp: {exc}") from None
 
@@ -70,11 +78,7 @@ class Ctx:
 
     def instant(self, raw: str, where: str) -> str | None:
         t = self.ts(raw, where)
-        if t is None:
-            return None
-        if t.precision in ("year", "month", "day", "hour", "minute"):
-            return t.to_instant()  # an instant needs seconds: widen
-        return t.to_instant()
+        return t.to_instant() if t else None  # an instant needs seconds: widened
 
     def date(self, raw: str, where: str) -> str | None:
         t = self.ts(raw, where)
