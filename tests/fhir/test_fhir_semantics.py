@@ -167,3 +167,12 @@ def test_mangled_messages_convert_or_fail_clearly(name, data):
     except (HL7Error, ConversionError):
         return
     validate_bundle(conv.bundle)
+
+
+def test_own_trust_mrn_is_the_patient_key_when_several_are_sent():
+    text = _adt("A28").replace(
+        "9990000018^^^NHS^NH~M1^^^RX1^PI", "X77^^^RX9^MR~9990000018^^^NHS^NH~M1^^^RX1^PI")
+    patient = one(convert(text), "Patient")
+    assert patient["id"] == "RX1-M1"
+    values = [(i["system"], i["value"]) for i in patient["identifier"]]
+    assert ("https://shcr-sim.example/Id/RX9/mrn", "X77") in values

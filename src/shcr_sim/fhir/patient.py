@@ -100,14 +100,16 @@ def patient_key(ctx: Ctx, pid: Segment, where: str = "PID") -> tuple[PatientKey,
         if typ == "SS":
             others.append({"system": SSN, "value": value})
             continue
-        if not key.mrn and (typ in cfg.mrn_type_codes or not typ):
+        own = not auth or auth == ctx.ods
+        if (typ in cfg.mrn_type_codes or not typ) and (
+            not key.mrn or (own and key.authority != ctx.ods)
+        ):
+            # the sending trust's own MRN is the key; another trust's becomes an identifier
+            if key.mrn:
+                others.append(_local_ident(ctx, key.mrn, key.authority, ""))
             key.mrn, key.authority = value, auth or ctx.ods
             continue
-        ident = {"system": ctx.system(cfg.mrn_system.replace("{ods}", auth or ctx.ods)),
-                 "value": value}
-        if typ:
-            ident["type"] = {"coding": [coding(_V2_0203, typ)]}
-        others.append(ident)
+        others.append(_local_ident(ctx, value, auth or ctx.ods, typ))
     if key.mrn:
         authority = key.authority
         identifiers.append({
@@ -134,6 +136,14 @@ def patient_key(ctx: Ctx, pid: Segment, where: str = "PID") -> tuple[PatientKey,
     else:
         raise ctx.error(where, f"{where}-3", "no patient identifier (neither NHS number nor MRN)")
     return key, identifiers
+
+
+def _local_ident(ctx: Ctx, value: str, authority: str, typ: str) -> dict:
+    ident: dict = {"system": ctx.config.mrn_system.replace("{ods}", authority), "value": value}
+    if typ:
+        ident["type"] = {"coding": [coding(_V2_0203, typ)]}
+    ident["assigner"] = {"identifier": {"system": ODS, "value": authority}}
+    return ident
 
 
 def _verification(ctx: Ctx, pid: Segment) -> dict | None:
