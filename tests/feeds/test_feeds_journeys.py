@@ -137,3 +137,62 @@ def test_shared_patients_have_one_nhs_number_and_local_mrns(feeds_messages) -> N
             mrns_by_nhs[nhs].add((g.ods, mrn))
     shared = [v for v in mrns_by_nhs.values() if len({ods for ods, _ in v}) > 1]
     assert len(shared) > 20, "a share of patients is known at several trusts"
+
+
+def _patient_keys(g: Generated) -> set[str]:
+    """NHS number when known, else trust + MRN."""
+    m = g.msg
+    keys = set()
+    for rep in m["PID"].repetitions(3) + ([m.get("PID-2")] if m.get("PID-2") else []):
+        parts = rep.split("^")
+        if parts[3:4] == ["NHS"]:
+            keys.add(parts[0])
+        elif parts[3:4] == [g.ods]:
+            keys.add(f"{g.ods}/{parts[0]}")
+    return keys
+
+
+def _event_time(m) -> float:
+    for path in ("EVN-2", "OBR-22", "ORC-9", "MSH-7"):
+        if m.get(path):
+            return _t(m.get(path))
+    raise AssertionError
+
+
+def test_nothing_happens_after_a_death(feeds_messages: list[Generated]) -> None:
+    deaths: dict[str, float] = {}
+    for g in feeds_messages:
+        m = g.msg
+        if "PID" in m and m.get("PID-30") == "Y":
+            assert m.message_type == "ADT^A03"
+            assert m.get("PV1-36") == "DIED"
+            died = _t(m.get("PID-29"))
+            assert died == _t(m.get("PV1-45")) == _t(m.get("EVN-2"))
+            assert _t(m.get("PV1-44")) < died
+            for key in _patient_keys(g):
+                deaths[key] = died
+    assert deaths, "some patients die in hospital during the window"
+    for g in feeds_messages:
+        if "PID" not in g.msg:
+            continue
+        for key in _patient_keys(g) & deaths.keys():
+            assert _event_time(g.msg) <= deaths[key], (key, g.msg.message_type)
+
+
+def test_specialties_fit_the_patient_age(feeds_messages: list[Generated]) -> None:
+    seen = set()
+    for g in feeds_messages:
+        m = g.msg
+        if "PV1" not in m or not m.get("PV1-10"):
+            continue
+        born = int(m.get("PID-7")[:4])
+        year = int(m.get("PV1-44")[:4])
+        spec = m.get("PV1-10")
+        if year - born < 15:
+            assert spec not in ("430", "715", "710"), spec
+        if spec in ("430", "715"):
+            assert year - born >= 63, (spec, born, year)
+        if spec in ("420", "711"):
+            assert year - born <= 18, (spec, born, year)
+        seen.add(spec)
+    assert {"420", "430", "300", "180", "710"} <= seen

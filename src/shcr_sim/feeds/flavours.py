@@ -59,23 +59,29 @@ class Flavour:
         address: str,
         phones: str,
         ethnicity: str,
+        death: str = "",
     ) -> str:
-        """PID with identifiers placed the way this system places them."""
+        """PID with identifiers placed the way this system places them; ``death`` fills
+        PID-29 (date/time of death) and PID-30 (death indicator)."""
+        dind = "Y" if death else ""
         if self.name == "itk-acute":
             ids = f"{nhs}^^^NHS^NH~{mrn}^^^{ods}^PI" if nhs else f"{mrn}^^^{ods}^PI"
             p32 = _PID32["itk-acute"][verification] if nhs else ""
             return (
                 f"PID|1||{ids}||{name}||{dob}|{sex}|||{address}||{phones}|||||||||{ethnicity}"
-                f"||||||||||{p32}"
+                f"|||||||{death}|{dind}||{p32}"
             )
         if self.name == "classic-pas":
             pid2 = f"{nhs}^^^NHS" if nhs else ""
-            return f"PID|1|{pid2}|{mrn}^^^{ods}^MR||{name}||{dob}|{sex}|||{address}||{phones}"
+            tail = f"{'|' * 16}{death}|Y" if death else ""
+            return (
+                f"PID|1|{pid2}|{mrn}^^^{ods}^MR||{name}||{dob}|{sex}|||{address}||{phones}{tail}"
+            )
         ids = f"{mrn}^^^{ods}^MR~{nhs}^^^NHS^NHS" if nhs else f"{mrn}^^^{ods}^MR"
         p32 = _PID32["mh-epr"][verification] if nhs else ""
         return (
             f"PID|1||{ids}||{name}||{dob}|{sex}|||{address}||{phones}|||||||||{ethnicity}"
-            f"||||||||||{p32}"
+            f"|||||||{death}|{dind}||{p32}"
         )
 
 

@@ -74,24 +74,41 @@ def build_patient(
     span = w.end - w.start
     trusts = _pick_trusts(rng, sc)
     duplicate = rng.random() < sc.population.duplicate_share
+    person.died = _death(rng, person, ref_year, w)
+    end = w.end if person.died is None else min(w.end, person.died + 1)
+    dying_at: int | None = None
     for ti in trusts:
         st = states[ti]
         registered = w.start + int(rng.random() ** 2 * span * 0.95)
-        reg = Reg(st, st.new_mrn(), person.copy(), registered)
+        view = person.copy()
+        reg = Reg(st, st.new_mrn(), view, registered)
         jrng = random.Random(f"{seed}:journey:{index}:{st.ods}")
-        Journey(reg, jrng, w.cut, w.end, sc.live.rate_multiplier, sc.correction_rate, cat).build(
-            w.start
-        )
+        j = Journey(reg, jrng, w.cut, end, sc.live.rate_multiplier, sc.correction_rate, cat)
+        j.build(w.start)
+        if (person.died is not None and dying_at is None and st.trust.kind == "acute"
+                and registered < person.died - 10 * DAY):
+            dying_at = ti  # dies in hospital here, after a short final admission
+            j.spell(person.died - jrng.randint(DAY, 10 * DAY), "E", None, dies=True)
         out.regs.append(reg)
-        if duplicate and "adt" in st.sends and registered + 2 * DAY < w.end:
+        if duplicate and "adt" in st.sends and registered + 2 * DAY < end:
             duplicate = False
-            out.regs.append(_duplicate(sc, reg, jrng, w))
+            out.regs.append(_duplicate(sc, reg, jrng, w, end))
     for reg in out.regs:
         reg.events.sort(key=lambda e: (e.time, e.seq))
     return out
 
 
-def _duplicate(sc: Scenario, orig: Reg, rng: random.Random, w: Window) -> Reg:
+def _death(rng: random.Random, person: Person, ref_year: int, w: Window) -> int | None:
+    """Whether (and when) this person dies inside the window; older people more often."""
+    age = ref_year - person.birth_year
+    yearly = 0.001 if age < 50 else 0.006 if age < 70 else 0.03 if age < 85 else 0.1
+    years = (w.end - w.start) / (365.25 * DAY)
+    if rng.random() < yearly * years:
+        return w.start + int(rng.random() * (w.end - w.start))
+    return None
+
+
+def _duplicate(sc: Scenario, orig: Reg, rng: random.Random, w: Window, end: int) -> Reg:
     """A second registration of the same person at the same trust, merged later by A40."""
     st = orig.state
     p = orig.person.copy()
@@ -99,9 +116,9 @@ def _duplicate(sc: Scenario, orig: Reg, rng: random.Random, w: Window) -> Reg:
         p.nhs = None  # registered in a hurry without tracing the NHS number
     else:
         p.given = p.given[:-1] if len(p.given) > 3 else p.given + "e"
-    t_dup = orig.registered + DAY + int(rng.random() * (w.end - orig.registered - 2 * DAY))
+    t_dup = orig.registered + DAY + int(rng.random() * (end - orig.registered - 2 * DAY))
     dup = Reg(st, st.new_mrn(), p, t_dup)
-    j = Journey(dup, rng, w.cut, w.end, sc.live.rate_multiplier, sc.correction_rate)
+    j = Journey(dup, rng, w.cut, end, sc.live.rate_multiplier, sc.correction_rate)
     j.add(t_dup, "adt", "A28")
     if st.trust.kind == "acute":
         j.ed_attendance(t_dup + 600)
@@ -109,9 +126,9 @@ def _duplicate(sc: Scenario, orig: Reg, rng: random.Random, w: Window) -> Reg:
         j.urgent_care(t_dup + 600)
     else:
         j.mh_contact(t_dup + 600)
-    last = max(e.time for e in dup.events)
+    last = max((e.time for e in dup.events), default=t_dup)
     t_merge = last + rng.randint(DAY, 21 * DAY)
-    if t_merge < w.end:
+    if t_merge < end:
         orig.events.append(Event(t_merge, 10_000_000, "adt", "A40", None, {"old_mrn": dup.mrn}))
     return dup
 

@@ -34,6 +34,9 @@ CLINICS = {
     "100": "OPD-GSURG", "110": "OPD-TRAUMA", "300": "OPD-MED", "320": "OPD-CARD",
     "340": "OPD-RESP", "430": "OPD-ELD",
 }
+ADULT_CLINICS = ("100", "110", "300", "320", "340")
+CHILD_DIAGNOSES = ("J18.9", "N39.0", "K35.8", "R55")
+CHILD_MH_DIAGNOSES = ("F32.2", "F41.1")
 MH_TEAMS = ("CMHT-NORTH", "CMHT-SOUTH", "CRISIS-TEAM", "EIP-TEAM", "OLDER-ADULT-CMHT")
 
 
@@ -61,6 +64,7 @@ class Journey:
         self.seq = 0
         self.sends = self.st.sends
         self.kind = self.st.trust.kind
+        self.age = 1970 + cut // int(YEAR) - reg.person.birth_year  # age at the cut-over
 
     # --- helpers ------------------------------------------------------------
     def add(self, t: int, dtype: str, kind: str, visit: Visit | None = None, **data) -> None:
@@ -158,6 +162,9 @@ class Journey:
 
     def _diagnosis(self, mental_health: bool = False) -> tuple[str, str, str]:
         pool = self.cat.mh_diagnoses if mental_health else self.cat.acute_diagnoses
+        if self.age < 16:
+            allowed = CHILD_MH_DIAGNOSES if mental_health else CHILD_DIAGNOSES
+            pool = tuple(d for d in pool if d.icd10 in allowed)
         d = pool[self.rng.randrange(len(pool))]
         return (d.icd10, d.display, d.snomed)
 
@@ -190,8 +197,12 @@ class Journey:
 
     def outpatient(self, t0: int) -> None:
         rng = self.rng
-        spec = rng.choice(tuple(CLINICS))
-        v = self._visit("O", CLINICS[spec], spec, t0, admit_type="R")
+        if self.age < 16:
+            spec, clinic = "420", "OPD-PAED"
+        else:
+            spec = rng.choice(ADULT_CLINICS + (("430",) if self.age >= 65 else ()))
+            clinic = CLINICS[spec]
+        v = self._visit("O", clinic, spec, t0, admit_type="R")
         self.add(t0, "adt", "A04", v)
         if rng.random() < 0.3:
             col = t0 + rng.randint(30 * 60, 2 * HOUR)
@@ -212,27 +223,36 @@ class Journey:
 
     def spell(
         self, t0: int, admit_type: str, diag: tuple[str, str, str] | None,
-        mental_health: bool = False,
+        mental_health: bool = False, dies: bool = False,
     ) -> None:
-        """An inpatient spell: A01 → transfers/updates → A03, with cancellations now and then."""
+        """An inpatient spell: A01 → transfers/updates → A03, with cancellations now and then.
+
+        ``dies``: the patient dies at the end of this spell (``person.died``)."""
         rng = self.rng
         diag = diag or self._diagnosis(mental_health)
         if mental_health:
-            ward, spec = rng.choice(MH_WARDS), rng.choice(("710", "715"))
+            ward, spec = rng.choice(MH_WARDS), self._mh_specialty()
             legal = self.cat.legal_status[rng.choice((0, 0, 1, 2, 4))]
             los = int(rng.lognormvariate(3.0, 0.7) * DAY)
         else:
             ward = rng.choice(ACUTE_WARDS)
             spec = {"I21.9": "320", "R07.4": "320", "I48.9": "320", "S72.0": "110",
                     "K35.8": "100", "J44.1": "340", "J18.9": "340"}.get(diag[0], "300")
+            if self.age < 16:
+                ward, spec = "Childrens Ward", "420"
+            elif self.age >= 75 and spec == "300":
+                ward, spec = "Ward 31", "430"
             legal = None
             los = int(rng.lognormvariate(1.1, 0.9) * DAY) + 4 * HOUR
+        died = self.reg.person.died
+        if dies and died is not None:
+            los = died - t0
         v = self._visit(
             "I", ward, spec, t0, bed=f"B{rng.randint(1, 28):02d}", admit_type=admit_type,
             legal=(legal.code, legal.display) if legal else None,
         )
         self.add(t0, "adt", "A01", v, diagnoses=[diag])
-        if rng.random() < 0.03:  # admitted in error: cancel the admission and stop
+        if not dies and rng.random() < 0.03:  # admitted in error: cancel the admission and stop
             self.add(t0 + rng.randint(10 * 60, 90 * 60), "adt", "A11", v)
             return
         t_dis = t0 + los
@@ -259,6 +279,8 @@ class Journey:
         for k in range(n_moves):
             tm = t0 + (los * (k + 1)) // (n_moves + 1)
             new_ward = rng.choice(MH_WARDS if mental_health else ACUTE_WARDS)
+            if self.age < 16:
+                continue
             if new_ward == current.ward:
                 continue
             current = replace(current, ward=new_ward, prior_ward=current.ward,
@@ -273,6 +295,10 @@ class Journey:
                 updated = replace(current, consultant=self.consultant())
             self.add(tu, "adt", "A08", updated, diagnoses=[diag])
             current = updated
+        if dies:
+            done = replace(current, discharge=t_dis, disposition="DIED")
+            self.add(t_dis, "adt", "A03", done, diagnoses=[diag], deceased=True)
+            return
         done = replace(current, discharge=t_dis, disposition="HOME")
         self.add(t_dis, "adt", "A03", done, diagnoses=[diag])
         if rng.random() < 0.03:  # discharge recorded too early: cancel it, discharge later
@@ -291,8 +317,8 @@ class Journey:
 
     def mh_contact(self, t0: int, community: bool = False) -> None:
         rng = self.rng
-        v = self._visit("O", rng.choice(MH_TEAMS), rng.choice(("710", "715")), t0,
-                        admit_type="R")
+        team = "CAMHS" if self.age < 18 else rng.choice(MH_TEAMS)
+        v = self._visit("O", team, self._mh_specialty(), t0, admit_type="R")
         self.add(t0, "adt", "A04", v)
         t_out = t0 + rng.randint(30 * 60, 90 * 60)
         done = replace(v, discharge=t_out, disposition="HOME")
@@ -304,6 +330,9 @@ class Journey:
         if rng.random() < 0.3:
             self.document(t_out + rng.randint(DAY, 10 * DAY), done, "CPA",
                           "Care plan review letter", self._diagnosis(True))
+
+    def _mh_specialty(self) -> str:
+        return "711" if self.age < 18 else "715" if self.age >= 65 else "710"
 
     def urgent_care(self, t0: int) -> None:
         rng = self.rng

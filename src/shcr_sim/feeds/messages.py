@@ -45,7 +45,7 @@ def msh(st: TrustState, t: int, mtype: str) -> str:
     return f"{st.msh_head}{ts}||{mtype}|{cid}|P|{f.version}{f.msh_tail}"
 
 
-def pid(st: TrustState, reg: Reg) -> str:
+def pid(st: TrustState, reg: Reg, deceased: bool = False) -> str:
     p = reg.person
     a = p.address
     name = f"{p.surname.upper()}^{p.given}^{p.middle}^^{p.title}"
@@ -54,8 +54,10 @@ def pid(st: TrustState, reg: Reg) -> str:
         phones = f"{p.phone}~{p.mobile}"
     else:
         phones = f"{p.phone}^PRN^PH~{p.mobile}^PRN^CP"
+    death = st.flavour.ts(p.died) if deceased and p.died else ""
     return st.flavour.pid(
-        p.nhs, p.verification, reg.mrn, st.ods, name, p.dob, p.sex, address, phones, p.ethnicity
+        p.nhs, p.verification, reg.mrn, st.ods, name, p.dob, p.sex, address, phones, p.ethnicity,
+        death,
     )
 
 
@@ -111,7 +113,7 @@ def _adt(st: TrustState, reg: Reg, ev: Event, tail: list[str]) -> tuple[str, str
     f = st.flavour
     mtype = f"ADT^{code}^{_structure(st, code)}"
     segs = [msh(st, t + ev.data.get("lag", 30), mtype), f"EVN|{code}|{f.ts(t)}||||{f.ts(t)}"]
-    segs.append(pid(st, reg))
+    segs.append(pid(st, reg, ev.data.get("deceased", False)))
     segs.append(pd1(st, reg))
     v = ev.visit
     if code in ("A28", "A31"):

@@ -43,6 +43,7 @@ class Person:
     ethnicity: str
     allergies: tuple[int, ...]  # indices into the allergen catalogue
     frailty: float  # scales how often this person needs care
+    died: int | None = None  # epoch of death, when it falls inside the simulated window
 
     def copy(self) -> Person:
         """A trust's own view of the person (demographics drift per trust)."""
