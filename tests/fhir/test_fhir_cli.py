@@ -44,3 +44,29 @@ def test_coverage_reports_fields_no_mapping_read(tmp_path):
     assert result.exit_code == 0, result.output
     assert "ZMH-2" in result.output  # legal status: carried, not mapped
     assert "PID-5" not in result.output  # the name is mapped
+
+
+def test_unknown_or_broken_mapping_is_a_clear_error(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["convert", str(CASES / "itk_adt_a01_admit.hl7"),
+                                 "--mapping", "no-such-flavour"])
+    assert result.exit_code == 2 and "no mapping 'no-such-flavour'" in result.stderr
+    broken = tmp_path / "broken.toml"
+    broken.write_text('[code_systems.X]\nlookup = "lab"\n')
+    result = runner.invoke(app, ["convert", str(CASES / "itk_adt_a01_admit.hl7"),
+                                 "--mapping", str(broken)])
+    assert result.exit_code == 2 and "malformed mapping" in result.stderr
+
+
+def test_custom_mapping_file_changes_the_output(tmp_path):
+    custom = tmp_path / "my-trust.toml"
+    custom.write_text('name = "my-trust"\n[systems]\nmrn = "https://trust.example/Id/mrn"\n'
+                      '[identifiers]\nnhs_fields = ["PID-3"]\n')
+    result = CliRunner().invoke(app, ["convert", str(CASES / "itk_adt_a28_add_person.hl7"),
+                                      "--mapping", str(custom)])
+    assert result.exit_code == 0, result.output
+    bundle = json.loads(result.stdout)
+    patient = next(e["resource"] for e in bundle["entry"]
+                   if e["resource"]["resourceType"] == "Patient")
+    assert {"system": "https://trust.example/Id/mrn", "value": "R0000999"}.items() <= (
+        patient["identifier"][1].items())

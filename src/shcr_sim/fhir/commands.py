@@ -21,7 +21,15 @@ def convert_file(path: str | Path, mapping: str | None = None, validate: bool = 
     """Print one Bundle per message (pretty when there is one); 1 if any message failed."""
     out = out or sys.stdout
     err = err or sys.stderr
-    texts = list(read_messages(path))
+    problem = check_mapping(mapping)
+    if problem:
+        err.write(f"error: {problem}\n")
+        return 2
+    try:
+        texts = list(read_messages(path))
+    except OSError as exc:
+        err.write(f"error: {exc}\n")
+        return 2
     if not texts:
         err.write(f"error: {path}: no HL7 messages found\n")
         return 1
@@ -46,10 +54,27 @@ def convert_file(path: str | Path, mapping: str | None = None, validate: bool = 
     return 1 if failed else 0
 
 
+def check_mapping(mapping: str | None) -> str:
+    """'' when the --mapping option names a loadable mapping (or is absent), else why not."""
+    if not mapping:
+        return ""
+    from .config import load_mapping
+
+    try:
+        load_mapping(mapping)
+    except (OSError, ValueError) as exc:
+        return str(exc)
+    return ""
+
+
 def run_tests(directory: str | Path, junit: str | Path | None, mapping: str | None,
               console) -> int:
     from .harness import discover, render, run_case, write_junit
 
+    problem = check_mapping(mapping)
+    if problem:
+        console.print(f"[red]error: {problem}[/red]")
+        return 2
     cases = discover(directory)
     if not cases:
         console.print(f"[red]no cases (*.hl7 + *.json) under {directory}[/red]")
@@ -64,6 +89,10 @@ def run_tests(directory: str | Path, junit: str | Path | None, mapping: str | No
 def run_coverage(paths: list[Path], mapping: str | None, show_all: bool, console) -> int:
     from .coverage import CoverageReport, add_message, render
 
+    problem = check_mapping(mapping)
+    if problem:
+        console.print(f"[red]error: {problem}[/red]")
+        return 2
     report = CoverageReport()
     files: list[Path] = []
     for p in paths:

@@ -121,7 +121,10 @@ def _load_path(path: str) -> MappingConfig:
         with open(shared, "rb") as fh:
             base = tomllib.load(fh)
         data = _merge(base, data)
-    return _parse(data, path)
+    try:
+        return _parse(data, path)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{path}: malformed mapping ({type(exc).__name__}: {exc})") from None
 
 
 def _merge(base: dict, over: dict) -> dict:
