@@ -28,38 +28,46 @@ def _bst_bounds(year: int) -> tuple[int, int]:
     return start, end
 
 
+@lru_cache(maxsize=8192)
+def _day(day: int) -> tuple[str, int]:
+    """Days since the epoch → (``YYYYMMDD``, year)."""
+    t = time.gmtime(day * 86400)
+    return f"{t.tm_year:04d}{t.tm_mon:02d}{t.tm_mday:02d}", t.tm_year
+
+
 def uk_offset(epoch: int) -> int:
     """Seconds east of UTC for Europe/London at this instant (0 or 3600)."""
-    start, end = _bst_bounds(time.gmtime(epoch).tm_year)
+    start, end = _bst_bounds(_day(epoch // 86400)[1])
     return 3600 if start <= epoch < end else 0
+
+
+def _local(epoch: int) -> tuple[str, int, int]:
+    """(local date ``YYYYMMDD``, seconds into the local day, offset)."""
+    off = uk_offset(epoch)
+    day, rest = divmod(epoch + off, 86400)
+    return _day(day)[0], rest, off
 
 
 @lru_cache(maxsize=65536)
 def ts_offset(epoch: int) -> str:
     """``YYYYMMDDHHMMSS+0000`` / ``+0100`` (UK local wall time with its offset)."""
-    off = uk_offset(epoch)
-    t = time.gmtime(epoch + off)
-    return (
-        f"{t.tm_year:04d}{t.tm_mon:02d}{t.tm_mday:02d}{t.tm_hour:02d}{t.tm_min:02d}"
-        f"{t.tm_sec:02d}{'+0100' if off else '+0000'}"
-    )
+    d, r = _local(epoch)[:2]
+    off = "+0100" if uk_offset(epoch) else "+0000"
+    return f"{d}{r // 3600:02d}{r // 60 % 60:02d}{r % 60:02d}{off}"
 
 
 @lru_cache(maxsize=65536)
 def ts_minutes(epoch: int) -> str:
     """``YYYYMMDDHHMM`` in UK local time, no offset."""
-    t = time.gmtime(epoch + uk_offset(epoch))
-    return f"{t.tm_year:04d}{t.tm_mon:02d}{t.tm_mday:02d}{t.tm_hour:02d}{t.tm_min:02d}"
+    d, r, _ = _local(epoch)
+    return f"{d}{r // 3600:02d}{r // 60 % 60:02d}"
 
 
 @lru_cache(maxsize=65536)
 def ts_seconds(epoch: int) -> str:
     """``YYYYMMDDHHMMSS`` in UK local time, no offset."""
-    t = time.gmtime(epoch + uk_offset(epoch))
-    return (
-        f"{t.tm_year:04d}{t.tm_mon:02d}{t.tm_mday:02d}{t.tm_hour:02d}{t.tm_min:02d}"
-        f"{t.tm_sec:02d}"
-    )
+    d, r, _ = _local(epoch)
+    return f"{d}{r // 3600:02d}{r // 60 % 60:02d}{r % 60:02d}"
 
 
 def ts_millis(epoch: int, millis: int) -> str:
@@ -67,11 +75,9 @@ def ts_millis(epoch: int, millis: int) -> str:
     return f"{ts_seconds(epoch)}.{millis:03d}"
 
 
-@lru_cache(maxsize=65536)
 def date_str(epoch: int) -> str:
     """``YYYYMMDD`` (UK local calendar date)."""
-    t = time.gmtime(epoch + uk_offset(epoch))
-    return f"{t.tm_year:04d}{t.tm_mon:02d}{t.tm_mday:02d}"
+    return _local(epoch)[0]
 
 
 def epoch_of(d: date) -> int:
