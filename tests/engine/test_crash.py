@@ -40,7 +40,7 @@ def test_sigkill_mid_replay_then_resume(generated: Path, tmp_path: Path) -> None
 
     report = replay_json(*args)  # resume: same command, no throttle
     total = report["total"]
-    assert report["ok"] is True
+    assert report["ok"] is True, report
     assert total["pending"] == 0
     assert total["accepted"] == manifest_total(generated)  # nothing read twice, nothing lost
     assert total["accepted"] == total["applied"] + total["duplicate"] + total["dead_lettered"]
