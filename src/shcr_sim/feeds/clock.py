@@ -16,7 +16,8 @@ from functools import lru_cache
 
 @lru_cache(maxsize=256)
 def _bst_bounds(year: int) -> tuple[int, int]:
-    """UTC epochs when BST starts and ends: last Sundays of March/October, 01:00 UTC."""
+    """UTC epochs when BST starts and ends: last Sundays of March/October, 01:00 UTC
+    (the rules since 1996; scenarios before that would need the historic table)."""
 
     def last_sunday(month: int) -> int:
         last = calendar.monthrange(year, month)[1]
