@@ -76,13 +76,15 @@ def mappings_test(
     directory: str = typer.Argument(..., help="Folder of cases: name.hl7 + name.json"),
     junit: str | None = typer.Option(None, "--junit", help="Write JUnit XML here"),
     mapping: str | None = typer.Option(None, "--mapping", help="Mapping for cases without one"),
+    strict: bool = typer.Option(False, "--strict",
+                                help="Also require hl7apy strict structure validation"),
 ) -> None:
     """Run mapping cases; a pass/fail table and diffs by FHIR path; exit 1 on any failure."""
     from rich.console import Console
 
     from .fhir.commands import run_tests
 
-    raise typer.Exit(run_tests(directory, junit, mapping, Console()))
+    raise typer.Exit(run_tests(directory, junit, mapping, Console(), strict))
 
 
 @mappings_app.command("coverage")

@@ -117,3 +117,13 @@ def test_cli_mappings_test_exit_codes(tmp_path):
     bad = runner.invoke(app, ["mappings", "test", str(tmp_path)])
     assert bad.exit_code == 1
     assert "Encounter/RZ1-V0000456.status: expected 'in-progress' got 'cancelled'" in bad.output
+
+
+def test_strict_mode_adds_hl7apy_structure_validation():
+    [clean] = [c for c in discover(CASES) if c.name == "itk_oru_escapes"]
+    assert run_case(clean, strict=True).passed
+    [thin] = [c for c in discover(CASES) if c.name == "itk_oru_missing_optional_segments"]
+    assert run_case(thin).passed  # the converter copes with the missing name …
+    strict = run_case(thin, strict=True)
+    assert not strict.passed  # … but the message breaks the v2.4 structure (PID-5 required)
+    assert "PID_5" in strict.differences[-1]

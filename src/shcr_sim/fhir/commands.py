@@ -68,7 +68,7 @@ def check_mapping(mapping: str | None) -> str:
 
 
 def run_tests(directory: str | Path, junit: str | Path | None, mapping: str | None,
-              console) -> int:
+              console, strict: bool = False) -> int:
     from .harness import discover, render, run_case, write_junit
 
     problem = check_mapping(mapping)
@@ -79,7 +79,7 @@ def run_tests(directory: str | Path, junit: str | Path | None, mapping: str | No
     if not cases:
         console.print(f"[red]no cases (*.hl7 + *.json) under {directory}[/red]")
         return 1
-    results = [run_case(c, mapping) for c in cases]
+    results = [run_case(c, mapping, strict) for c in cases]
     render(results, console)
     if junit:
         write_junit(results, junit)

@@ -13,6 +13,8 @@ The expected document is one of (see fixtures/mappings/README.md):
 ``"mapping"`` (a flavour name, or a TOML path relative to the case) picks the
 mapping; otherwise ``--mapping``, then the sending trust in the default
 scenario, then itk-acute. Every Bundle produced is validated with fhir.resources.
+With ``strict``, the message itself must also pass hl7apy's strict structure
+validation (segment order, cardinality, data types of its HL7 version).
 """
 
 from __future__ import annotations
@@ -68,11 +70,29 @@ def _mapping(doc: dict, case: Case, override: str | None, msg) -> MappingConfig:
     return mapping_for_message(msg, override)
 
 
-def run_case(case: Case, override: str | None = None) -> CaseResult:
+def run_case(case: Case, override: str | None = None, strict: bool = False) -> CaseResult:
     started = time.perf_counter()
     result = _run(case, override)
+    if strict and result.kind != "missing":
+        problem = structure_problem(case.hl7.read_bytes().decode("utf-8-sig", errors="replace"))
+        if problem:
+            result.passed = False
+            result.differences.append(f"structure (hl7apy strict): {problem}")
     result.seconds = time.perf_counter() - started
     return result
+
+
+def structure_problem(text: str) -> str:
+    """'' if hl7apy parses and validates the message strictly, else its complaint."""
+    from hl7apy.consts import VALIDATION_LEVEL
+    from hl7apy.parser import parse_message
+
+    er7 = text.replace("\r\n", "\r").replace("\n", "\r").strip()
+    try:
+        parse_message(er7, validation_level=VALIDATION_LEVEL.STRICT, find_groups=True).validate()
+    except Exception as exc:  # hl7apy raises many types; all mean "not strictly valid"
+        return f"{type(exc).__name__}: {exc}"
+    return ""
 
 
 def _run(case: Case, override: str | None) -> CaseResult:
@@ -159,8 +179,9 @@ def _check_partial(doc: dict, conv: Conversion) -> list[str]:
     return diffs
 
 
-def run_directory(directory: str | Path, override: str | None = None) -> list[CaseResult]:
-    return [run_case(case, override) for case in discover(directory)]
+def run_directory(directory: str | Path, override: str | None = None,
+                  strict: bool = False) -> list[CaseResult]:
+    return [run_case(case, override, strict) for case in discover(directory)]
 
 
 def write_junit(results: list[CaseResult], path: str | Path, suite: str = "mappings") -> None:
