@@ -10,6 +10,8 @@ from typer.testing import CliRunner
 
 from shcr_sim.cli import app
 from shcr_sim.feeds.scenario import ScenarioError, load_scenario, parse_scenario
+from shcr_sim.hl7 import parse
+from shcr_sim.hl7.files import iter_messages
 
 
 def test_default_scenario_shape() -> None:
@@ -88,3 +90,37 @@ def test_not_toml_is_refused(tmp_path: Path) -> None:
     bad.write_text("name = \n")
     with pytest.raises(ScenarioError, match="not valid TOML"):
         load_scenario(bad)
+
+
+def test_rates_are_checked_and_used(tmp_path: Path) -> None:
+    data = default_data()
+    data["trusts"][0]["rates"] = {"xray": 1.0}
+    assert "trusts[0].rates.xray" in _error(data)
+    data["trusts"][0]["rates"] = {"ed": -1.0}
+    assert "rates.ed must be >= 0" in _error(data)
+
+    from shcr_sim.feeds.generate import generate
+
+    data = default_data()
+    data["population"]["size"] = 150
+    data["trusts"] = [data["trusts"][0]]
+    data["trusts"][0]["rates"] = {"ed": 0.0, "elective": 0.0}
+    manifest = generate(parse_scenario(data), tmp_path / "a")
+    counts = manifest["trusts"]["RZ1"]["backload"]
+    assert counts["ADT^A04"] > 0  # outpatients still come
+    # no ED, no elective lists: the only admissions are final ones ending in death
+    admitted, died = set(), set()
+    for path in (tmp_path / "a").rglob("*.hl7"):
+        for raw in iter_messages(path):
+            m = parse(raw.text)
+            if m.message_type == "ADT^A01":
+                admitted.add(m.get("PV1-19.1"))
+            if m.message_type == "ADT^A03" and m.get("PV1-36") == "DIED":
+                died.add(m.get("PV1-19.1"))
+    assert admitted <= died
+
+
+def test_backload_before_1996_is_refused() -> None:
+    data = default_data()
+    data["backload"]["start"] = "1990-01-01"
+    assert "backload.start: Input should be greater than or equal to 1996-01-01" in _error(data)

@@ -21,7 +21,8 @@ HOUR = 3600
 DAY = 86400
 YEAR = 365.25 * DAY
 
-# encounters per patient-year (scaled by frailty and the trust's activity)
+# encounters per patient-year by kind of trust (scaled by frailty and the trust's
+# activity; a scenario may override them per trust with `rates`)
 RATES = {
     "acute": {"ed": 0.25, "outpatient": 0.7, "elective": 0.06},
     "mental-health": {"contact": 3.0, "admission": 0.08},
@@ -111,7 +112,7 @@ class Journey:
     def build(self, start: int) -> None:
         reg = self.reg
         self.add(reg.registered, "adt", "A28")
-        rates = RATES.get(self.kind, RATES["acute"])
+        rates = {**RATES.get(self.kind, RATES["acute"]), **self.st.trust.rates}
         rng = self.rng
         # demographic changes the trust hears about
         for t in self.arrivals(reg.registered, 0.12):

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 Flavour = Literal["itk-acute", "classic-pas", "mh-epr"]
 Kind = Literal["acute", "mental-health", "urgent-care", "community"]
 DataType = Literal["adt", "pathology", "radiology", "cardiology", "prescribing", "documents"]
+Encounter = Literal["ed", "outpatient", "elective", "contact", "admission", "attendance"]
 DATA_TYPES: tuple[str, ...] = (
     "adt",
     "pathology",
@@ -42,6 +43,17 @@ class Trust(_Model):
     data_types: list[DataType] = Field(min_length=1)
     weight: float = Field(default=1.0, gt=0, description="relative share of patients seen here")
     activity: float = Field(default=1.0, gt=0, description="multiplier on encounter rates")
+    rates: dict[Encounter, float] = Field(
+        default_factory=dict,
+        description="encounters per patient-year, overriding the defaults for this kind",
+    )
+
+    @model_validator(mode="after")
+    def _rates_non_negative(self) -> Trust:
+        for key, value in self.rates.items():
+            if value < 0:
+                raise ValueError(f"rates.{key} must be >= 0")
+        return self
 
 
 class Population(_Model):
@@ -52,7 +64,7 @@ class Population(_Model):
 
 
 class Backload(_Model):
-    start: date
+    start: date = Field(ge=date(1996, 1, 1), description="UK GMT/BST rules as since 1996")
     end: date = Field(description="cut-over: backload holds events before this date")
 
     @model_validator(mode="after")
