@@ -176,3 +176,10 @@ def test_own_trust_mrn_is_the_patient_key_when_several_are_sent():
     assert patient["id"] == "RX1-M1"
     values = [(i["system"], i["value"]) for i in patient["identifier"]]
     assert ("https://shcr-sim.example/Id/RX9/mrn", "X77") in values
+
+
+def test_document_attachment_creation_from_obx14():
+    text = case("itk_mdm_t02_original_with_content").replace(
+        "|Discharged home.||||||F", "|Discharged home.||||||F|||20240620144500+0100")
+    doc = one(convert(text), "DocumentReference")
+    assert doc["content"][0]["attachment"]["creation"] == "2024-06-20T14:45:00+01:00"

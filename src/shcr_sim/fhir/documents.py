@@ -76,6 +76,7 @@ def _content(ctx: Ctx, obxs: list[Segment], title: str) -> list[dict]:
     """ED OBX → one attachment each; text OBX lines → one text/plain attachment."""
     content: list[dict] = []
     lines: list[str] = []
+    text_created: str | None = None
     for obx in obxs:
         vtype = obx.get(2, comp=1).upper()
         if vtype in ("ED", "RP"):
@@ -88,9 +89,17 @@ def _content(ctx: Ctx, obxs: list[Segment], title: str) -> list[dict]:
                 if att:
                     if title:
                         att["title"] = title
+                    created = ctx.datetime(obx.get(14, comp=1), "OBX-14")
+                    if created:
+                        att["creation"] = created
                     content.append({"attachment": att})
         else:
+            if not lines:
+                text_created = ctx.datetime(obx.get(14, comp=1), "OBX-14")
             lines.extend(ctx.text(r) for r in ctx.reps(obx.field(5)))
     if lines:
-        content.append({"attachment": text_attachment("\n".join(lines), title)})
+        att = text_attachment("\n".join(lines), title)
+        if text_created:
+            att["creation"] = text_created
+        content.append({"attachment": att})
     return content
