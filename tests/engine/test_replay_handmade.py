@@ -140,3 +140,32 @@ def test_a40_merge_redirects_later_messages_from_its_event_time(tmp_path: Path) 
     assert encounters["V9"]["subject"]["reference"] == "Patient/RXX01-M1"  # after: survivor
     assert snap["Patient/RXX01-M2"]["active"] is False
     cli("verify", "--db", str(db), str(src.parents[1]))
+
+
+async def test_merge_learned_late_redirects_what_was_already_applied(tmp_path: Path) -> None:
+    from shcr_sim.engine.convert import TrustInfo
+    from shcr_sim.engine.pipeline import Engine
+    from shcr_sim.engine.queue import Inbound
+
+    engine = await Engine.open(tmp_path / "e.db", [TrustInfo("PAS", "RXX01", "itk-acute", "T")])
+    q = engine.queue
+    # a live message about M2, after the merge happened, arrives and is applied first
+    await q.accept([Inbound(adt("late", "20240120120000+0000", mtype="ADT^A01", nhs="",
+                                mrn="M2", visit="V9"), "live")])
+    await engine.drain("live")
+    enc = await engine.store.current("Encounter", "RXX01-V9")
+    assert enc is not None and enc["subject"]["reference"] == "Patient/RXX01-M2"
+    # then the backload brings the earlier A40 (M2 merged into M1)
+    merge = "\r".join([
+        "MSH|^~\\&|PAS|RXX01|SHCR|SHCR|20240110120000+0000||ADT^A40^ADT_A39|m1|P|2.4",
+        "EVN|A40|20240110120000+0000",
+        "PID|1||M1^^^RXX01^PI||KEEP^Ann||19700101|F",
+        "MRG|M2^^^RXX01^PI",
+    ])
+    await q.accept([Inbound(merge, "backload")])
+    await engine.drain("backload")
+    enc = await engine.store.current("Encounter", "RXX01-V9")
+    assert enc is not None and enc["subject"]["reference"] == "Patient/RXX01-M1"
+    assert engine.stats.reapplied == 1
+    assert await q.counts() == {"applied": 2}
+    await engine.close()

@@ -19,11 +19,12 @@ from pathlib import Path
 
 import orjson
 
+from shcr_sim.hl7 import HL7Error, parse
 from shcr_sim.store import ApplyResult, SqliteStore, Write
 
 from .convert import Converted, Converter, MergeMap, TrustInfo
 from .keys import MERGE_TYPES
-from .queue import DurableQueue, Lane, QueueRow
+from .queue import ROW_COLUMNS, DurableQueue, Lane, QueueRow
 from .throttle import TokenBucket
 
 MERGES_SCHEMA = """
@@ -38,6 +39,7 @@ class ReleaseStats:
     released: int = 0
     applied: int = 0
     dead: int = 0
+    reapplied: int = 0  # re-applied because a merge was learned after them
     store: ApplyResult = field(default_factory=ApplyResult)
 
 
@@ -47,6 +49,27 @@ def trusts_from_scenario(scenario: object) -> list[TrustInfo]:
         TrustInfo(t.sending_application, t.ods, t.flavour, t.name)  # type: ignore[attr-defined]
         for t in scenario.trusts  # type: ignore[attr-defined]
     ]
+
+
+def _mrg_keys(raw: str) -> list[str]:
+    """Queue patient keys of the merged-away record named in MRG-1."""
+    try:
+        mrg = parse(raw).segment("MRG")
+    except HL7Error:
+        return []
+    if mrg is None:
+        return []
+    d = mrg.delims
+    out = []
+    for cx in mrg.repetitions(1):
+        comps = cx.split(d.component)
+        value = comps[0]
+        authority = comps[3].split(d.subcomponent)[0] if len(comps) > 3 else ""
+        if value and authority.upper() == "NHS":
+            out.append(f"nhs:{value}")
+        elif value:
+            out.append(f"mrn:{authority}|{value}")
+    return out
 
 
 class Engine:
@@ -103,23 +126,33 @@ class Engine:
         await self.queue.close()
 
     async def refresh_merges(self) -> None:
-        """Learn the merges (A40/A34) accepted since the last look, before releasing."""
+        """Learn the merges (A40/A34) accepted since the last look, before releasing.
+
+        A merge learned late (its message arrived after messages about the merged-away
+        record that happened after it) re-applies those messages, now redirected to
+        the survivor; the store's guard and idempotency keep everything else as it was.
+        """
+        async with self.queue.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM queue") as cur:
+            top_row = await cur.fetchone()
+        top = int(top_row[0]) if top_row else 0
+        if top <= self._merge_scan_seq:
+            return
         marks = ",".join("?" * len(MERGE_TYPES))
         async with self.queue.conn.execute(
-            "SELECT seq, raw, sender_app, sender_fac, control_id, order_key, event_time "
-            f"FROM queue WHERE seq > ? AND message_type IN ({marks}) "
+            "SELECT seq, raw, sender_app, sender_fac, control_id, order_key, event_time, "
+            f"patient_key FROM queue WHERE seq > ? AND seq <= ? AND message_type IN ({marks}) "
             "AND state IN ('queued', 'released', 'applied') ORDER BY seq",
-            (self._merge_scan_seq, *sorted(MERGE_TYPES)),
+            (self._merge_scan_seq, top, *sorted(MERGE_TYPES)),
         ) as cur:
             rows = await cur.fetchall()
-        async with self.queue.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM queue") as cur:
-            top = await cur.fetchone()
         found = []
-        for seq, raw, app, fac, cid, order_key, event_time in rows:
+        learned: list[tuple[int, str, list[str]]] = []
+        for seq, raw, app, fac, cid, order_key, event_time, pkey in rows:
             out = self.converter.convert(raw, f"{app}|{fac}|{cid}", order_key, event_time, None)
             merge = out.merge if isinstance(out, Converted) else None
             if merge:
                 self.merges.add(order_key, merge[0], merge[1])
+                learned.append((seq, order_key, [pkey, *_mrg_keys(raw)]))
             found.append((seq, order_key, *(merge or (None, None))))
         if found:
             await self.queue.conn.executemany(
@@ -127,7 +160,24 @@ class Engine:
                 "VALUES(?,?,?,?)",
                 found,
             )
-        self._merge_scan_seq = max(self._merge_scan_seq, int(top[0]) if top else 0)
+        self._merge_scan_seq = top
+        for seq, order_key, keys in learned:
+            await self._reapply_after(seq, order_key, keys)
+
+    async def _reapply_after(self, merge_seq: int, order_key: str, keys: list[str]) -> None:
+        marks = ",".join("?" * len(keys))
+        async with self.queue.conn.execute(
+            f"SELECT {ROW_COLUMNS} FROM queue WHERE state='applied' AND order_key > ? "
+            f"AND seq != ? AND patient_key IN ({marks}) ORDER BY patient_key, order_key",
+            (order_key, merge_seq, *keys),
+        ) as cur:
+            rows = [QueueRow(*r) for r in await cur.fetchall()]
+        if rows:  # released first, so a crash here re-queues them (see recover)
+            await self.queue.mark_released([r.seq for r in rows])
+            writes, ok, dead = self.convert_rows(rows)
+            await self.store.apply(writes)
+            await self.queue.finish(ok, dead)
+            self.stats.reapplied += len(rows)
 
     def convert_rows(
         self, rows: Iterable[QueueRow]

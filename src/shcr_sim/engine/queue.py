@@ -319,6 +319,14 @@ class DurableQueue:
                 )
         return rows
 
+    async def mark_released(self, seqs: Sequence[int]) -> None:
+        """Send applied rows round again (a merge learned late redirects them)."""
+        async with transaction(self.conn) as conn:
+            await conn.executemany(
+                "UPDATE queue SET state='released', updated_at=? WHERE seq=?",
+                [(time.time(), s) for s in seqs],
+            )
+
     async def finish(
         self, applied: Iterable[int] = (), dead: Iterable[tuple[int, str]] = ()
     ) -> None:
