@@ -108,6 +108,30 @@ def test_live_stream_is_after_cut_over_and_in_arrival_order(feeds_run, feeds_mes
             last = max(last, t)
 
 
+def _number(control_id: str) -> int:
+    return int(control_id[-10:].lstrip("-") or 0)
+
+
+def test_live_interfaces_number_messages_as_they_send(feeds_messages) -> None:
+    """MSH-10 rises in arrival order on each live feed, after every backload number."""
+    highest_backload: dict[str, int] = {}
+    for g in feeds_messages:
+        if g.lane == "backload":
+            n = _number(g.msg.control_id)
+            highest_backload[g.ods] = max(highest_backload.get(g.ods, 0), n)
+    last: dict[str, int] = {}
+    for g in feeds_messages:
+        if g.lane != "live":
+            continue
+        n = _number(g.msg.control_id)
+        if n <= last.get(g.ods, 0):
+            continue  # a resend: checked to repeat its original's bytes elsewhere
+        assert n == last.get(g.ods, n - 1) + 1 or g.ods not in last
+        assert n > highest_backload.get(g.ods, 0)
+        last[g.ods] = n
+    assert len(last) >= 4
+
+
 def test_flavours_place_identifiers_their_own_way(feeds_messages: list[Generated]) -> None:
     checked = Counter()
     for g in feeds_messages:

@@ -183,15 +183,20 @@ class _Sink:
                     continue
                 # live: arrives shortly after it happened; now and then sent twice
                 arrival = t + 5 + (ev.seq * 7919 + rec.person.index) % 240
-                copies = 2 if resend_rng.random() < self.resend_rate else 1
-                for k in range(copies):
+                resent = resend_rng.random() < self.resend_rate
+                self.live_seq += 1
+                first = self.live_seq
+                self.spool.add(ods, arrival, first, text, resent=resent)
+                self.live[ods][mtype] += 1
+                self.per_file[f"live/{ods}.hl7"] += 1
+                self.total += 1
+                if resent:
                     self.live_seq += 1
-                    when = arrival if k == 0 else arrival + resend_rng.randint(30, 900)
-                    self.spool.add(ods, when, self.live_seq, text)
+                    again = arrival + resend_rng.randint(30, 900)
+                    self.spool.add(ods, again, self.live_seq, text, original=first)
                     self.live[ods][mtype] += 1
                     self.per_file[f"live/{ods}.hl7"] += 1
                     self.total += 1
-                if copies == 2:
                     self.resends[ods] += 1
 
     def close(self) -> None:
@@ -240,7 +245,10 @@ def generate(
             sink.close()
             if bar is not None:
                 bar[0].stop()
-        spool.write(out / "live")
+        spool.write(out / "live", {
+            st.ods: (lambda n, st=st: st.flavour.control_id(st.ods, n), st.next_msg)
+            for st in states
+        })
     for t in sc.trusts:  # every trust gets a live file, even an empty one
         (out / "live" / f"{t.ods}.hl7").touch()
     manifest = _manifest(sc, seed, patients, w, sink)
