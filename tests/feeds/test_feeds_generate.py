@@ -40,6 +40,14 @@ def test_layout_and_manifest_counts_match_files(feeds_run, feeds_messages) -> No
         assert dict(counted.get(f"{ods}/live", {})) == t["live"]
     assert dict(per_file) == manifest["files"]
     assert manifest["total"] == len(feeds_messages)
+    people = manifest["patients"]
+    assert people["patients"] == manifest["population"] == 600
+    assert people["with_nhs_number"] + people["without_nhs_number"] == 600
+    assert people["without_nhs_number"] > 0 and people["known_at_several_trusts"] > 100
+    merges = sum(t["backload"].get("ADT^A40", 0) + t["live"].get("ADT^A40", 0)
+                 for t in manifest["trusts"].values())
+    assert 0 < merges <= people["duplicate_registrations"]
+    assert people["died"] > 0
     assert manifest["backload"]["messages"] + manifest["live"]["messages"] == manifest["total"]
     # data-type files only for what each trust sends
     for ods in manifest["trusts"]:

@@ -154,6 +154,7 @@ class _Sink:
         self.live_seq = 0
         self.first: int | None = None
         self.last: int | None = None
+        self.people: Counter[str] = Counter()
 
     def _file(self, ods: str, dtype: str) -> TextIO:
         d = self.out / "backload" / ods
@@ -164,6 +165,15 @@ class _Sink:
         return fh
 
     def patient(self, rec: PatientRecords, resend_rng: random.Random) -> None:
+        people = self.people
+        people["patients"] += 1
+        people["with_nhs_number" if rec.person.nhs else "without_nhs_number"] += 1
+        trusts = [reg.state.ods for reg in rec.regs if reg.events]
+        if len(set(trusts)) > 1:
+            people["known_at_several_trusts"] += 1
+        people["duplicate_registrations"] += len(trusts) - len(set(trusts))
+        if rec.person.died is not None:
+            people["died"] += 1
         for reg in rec.regs:
             ods = reg.state.ods
             for ev in reg.events:
@@ -279,6 +289,9 @@ def _manifest(sc: Scenario, seed: int, population: int, w: Window, sink: _Sink) 
         "scenario": sc.name,
         "seed": seed,
         "population": population,
+        "patients": {k: sink.people[k] for k in (
+            "patients", "with_nhs_number", "without_nhs_number", "known_at_several_trusts",
+            "duplicate_registrations", "died")},
         "backload": {"start": _iso(w.start), "end": _iso(w.cut), "messages": backload_total},
         "live": {"start": _iso(w.cut), "end": _iso(w.end), "messages": live_total,
                  "resends": sum(resends.values())},
