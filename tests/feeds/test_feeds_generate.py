@@ -204,3 +204,44 @@ def _event_time(g: Generated) -> float:
         if value:
             return parse_ts(value).epoch
     raise AssertionError("no time")
+
+
+def test_same_bytes_whatever_the_hash_seed(tmp_path: Path) -> None:
+    """Determinism must not lean on dict/set ordering of strings (PYTHONHASHSEED)."""
+    import os
+    import subprocess
+    import sys
+
+    outs = []
+    for hash_seed in ("1", "12345"):
+        out = tmp_path / f"h{hash_seed}"
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        subprocess.run(
+            [sys.executable, "-m", "shcr_sim.cli", "generate", "--out", str(out),
+             "--messages", "1500", "-q"],
+            check=True, env=env, capture_output=True,
+        )
+        outs.append(tree_bytes(out))
+    assert outs[0] == outs[1]
+
+
+def test_spilling_the_live_stream_changes_nothing(tmp_path: Path) -> None:
+    """Bounded memory: tiny spill runs merge to exactly what one in-memory sort gives."""
+    sc = small_scenario(150, rate_multiplier=40.0, resend_rate=0.1)
+    generate(sc, tmp_path / "big")
+    generate(sc, tmp_path / "tiny", live_budget=7)
+    big, tiny = tree_bytes(tmp_path / "big"), tree_bytes(tmp_path / "tiny")
+    assert big == tiny
+    assert sum(len(v) for k, v in big.items() if k.startswith("live/")) > 10_000
+    assert not list((tmp_path / "tiny").glob(".live-runs-*")), "spill files are removed"
+
+
+def test_escaped_free_text_reads_back(feeds_messages: list[Generated]) -> None:
+    texts = [s.get_text(5) for g in feeds_messages if g.msg.message_type == "MDM^T02"
+             for s in g.msg.all("OBX") if s.get(2) == "TX"]
+    assert any("A&E" in t for t in texts)
+    raw = [g.text for g in feeds_messages if "re-attend A\\T\\E" in g.text]
+    assert raw
+    cultures = [s.get_text(5) for g in feeds_messages if g.msg.message_type == "ORU^R01"
+                for s in g.msg.all("OBX") if s.get(2) == "TX" and "cfu" in s.get_text(5)]
+    assert any(">10^5 cfu/mL" in t for t in cultures)

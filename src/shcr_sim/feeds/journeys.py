@@ -427,7 +427,7 @@ class Journey:
             f"Diagnosis: {diag[1]} ({diag[0]})" if diag else "Reviewed in clinic.",
             rng.choice(("Plan: continue current medication, GP to review in 2 weeks.",
                         "Plan: follow-up in clinic in 6 weeks; bloods before the appointment.",
-                        "Plan: discharged to GP care; safety-netting advice given.",
+                        "Plan: discharged to GP care; re-attend A&E if worse.",
                         "Plan: referred to community team for ongoing support.")),
             f"Dr {author[2]} {author[1]}",
         ]
