@@ -196,3 +196,37 @@ def test_specialties_fit_the_patient_age(feeds_messages: list[Generated]) -> Non
             assert year - born <= 18, (spec, born, year)
         seen.add(spec)
     assert {"420", "430", "300", "180", "710"} <= seen
+
+
+def test_every_record_starts_with_its_registration(feeds_messages: list[Generated]) -> None:
+    """At each trust, a record's first ADT event (by event time) is its A28."""
+    first: dict[tuple[str, str], tuple[float, str]] = {}
+    for g in _unique(feeds_messages):
+        m = g.msg
+        if not m.message_type.startswith("ADT") or m.message_type == "ADT^A40":
+            continue
+        mrn = next(r.split("^")[0] for r in m["PID"].repetitions(3)
+                   if r.split("^")[3:4] == [g.ods])
+        t = _t(m.get("EVN-2"))
+        key = (g.ods, mrn)
+        if key not in first or t < first[key][0]:
+            first[key] = (t, m.message_type)
+    assert len(first) > 500
+    assert {kind for _, kind in first.values()} == {"ADT^A28"}
+
+
+def test_results_and_documents_follow_their_visit(feeds_messages: list[Generated]) -> None:
+    admitted: dict[tuple[str, str], float] = {}
+    for g in feeds_messages:
+        m = g.msg
+        if "PV1" in m and m.get("PV1-19.1") and m.get("PV1-44"):
+            admitted[(g.ods, m.get("PV1-19.1"))] = _t(m.get("PV1-44"))
+    n = 0
+    for g in feeds_messages:
+        m = g.msg
+        if m.message_type in ("ORU^R01", "MDM^T02", "RDE^O11") and m.get("PV1-19.1"):
+            start = admitted[(g.ods, m.get("PV1-19.1"))]
+            when = m.get("OBR-7") or m.get("TXA-4") or m.get("ORC-9")
+            assert _t(when) >= start
+            n += 1
+    assert n > 1000

@@ -84,7 +84,7 @@ def build_patient(
         reg = Reg(st, st.new_mrn(), view, registered)
         jrng = random.Random(f"{seed}:journey:{index}:{st.ods}")
         j = Journey(reg, jrng, w.cut, end, sc.live.rate_multiplier, sc.correction_rate, cat)
-        j.build(w.start)
+        j.build()
         if (person.died is not None and dying_at is None and st.trust.kind == "acute"
                 and registered < person.died - 10 * DAY):
             dying_at = ti  # dies in hospital here, after a short final admission

@@ -13,7 +13,8 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
-from .catalogue import Catalogue, Exam, LabTest, Panel, load_catalogue
+from ..hl7 import escape
+from .catalogue import Catalogue, Exam, LabTest, Panel, load_catalogue, load_people
 from .model import Event, Reg, TrustState, Visit
 from .population import make_address
 
@@ -62,6 +63,7 @@ class Journey:
         self.live_mult = live_mult
         self.correction_rate = correction_rate
         self.cat = cat or load_catalogue()
+        self.people = load_people()
         self.seq = 0
         self.sends = self.st.sends
         self.kind = self.st.trust.kind
@@ -94,22 +96,23 @@ class Journey:
             t = nt
 
     def consultant(self) -> tuple[str, str, str]:
-        c = self.st_consultants
+        c = self.people.consultants
         return c[self.rng.randrange(len(c))]
 
-    @property
-    def st_consultants(self) -> tuple[tuple[str, str, str], ...]:
-        from .catalogue import load_people
-
-        return load_people().consultants
-
     def daytime(self, t: int) -> int:
-        """Move t to a working-hours time on the same day (clinics, elective lists)."""
-        day = t - t % DAY
-        return day + 9 * HOUR + self.rng.randrange(7 * HOUR)
+        """The first working-hours time (09:00-16:00) at or after t: clinics, elective lists.
+
+        Never earlier than t, so nothing moves before the registration."""
+        day, clock = t - t % DAY, t % DAY
+        if clock < 9 * HOUR:
+            return day + 9 * HOUR + self.rng.randrange(7 * HOUR)
+        if clock >= 16 * HOUR:
+            return day + DAY + 9 * HOUR + self.rng.randrange(7 * HOUR)
+        return t
 
     # --- whole journey ------------------------------------------------------
-    def build(self, start: int) -> None:
+    def build(self) -> None:
+        """Registration, demographic updates and the encounters of this record's life."""
         reg = self.reg
         self.add(reg.registered, "adt", "A28")
         rates = {**RATES.get(self.kind, RATES["acute"]), **self.st.trust.rates}
@@ -118,11 +121,11 @@ class Journey:
         for t in self.arrivals(reg.registered, 0.12):
             roll = rng.random()
             if roll < 0.6:
-                change = ("address", make_address(rng, self._people()))
+                change = ("address", make_address(rng, self.people))
             elif roll < 0.9:
                 change = ("phone", f"01632 {rng.randint(960000, 960999)}")
             else:
-                change = ("surname", self._people().surnames[rng.randrange(80)])
+                change = ("surname", self.people.surnames[rng.randrange(len(self.people.surnames))])
             self.add(t, "adt", "A31", change=change)
         if self.kind == "acute":
             for t in self.arrivals(reg.registered, rates["ed"]):
@@ -142,11 +145,6 @@ class Journey:
         else:  # urgent care
             for t in self.arrivals(reg.registered, rates["attendance"]):
                 self.urgent_care(t)
-
-    def _people(self):
-        from .catalogue import load_people
-
-        return load_people()
 
     # --- encounters ---------------------------------------------------------
     def _visit(self, pclass: str, ward: str, specialty: str, t: int, **kw) -> Visit:
@@ -432,8 +430,6 @@ class Journey:
             f"Dr {author[2]} {author[1]}",
         ]
         pdf = self.st.flavour.name != "classic-pas" and rng.random() < 0.3
-        from ..hl7 import escape
-
         self.add(t, "documents", "DOC", v, doc_type=doc_type, title=title, title_plain=title,
                  plain_lines=plain, lines=[escape(x) for x in plain], pdf=pdf,
                  doc_id=self.st.new_doc(), author=author, activity=v.discharge or v.admit)
