@@ -46,6 +46,8 @@ def msh(st: TrustState, t: int, mtype: str) -> str:
 
 
 def pid(st: TrustState, reg: Reg, deceased: bool = False) -> str:
+    if reg.pid_er7 and not deceased:
+        return reg.pid_er7
     p = reg.person
     a = p.address
     name = f"{p.surname.upper()}^{p.given}^{p.middle}^^{p.title}"
@@ -55,20 +57,26 @@ def pid(st: TrustState, reg: Reg, deceased: bool = False) -> str:
     else:
         phones = f"{p.phone}^PRN^PH~{p.mobile}^PRN^CP"
     death = st.flavour.ts(p.died) if deceased and p.died else ""
-    return st.flavour.pid(
+    er7 = st.flavour.pid(
         p.nhs, p.verification, reg.mrn, st.ods, name, p.dob, p.sex, address, phones, p.ethnicity,
         death,
     )
+    if not deceased:
+        reg.pid_er7 = er7
+    return er7
 
 
 def pd1(st: TrustState, reg: Reg) -> str:
     """GP practice (PD1-3) and GP (PD1-4). XON-10 holds the practice code from v2.5;
     before that XON-3 is numeric, so older feeds put the code in XON-1."""
+    if reg.pd1_er7:
+        return reg.pd1_er7
     p = reg.person
     code, name, _ = p.practice
     gcode, gsur, ggiven = p.gp
     practice = f"{name}^^^^^^^^^{code}" if st.flavour.version == "2.5.1" else code
-    return f"PD1|||{practice}|{gcode}^{gsur}^{ggiven}^^^Dr"
+    reg.pd1_er7 = f"PD1|||{practice}|{gcode}^{gsur}^{ggiven}^^^Dr"
+    return reg.pd1_er7
 
 
 def _xcn(c: tuple[str, str, str]) -> str:
@@ -76,6 +84,8 @@ def _xcn(c: tuple[str, str, str]) -> str:
 
 
 def pv1(st: TrustState, v: Visit) -> str:
+    if v.er7:
+        return v.er7
     ts = st.flavour.ts
     loc = f"{v.ward}^^{v.bed}^{st.ods}" if v.bed else f"{v.ward}^^^{st.ods}"
     prior = f"{v.prior_ward}^^^{st.ods}" if v.prior_ward else ""
@@ -94,7 +104,8 @@ def pv1(st: TrustState, v: Visit) -> str:
     f[45] = discharge
     if not discharge:
         f.pop()
-    return "PV1|" + "|".join(f[1:])
+    v.er7 = "PV1|" + "|".join(f[1:])
+    return v.er7
 
 
 def zseg(st: TrustState, v: Visit, t: int) -> str:
@@ -158,6 +169,7 @@ def adt_person(st: TrustState, reg: Reg, ev: Event) -> tuple[str, str]:
             reg.person.phone = value
         elif kind == "surname":
             reg.person.surname = value
+        reg.pid_er7 = ""
     tail = _al1(st, reg) if ev.kind == "A28" else []
     return _adt(st, reg, ev, tail)
 

@@ -76,6 +76,8 @@ class Reg:
     person: Person
     registered: int  # epoch of first contact
     events: list[Event] = field(default_factory=list)
+    pid_er7: str = field(default="", init=False)  # cached PID/PD1 until demographics change
+    pd1_er7: str = field(default="", init=False)
 
 
 @dataclass(slots=True)
@@ -94,6 +96,7 @@ class Visit:
     prior_ward: str = ""
     disposition: str = ""
     legal: tuple[str, str] | None = None  # mh-epr legal status (code, text)
+    er7: str = field(default="", init=False)  # cached PV1; replace() starts a fresh one
 
 
 @dataclass(slots=True)
