@@ -20,19 +20,28 @@ app = typer.Typer(
 
 @app.command()
 def generate(
-    out: str = typer.Option(..., "--out", help="Directory for backload/, live/, manifest.json"),
+    out: str | None = typer.Option(None, "--out", help="Directory for backload/, live/, "
+                                   "manifest.json"),
     scenario: str | None = typer.Option(None, "--scenario", help="Scenario TOML file"),
     messages: int | None = typer.Option(None, "--messages", min=1, help="About N messages"),
     seed: int | None = typer.Option(None, "--seed", help="Override the scenario's seed"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar"),
+    print_scenario: bool = typer.Option(False, "--print-scenario",
+                                        help="Print the built-in scenario TOML and exit"),
 ) -> None:
     """Simulate the trusts: write historic backload extracts, live streams and a manifest."""
     import time
     from pathlib import Path
 
     from .feeds.generate import generate as run
-    from .feeds.scenario import ScenarioError, load_scenario
+    from .feeds.scenario import ScenarioError, default_scenario_text, load_scenario
 
+    if print_scenario:
+        typer.echo(default_scenario_text(), nl=False)
+        return
+    if out is None:
+        typer.echo("error: --out DIR is required", err=True)
+        raise typer.Exit(2)
     try:
         sc = load_scenario(scenario)
     except ScenarioError as exc:

@@ -125,3 +125,19 @@ def test_backload_before_1996_is_refused() -> None:
     data = default_data()
     data["backload"]["start"] = "1990-01-01"
     assert "backload.start: Input should be greater than or equal to 1996-01-01" in _error(data)
+
+
+def test_printed_default_is_a_usable_starting_point(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["generate", "--print-scenario"])
+    assert result.exit_code == 0
+    mine = tmp_path / "mine.toml"
+    mine.write_text(result.output.replace("size = 2000", "size = 40"))
+    sc = load_scenario(mine)
+    assert sc.population.size == 40
+    assert sc.trusts == load_scenario(None).trusts
+
+
+def test_out_is_required_to_generate() -> None:
+    result = CliRunner().invoke(app, ["generate"])
+    assert result.exit_code == 2
+    assert "--out DIR is required" in result.output

@@ -129,10 +129,15 @@ def parse_scenario(data: dict, source: str = "<scenario>") -> Scenario:
         raise ScenarioError(f"{source}: invalid scenario\n{format_errors(exc)}") from None
 
 
+def default_scenario_text() -> str:
+    """The built-in scenario file, a commented starting point for your own."""
+    return resources.files(__package__).joinpath("data/default_scenario.toml").read_text()
+
+
 def load_scenario(path: str | Path | None = None) -> Scenario:
     """Load and validate a scenario TOML file; None loads the built-in default."""
     if path is None:
-        text = resources.files(__package__).joinpath("data/default_scenario.toml").read_text()
+        text = default_scenario_text()
         source = "default scenario"
     else:
         try:
