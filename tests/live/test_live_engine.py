@@ -49,8 +49,8 @@ async def test_live_feeds_reach_the_store_and_reconcile(generated, tmp_path) -> 
     live = await started(tmp_path, sc)
     try:
         reports = await asyncio.gather(*(
-            run_feed(msgs, sender_cfg(live.mllp_port, trusts[ods])) for ods, msgs in
-            streams.items()))
+            run_feed(msgs, sender_cfg(live.mllp_port, trusts[ods], heartbeat_interval=0.2))
+            for ods, msgs in streams.items()))
         assert await live.drain_live(30)
         await live.monitor.tick()
         status = live.monitor.status()
@@ -64,6 +64,8 @@ async def test_live_feeds_reach_the_store_and_reconcile(generated, tmp_path) -> 
     assert recon.total.applied > 0 and stored > 0
     assert status["live_latency_ms"]["count"] == recon.total.applied
     assert status["live_latency_ms"]["p99"] is not None
+    beats = [f["heartbeat"] for f in status["feeds"] if f["feed"] in streams]
+    assert beats and all(b["count"] >= 1 and b["round_trip_ms"] is not None for b in beats)
 
 
 async def test_store_outage_holds_the_queue_then_drains(generated, tmp_path) -> None:
@@ -76,6 +78,9 @@ async def test_store_outage_holds_the_queue_then_drains(generated, tmp_path) -> 
         try:
             outage.start(30)  # down until we say otherwise
             report = await run_feed(msgs, sender_cfg(live.mllp_port, trust))
+            async with asyncio.timeout(10):
+                while outage.refused == 0:  # the release loop tried the store and was refused
+                    await asyncio.sleep(0.01)
             held = await live.inbound_depth("live")
             outage.until = 0  # the store is back
             assert await live.drain_live(30)

@@ -10,12 +10,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from shcr_sim.engine.mllp_server import ListenerConfig, MLLPListener
 from shcr_sim.engine.queue import Inbound
 from shcr_sim.feeds.sender import FeedControl, SenderConfig, heartbeat_message, run_feed
-from shcr_sim.hl7 import parse
+from shcr_sim.hl7 import parse, parse_ts
 from shcr_sim.monitor.alerts import AlertBook, Threshold
 from shcr_sim.monitor.heartbeat import HeartbeatTracker
 from shcr_sim.monitor.http import MonitorHTTP
 from shcr_sim.monitor.metrics import Monitor, MonitorConfig, percentile
-from shcr_sim.monitor.probe import QueueProbe
+from shcr_sim.monitor.probe import Finished, QueueProbe
 
 from .helpers import stream
 
@@ -52,6 +52,25 @@ def test_silent_feed_alert_fires_and_clears() -> None:
     snap = {s["feed"]: s for s in tracker.snapshot(now=1053.0)}
     assert snap["RXB"]["alive"] and snap["RXB"]["count"] == 2
     assert snap["RXA"]["sender"]["messages_sent"] == "0"
+
+
+def test_heartbeat_round_trip_waits_for_what_the_feed_sent_before_it() -> None:
+    tracker = HeartbeatTracker()
+    hb = parse(heartbeat_message("PAS", "RXA", 1))
+    sent = parse_ts(hb.get("MSH-7")).epoch
+    tracker.accepted("RXA", 41)
+    tracker.accepted("RXA", 42)
+    tracker.beat("RXA", hb, sent + 0.01)
+    tracker.accepted("RXA", 43)  # after the heartbeat: not waited for
+    tracker.settle([], {"RXA": 42})
+    assert tracker.feeds["RXA"].round_trip is None  # seq 42 is still on its way
+    tracker.settle([Finished(42, "RXA", "applied", 0.4, sent + 0.5)], {"RXA": 43})
+    assert abs(tracker.feeds["RXA"].round_trip - 0.5) < 1e-6
+    tracker.beat("RXA", hb, sent + 0.02)  # nothing outstanding: round trip = transit
+    tracker.accepted("RXA", 44)
+    tracker.settle([], {})
+    assert abs(tracker.feeds["RXA"].round_trip - 0.02) < 1e-6
+    assert tracker.snapshot()[0]["round_trip_ms"] == 20.0
 
 
 def test_percentile_nearest_rank() -> None:

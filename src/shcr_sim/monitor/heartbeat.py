@@ -1,18 +1,27 @@
-"""Last heartbeat per feed, its transit time, and the silent-feed alert.
+"""Last heartbeat per feed, its round trip through the pipeline, the silent-feed alert.
 
 The MLLP listener calls ``beat`` (a dict update, nothing more) for every
 ``NMD^N02`` it receives; ``check`` runs on the monitor's own tick and raises
 ``heartbeat:<feed>`` when a feed has been silent for ``silent_after`` seconds,
 clearing it on the next heartbeat.
+
+Round trip: a heartbeat is a marker in its feed's stream. It has come "round"
+once every message the feed sent before it is in the record (applied,
+duplicate or dead-lettered). ``round_trip`` is the time from the heartbeat's
+MSH-7 (the trust's clock) to that moment -- how far behind the record is for
+that feed -- and ``transit`` is MSH-7 to arrival at the listener.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..hl7 import Message, TimestampError, parse_ts
 from .alerts import AlertBook
+from .probe import Finished
 
 
 @dataclass(slots=True)
@@ -21,7 +30,11 @@ class FeedBeat:
     last_at: float = 0.0  # wall clock of the last heartbeat, 0 = never
     count: int = 0
     transit: float | None = None  # MSH-7 (sender's clock) -> received, seconds
+    round_trip: float | None = None  # MSH-7 -> everything the feed sent before it applied
     sender_stats: dict[str, str] = field(default_factory=dict)  # from the NST segment
+    # heartbeats still travelling: (MSH-7 epoch, last seq the feed had queued before it)
+    pending: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=32))
+    pending_arrival: deque[float] = field(default_factory=lambda: deque(maxlen=32))
 
 
 # NST fields the simulated trusts fill (HL7 v2 NST, application control-level statistics)
@@ -34,6 +47,11 @@ class HeartbeatTracker:
     silent_after: float = 30.0
     feeds: dict[str, FeedBeat] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
+    last_seq: dict[str, int] = field(default_factory=dict)  # per feed, last live seq queued
+
+    def accepted(self, feed: str, seq: int) -> None:
+        if seq > self.last_seq.get(feed, 0):
+            self.last_seq[feed] = seq
 
     def expect(self, feeds: list[str]) -> None:
         """Feeds that should be beating (a feed that never beat also alerts)."""
@@ -51,10 +69,30 @@ class HeartbeatTracker:
         except TimestampError:
             sent = None
         state.transit = max(received_at - sent.epoch, 0.0) if sent is not None else None
+        state.pending.append((sent.epoch if sent is not None else received_at,
+                              self.last_seq.get(feed, 0)))
+        state.pending_arrival.append(received_at)
         nst = msg.segment("NST")
         if nst is not None:
             state.sender_stats = {name: nst.field(n) for n, name in NST_FIELDS.items()
                                   if nst.field(n)}
+
+    def settle(self, finished: Iterable[Finished], waiting_min: dict[str, int]) -> None:
+        """Complete the heartbeats whose earlier messages have all reached the record."""
+        done_at: dict[str, list[tuple[int, float]]] = {}
+        for f in finished:
+            done_at.setdefault(f.feed, []).append((f.seq, f.finished_at))
+        for name, state in self.feeds.items():
+            while state.pending:
+                sent, upto = state.pending[0]
+                waiting = waiting_min.get(name)
+                if waiting is not None and waiting <= upto:
+                    break  # something the feed sent before this heartbeat is still on its way
+                arrived = state.pending_arrival.popleft()
+                state.pending.popleft()
+                last = max((at for seq, at in done_at.get(name, ()) if seq <= upto),
+                           default=arrived)
+                state.round_trip = max(max(last, arrived) - sent, 0.0)
 
     def age(self, feed: str, now: float | None = None) -> float:
         """Seconds since the feed's last heartbeat (since start when it never beat)."""
@@ -82,6 +120,9 @@ class HeartbeatTracker:
                 "age": round(self.age(s.feed, now), 3),
                 "count": s.count,
                 "transit_ms": round(s.transit * 1000, 1) if s.transit is not None else None,
+                "round_trip_ms": (round(s.round_trip * 1000, 1) if s.round_trip is not None
+                                  else None),
+                "in_flight": len(s.pending),
                 "alive": self.age(s.feed, now) < self.silent_after,
                 "sender": s.sender_stats,
             }

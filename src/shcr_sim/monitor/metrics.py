@@ -87,19 +87,22 @@ class Monitor:
     def on_accepted(self, seq: int, feed: str, status: str, arrived_at: float) -> None:
         if self.probe is not None and status == "queued":
             self.probe.track(seq, feed, arrived_at)
+            self.heartbeats.accepted(feed, seq)
 
     # -- one tick ---------------------------------------------------------------
     async def tick(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
         if self.probe is not None:
             self.sample = await self.probe.sample()
-            for feed, state, seconds in self.sample.finished_live:
-                if state != "applied":
+            for done in self.sample.finished_live:
+                if done.state != "applied":
                     continue
-                self.latency.append(seconds)
-                self.latency_by_feed.setdefault(feed, deque(maxlen=1000)).append(seconds)
+                self.latency.append(done.seconds)
+                self.latency_by_feed.setdefault(done.feed, deque(maxlen=1000)).append(
+                    done.seconds)
                 self.latency_count += 1
-                self.latency_sum += seconds
+                self.latency_sum += done.seconds
+            self.heartbeats.settle(self.sample.finished_live, self.sample.waiting_min)
         self._rates(now)
         self.heartbeats.check(self.alerts, now)
         self._judge(now)

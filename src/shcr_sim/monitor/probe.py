@@ -18,15 +18,26 @@ import aiosqlite
 TERMINAL = ("applied", "duplicate", "dead-lettered")
 
 
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """A live message that reached a terminal state since the last sample."""
+
+    seq: int
+    feed: str
+    state: str
+    seconds: float  # arrival at the listener -> terminal state
+    finished_at: float  # wall clock (queue updated_at)
+
+
 @dataclass(slots=True)
 class QueueSample:
     at: float
     took: float  # seconds the sample's queries took
     # (lane, feed, state) -> messages
     counts: dict[tuple[str, str, str], int] = field(default_factory=dict)
-    # live messages that reached a terminal state since the last sample:
-    # (feed, seconds from arrival at the listener to applied/duplicate/dead-lettered)
-    finished_live: list[tuple[str, str, float]] = field(default_factory=list)
+    finished_live: list[Finished] = field(default_factory=list)
+    # per feed, the lowest seq of a live message still on its way to the store
+    waiting_min: dict[str, int] = field(default_factory=dict)
 
     def total(self, state: str | None = None, lane: str | None = None,
               feed: str | None = None) -> int:
@@ -86,8 +97,12 @@ class QueueProbe:
                         for seq, state, updated_at in await cur.fetchall():
                             if state in TERMINAL:
                                 feed, arrived = self.watch.pop(seq)
+                                done = float(updated_at)
                                 out.finished_live.append(
-                                    (feed, state, max(float(updated_at) - arrived, 0.0)))
+                                    Finished(seq, feed, state, max(done - arrived, 0.0), done))
+            for seq, (feed, _) in self.watch.items():
+                if seq < out.waiting_min.get(feed, seq + 1):
+                    out.waiting_min[feed] = seq
         except aiosqlite.OperationalError:
             pass  # no queue table yet (a fresh database): an empty sample
         out.took = time.perf_counter() - started

@@ -88,10 +88,17 @@ class MonitorCollector:
                                "1 while a feed's heartbeat is within the threshold",
                                labels=["feed"])
         beats = CounterMetricFamily("shcr_heartbeats", "Heartbeats received", labels=["feed"])
+        rtt = GaugeMetricFamily(
+            "shcr_heartbeat_round_trip_seconds",
+            "Last heartbeat's MSH-7 until everything its feed sent before it was in the record",
+            labels=["feed"])
         for b in m.heartbeats.snapshot(now):
             age.add_metric([str(b["feed"])], float(b["age"]))  # type: ignore[arg-type]
             up.add_metric([str(b["feed"])], 1.0 if b["alive"] else 0.0)
             beats.add_metric([str(b["feed"])], float(b["count"]))  # type: ignore[arg-type]
+            if b["round_trip_ms"] is not None:
+                rtt.add_metric([str(b["feed"])], float(b["round_trip_ms"]) / 1000)  # type: ignore[arg-type]
+        yield rtt
         yield age
         yield up
         yield beats

@@ -61,8 +61,8 @@ def render(status: dict[str, Any]) -> Group:
         f"live measured [b]{_n(lat.get('count'))}[/]",
     )
     feeds = Table(title="feeds", expand=True)
-    for col in ("feed", "heartbeat", "last beat", "received", "queued", "applied", "duplicate",
-                "dead-lettered", "refused", "msg/s", "live p99 ms"):
+    for col in ("feed", "heartbeat", "last beat", "round trip ms", "received", "queued",
+                "applied", "duplicate", "dead-lettered", "refused", "msg/s", "live p99 ms"):
         feeds.add_column(col, justify="left" if col in ("feed", "heartbeat") else "right")
     for f in status.get("feeds", []):
         hb = f.get("heartbeat")
@@ -70,7 +70,8 @@ def render(status: dict[str, Any]) -> Group:
         st = f.get("stages", {})
         m = f.get("mllp", {})
         feeds.add_row(
-            f["feed"], state, f"{hb['age']:.1f} s" if hb else "–", _n(m.get("received")),
+            f["feed"], state, f"{hb['age']:.1f} s" if hb else "–",
+            _n(hb.get("round_trip_ms")) if hb else "–", _n(m.get("received")),
             _n(st.get("queued")), _n(st.get("applied")), _n(st.get("duplicate")),
             _n(st.get("dead-lettered")), _n(m.get("refused")), _n(f.get("rate")),
             _n(f.get("live_p99_ms")),
