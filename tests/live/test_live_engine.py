@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shcr_sim.engine.live import LiveEngine, LiveOptions, StoreOutage
+from shcr_sim.engine.live import LiveEngine, LiveOptions, StoreOutage, serve_forever
 from shcr_sim.engine.pipeline import trusts_from_scenario
 from shcr_sim.engine.reconcile import reconcile
 from shcr_sim.feeds.generate import generate
@@ -121,3 +121,22 @@ async def test_silent_feed_alert_fires_and_clears(generated, tmp_path) -> None:
     assert mine[-2:] == ["raised", "cleared"]
     others = {a.subject for a in alerts.active.values() if a.kind == "heartbeat"}
     assert trust.ods not in others
+
+
+async def test_serve_runs_until_stopped_and_applies_what_it_acks(generated, tmp_path) -> None:
+    out, sc = generated
+    ods, msgs = next(iter(live_messages(out).items()))
+    trust = next(t for t in sc.trusts if t.ods == ods)
+    stop = asyncio.Event()
+    ready: asyncio.Queue[LiveEngine] = asyncio.Queue()
+    opts = LiveOptions(mllp_port=0, http_port=0)
+    server = asyncio.create_task(serve_forever(
+        tmp_path / "serve.db", trusts_from_scenario(sc), opts, ready.put_nowait, stop))
+    live = await asyncio.wait_for(ready.get(), 10)
+    report = await run_feed(msgs, sender_cfg(live.mllp_port, trust))
+    assert await live.drain_live(30)
+    recon = await reconcile(live.engine.queue.conn)
+    stop.set()
+    await asyncio.wait_for(server, 10)
+    assert report.delivered + report.errors == len(msgs)
+    assert recon.ok and recon.total.accepted == len(msgs) and recon.total.applied > 0

@@ -247,12 +247,13 @@ async def serve_forever(
     trusts: Sequence[TrustInfo] | None,
     options: LiveOptions,
     on_started: Callable[[LiveEngine], None] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """``shcr-sim serve``: run until SIGINT/SIGTERM, then close cleanly."""
+    """``shcr-sim serve``: run until SIGINT/SIGTERM (or ``stop``), then close cleanly."""
     import signal
 
     live = await LiveEngine.start(db, trusts, options)
-    done = asyncio.Event()
+    done = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
