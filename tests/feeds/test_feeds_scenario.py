@@ -141,3 +141,23 @@ def test_out_is_required_to_generate() -> None:
     result = CliRunner().invoke(app, ["generate"])
     assert result.exit_code == 2
     assert "--out DIR is required" in result.output
+
+
+def test_a_trust_extract_can_start_later(tmp_path: Path) -> None:
+    from shcr_sim.feeds.generate import generate
+
+    data = default_data()
+    data["population"]["size"] = 200
+    data["trusts"][0]["backload_from"] = "2025-07-01"
+    manifest = generate(parse_scenario(data), tmp_path)
+    assert manifest["trusts"]["RZ1"]["backload_from"] == "2025-07-01"
+    assert manifest["trusts"]["RZ2"]["backload_from"] == "2024-01-01"
+    earliest: dict[str, str] = {}
+    for path in (tmp_path / "backload").rglob("*.hl7"):
+        for raw in iter_messages(path):
+            m = parse(raw.text)
+            ods = m.sender[1]
+            day = (m.get("EVN-2") or m.get("OBR-22") or m.get("ORC-9"))[:8]
+            earliest[ods] = min(earliest.get(ods, day), day)
+    assert earliest["RZ1"] >= "20250701"
+    assert earliest["RZ2"] < "20240401"

@@ -145,6 +145,10 @@ class _Sink:
         self.cut = Window.of(sc).cut
         self.resend_rate = sc.live.resend_rate
         self.spool = spool
+        # a trust whose extract starts later than the scenario's backload
+        self.extract_from = {
+            t.ods: epoch_of(t.backload_from) if t.backload_from else 0 for t in sc.trusts
+        }
         self.files: dict[tuple[str, str], TextIO] = {}
         self.backload: dict[str, Counter[str]] = {t.ods: Counter() for t in sc.trusts}
         self.live: dict[str, Counter[str]] = {t.ods: Counter() for t in sc.trusts}
@@ -176,9 +180,12 @@ class _Sink:
             people["died"] += 1
         for reg in rec.regs:
             ods = reg.state.ods
+            extract_from = self.extract_from[ods]
             for ev in reg.events:
                 mtype, text = render(reg, ev)
                 t = ev.time
+                if t < extract_from:
+                    continue  # happened, but is not in this trust's extract
                 if self.first is None or t < self.first:
                     self.first = t
                 if self.last is None or t > self.last:
@@ -278,6 +285,7 @@ def _manifest(sc: Scenario, seed: int, population: int, w: Window, sink: _Sink) 
             "sending_application": t.sending_application,
             "kind": t.kind,
             "flavour": t.flavour,
+            "backload_from": (t.backload_from or sc.backload.start).isoformat(),
             "backload": dict(sorted(b.items())),
             "live": dict(sorted(lv.items())),
             "live_resends": resends[t.ods],

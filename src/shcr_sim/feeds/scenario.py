@@ -43,6 +43,10 @@ class Trust(_Model):
     data_types: list[DataType] = Field(min_length=1)
     weight: float = Field(default=1.0, gt=0, description="relative share of patients seen here")
     activity: float = Field(default=1.0, gt=0, description="multiplier on encounter rates")
+    backload_from: date | None = Field(
+        default=None,
+        description="this trust's extract only reaches back to here (e.g. a newer EPR)",
+    )
     rates: dict[Encounter, float] = Field(
         default_factory=dict,
         description="encounters per patient-year, overriding the defaults for this kind",
