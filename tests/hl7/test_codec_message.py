@@ -148,3 +148,12 @@ def test_segments_are_split_lazily() -> None:
     assert pid.get(3, comp=1) == "9990000018"
     assert pid._fields is not None
     assert msg["EVN"]._fields is None
+
+
+def test_backslash_as_a_separator_and_another_escape_character() -> None:
+    # hl7apy mangles this (see codec_reference.py); the standard allows it
+    msg = parse("MSH|\\+;~|A|B|C|D|2024||ADT\\A01|1|P|2.6\rPID|1||x\\y~z+w|a;S;b")
+    assert msg.message_type == "ADT^A01"
+    assert msg["PID"].get(3, rep=1, comp=2, sub=2) == "z"
+    assert msg["PID"].get(3, rep=2) == "w"
+    assert msg.get_text("PID-4") == "a\\b"

@@ -152,24 +152,29 @@ class Segment:
 
     def get(self, n: int, rep: int = 1, comp: int = 0, sub: int = 0) -> str:
         """Raw value of field n, repetition rep, component comp, sub-component sub."""
-        value = self.field(n)
+        f = self._fields if self._fields is not None else self.fields
+        if not 0 < n < len(f):
+            return ""
+        value = f[n]
         if not value:
             return ""
-        d = self.delims
-        if n <= 2 and self.raw[:3] in _HEADERS:
+        if n <= 2 and f[0] in _HEADERS:
             return value if rep == 1 and comp <= 1 and sub <= 1 else ""
+        d = self.delims
         if d.repetition in value:
             value = _nth(value.split(d.repetition), rep)
         elif rep != 1:
             return ""
         if comp:
-            value = _nth(value.split(d.component), comp) if d.component in value else (
-                value if comp == 1 else ""
-            )
+            if d.component in value:
+                value = _nth(value.split(d.component), comp)
+            elif comp != 1:
+                return ""
             if sub:
-                value = _nth(value.split(d.subcomponent), sub) if d.subcomponent in value else (
-                    value if sub == 1 else ""
-                )
+                if d.subcomponent in value:
+                    value = _nth(value.split(d.subcomponent), sub)
+                elif sub != 1:
+                    return ""
         return value
 
     def get_text(self, n: int, rep: int = 1, comp: int = 0, sub: int = 0) -> str:
@@ -220,36 +225,45 @@ def _split_segments(text: str, fs: str = "|") -> list[str]:
     return [p for p in out if p and not p.isspace()]
 
 
+_LEAD = "\ufeff\r\n \x0b"  # BOM, blank lines, an MLLP start byte left by a sloppy reader
+_TRAIL = "\r\n \x1c"
+
+
+@lru_cache(maxsize=256)
+def _delimiters(fs: str, head: str) -> Delimiters:
+    """Delimiters from MSH-1 and MSH-2's first 6 characters (cached: feeds reuse a few)."""
+    enc = head
+    for stop in (fs, "\r", "\n"):
+        enc = enc.split(stop, 1)[0]
+    bad = (
+        not 2 <= len(enc) <= 5  # v2.7 adds a 5th (truncation) character we do not use
+        or any(ch.isalnum() or ch.isspace() for ch in fs + enc)
+        or len(set(fs + enc[:4])) != len(enc[:4]) + 1
+    )
+    if bad:
+        raise HL7Error("MSH-1/MSH-2 delimiters are missing or invalid", "MSH", 2, code="102")
+    if fs + enc == "|^~\\&":
+        return DEFAULT_DELIMITERS
+    return Delimiters(
+        field=fs,
+        component=enc[0],
+        repetition=enc[1],
+        escape=enc[2] if len(enc) > 2 else "\\",
+        subcomponent=enc[3] if len(enc) > 3 else "&",
+    )
+
+
 class Message:
     """A parsed HL7 v2 message; segments are split lazily."""
 
     __slots__ = ("raw", "delims", "_lines", "_segments", "_index")
 
     def __init__(self, raw: str) -> None:
-        if raw.startswith("\ufeff"):
-            raw = raw[1:]
-        raw = raw.lstrip("\r\n \x0b").rstrip("\r\n \x1c")
-        if not raw.startswith("MSH") or len(raw) < 8:
+        if raw[:1] in _LEAD or raw[-1:] in _TRAIL:
+            raw = raw.lstrip(_LEAD).rstrip(_TRAIL)
+        if raw[:3] != "MSH" or len(raw) < 8:
             raise HL7Error("message does not start with an MSH segment", "MSH", code="100")
-        fs = raw[3]
-        enc = raw[4:12]
-        for stop in (fs, "\r", "\n"):
-            enc = enc.split(stop, 1)[0]
-        bad = (
-            not 2 <= len(enc) <= 5  # v2.7 adds a 5th (truncation) character we do not use
-            or any(ch.isalnum() or ch.isspace() for ch in fs + enc)
-            or len(set(fs + enc[:4])) != len(enc[:4]) + 1
-        )
-        enc = enc[:4]
-        if bad:
-            raise HL7Error("MSH-1/MSH-2 delimiters are missing or invalid", "MSH", 2, code="102")
-        self.delims = Delimiters(
-            field=fs,
-            component=enc[0],
-            repetition=enc[1],
-            escape=enc[2] if len(enc) > 2 else "\\",
-            subcomponent=enc[3] if len(enc) > 3 else "&",
-        )
+        self.delims = _delimiters(raw[3], raw[4:10])
         self.raw = raw
         self._lines: list[str] | None = None
         self._segments: list[Segment] | None = None
