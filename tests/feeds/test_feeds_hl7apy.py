@@ -33,6 +33,8 @@ def _features(g: Generated) -> tuple[str, ...]:
     for name in ("AL1", "DG1", "MRG", "ZU1", "ZMH", "NTE"):
         if name in m:
             out.append(name)
+    if "PV1" not in m:
+        out.append("no-visit")
     if "PID" in m and m.get("PID-30") == "Y":
         out.append("deceased")
     if not m.get("PID-3").split("~")[0] or "NHS" not in m.get("PID-3") + m.get("PID-2"):
@@ -97,7 +99,8 @@ def test_sample_covers_every_type_and_flavour(sample: list[Generated]) -> None:
                   ("2.5.1", "ADT^A40"), ("2.3.1", "ADT^A40"), ("2.3.1", "RDE^O01")):
         assert extra in kinds, extra
     features = {f for g in sample for f in _features(g)}
-    wanted = {"pdf", "corrected", "AL1", "DG1", "MRG", "ZU1", "ZMH", "mrn-only", "deceased"}
+    wanted = {"pdf", "corrected", "AL1", "DG1", "MRG", "ZU1", "ZMH", "mrn-only", "deceased",
+              "no-visit"}
     assert wanted <= features
     deaths = {g.msg.version for g in sample if "deceased" in _features(g)}
     assert {"2.4", "2.3.1"} <= deaths

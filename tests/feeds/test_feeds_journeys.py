@@ -230,3 +230,10 @@ def test_results_and_documents_follow_their_visit(feeds_messages: list[Generated
             assert _t(when) >= start
             n += 1
     assert n > 1000
+
+
+def test_gp_requests_come_without_a_hospital_visit(feeds_messages: list[Generated]) -> None:
+    gp = [g for g in feeds_messages if g.msg.message_type == "ORU^R01" and "PV1" not in g.msg
+          and g.msg.get("OBR-16.1").startswith("G")]
+    assert len(gp) > 50
+    assert all(g.msg.get("ORC-12.1") == g.msg.get("OBR-16.1") for g in gp)

@@ -105,7 +105,7 @@ def test_rates_are_checked_and_used(tmp_path: Path) -> None:
     data["population"]["size"] = 150
     data["population"]["duplicate_share"] = 0.0  # a duplicate's first visit is an ED one
     data["trusts"] = [data["trusts"][0]]
-    data["trusts"][0]["rates"] = {"ed": 0.0, "elective": 0.0}
+    data["trusts"][0]["rates"] = {"ed": 0.0, "elective": 0.0, "gp_requests": 0.0}
     manifest = generate(parse_scenario(data), tmp_path / "a")
     counts = manifest["trusts"]["RZ1"]["backload"]
     assert counts["ADT^A04"] > 0  # outpatients still come

@@ -25,7 +25,7 @@ YEAR = 365.25 * DAY
 # encounters per patient-year by kind of trust (scaled by frailty and the trust's
 # activity; a scenario may override them per trust with `rates`)
 RATES = {
-    "acute": {"ed": 0.25, "outpatient": 0.7, "elective": 0.06},
+    "acute": {"ed": 0.25, "outpatient": 0.7, "elective": 0.06, "gp_requests": 0.8},
     "mental-health": {"contact": 3.0, "admission": 0.08},
     "urgent-care": {"attendance": 0.6},
     "community": {"contact": 2.0},
@@ -134,6 +134,8 @@ class Journey:
                 self.outpatient(self.daytime(t))
             for t in self.arrivals(reg.registered, rates["elective"]):
                 self.spell(self.daytime(t), "C", None)
+            for t in self.arrivals(reg.registered, rates["gp_requests"]):
+                self.gp_request(self.daytime(t))
         elif self.kind == "mental-health":
             for t in self.arrivals(reg.registered, rates["contact"]):
                 self.mh_contact(self.daytime(t))
@@ -329,6 +331,13 @@ class Journey:
         if rng.random() < 0.3:
             self.document(t_out + rng.randint(DAY, 10 * DAY), done, "CPA",
                           "Care plan review letter", self._diagnosis(True))
+
+    def gp_request(self, t: int) -> None:
+        """Bloods the GP sent to the hospital lab: no hospital visit, the GP orders."""
+        rng = self.rng
+        keys = ("FBC", "UE", "LFT", "HBA1C", "LIPID", "TFT", "CRP", "MSU")
+        for key in rng.sample(keys, rng.randint(1, 3)):
+            self.lab(t, self.cat.panels[key], None, slow=True)
 
     def _mh_specialty(self) -> str:
         return "711" if self.age < 18 else "715" if self.age >= 65 else "710"

@@ -17,7 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 Flavour = Literal["itk-acute", "classic-pas", "mh-epr"]
 Kind = Literal["acute", "mental-health", "urgent-care", "community"]
 DataType = Literal["adt", "pathology", "radiology", "cardiology", "prescribing", "documents"]
-Encounter = Literal["ed", "outpatient", "elective", "contact", "admission", "attendance"]
+Encounter = Literal[
+    "ed", "outpatient", "elective", "gp_requests", "contact", "admission", "attendance"
+]
 DATA_TYPES: tuple[str, ...] = (
     "adt",
     "pathology",
