@@ -115,8 +115,8 @@ class Monitor:
             return {}
         totals = {stage: s.total(stage) for stage in STAGES}
         totals["accepted"] = sum(s.counts.values())
-        totals["applied:backload"] = s.total("applied", "backload")
-        totals["applied:live"] = s.total("applied", "live")
+        totals["applied:live"] = self.latency_count
+        totals["applied:backload"] = max(totals["applied"] - self.latency_count, 0)
         return totals
 
     def _rates(self, now: float) -> None:
@@ -144,7 +144,7 @@ class Monitor:
         s = self.sample
         out: dict[str, int] = {}
         if s is not None:
-            for (_lane, feed, _state), n in s.counts.items():
+            for (feed, _state), n in s.counts.items():
                 out[feed] = out.get(feed, 0) + n
         return out
 
@@ -203,7 +203,7 @@ class Monitor:
         beats = {b["feed"]: b for b in self.heartbeats.snapshot(now)}
         names = set(beats)
         if s is not None:
-            names |= {feed for (_l, feed, _s) in s.counts}
+            names |= {feed for (feed, _s) in s.counts}
         ls = self.listener_stats
         if ls is not None:
             names |= set(ls.feeds)
@@ -233,15 +233,13 @@ class Monitor:
             "ticks": self.ticks,
             "stages": {st: (s.total(st) if s else 0) for st in STAGES},
             "accepted": sum(s.counts.values()) if s else 0,
+            # live "applied" counts the MLLP live messages the monitor followed to the
+            # store; backload "applied" is everything else that was applied
             "lanes": {
-                lane: {
-                    "depth": s.depth(lane) if s else 0,
-                    "applied": s.total("applied", lane) if s else 0,
-                    "dead_lettered": s.total("dead-lettered", lane) if s else 0,
-                    "duplicate": s.total("duplicate", lane) if s else 0,
-                    "accepted": s.total(lane=lane) if s else 0,
-                }
-                for lane in ("live", "backload")
+                "live": {"depth": s.depth("live") if s else 0, "applied": self.latency_count},
+                "backload": {"depth": s.depth("backload") if s else 0,
+                             "applied": max((s.total("applied") if s else 0)
+                                            - self.latency_count, 0)},
             },
             "rates": {k: round(v, 2) for k, v in self.rates.items()},
             "live_latency_ms": {k: _ms(v) for k, v in lat.items()} | {

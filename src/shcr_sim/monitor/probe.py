@@ -33,23 +33,20 @@ class Finished:
 class QueueSample:
     at: float
     took: float  # seconds the sample's queries took
-    # (lane, feed, state) -> messages
-    counts: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    # (feed, state) -> messages, both lanes
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)
+    # lane -> messages waiting (queued or released)
+    depths: dict[str, int] = field(default_factory=dict)
     finished_live: list[Finished] = field(default_factory=list)
     # per feed, the lowest seq of a live message still on its way to the store
     waiting_min: dict[str, int] = field(default_factory=dict)
 
-    def total(self, state: str | None = None, lane: str | None = None,
-              feed: str | None = None) -> int:
-        return sum(
-            n for (ln, fd, st), n in self.counts.items()
-            if (state is None or st == state) and (lane is None or ln == lane)
-            and (feed is None or fd == feed)
-        )
+    def total(self, state: str | None = None, feed: str | None = None) -> int:
+        return sum(n for (fd, st), n in self.counts.items()
+                   if (state is None or st == state) and (feed is None or fd == feed))
 
     def depth(self, lane: str | None = None) -> int:
-        return self.total("queued", lane) + self.total("released", lane) + self.total(
-            "received", lane)
+        return sum(self.depths.values()) if lane is None else self.depths.get(lane, 0)
 
 
 class QueueProbe:
@@ -70,6 +67,22 @@ class QueueProbe:
     async def close(self) -> None:
         await self.conn.close()
 
+    async def _live_queued(self) -> int:
+        """Live messages queued: a range of the sequencer's partial index when it exists."""
+        for sql in (
+            "SELECT COUNT(*) FROM queue INDEXED BY queue_ready WHERE state='queued' "
+            "AND lane='live'",
+            "SELECT COUNT(*) FROM queue WHERE state='queued' AND lane='live'",
+        ):
+            try:
+                async with self.conn.execute(sql) as cur:
+                    row = await cur.fetchone()
+                return int(row[0]) if row else 0
+            except aiosqlite.OperationalError as exc:
+                if "no such index" not in str(exc):
+                    raise
+        return 0
+
     def track(self, seq: int, feed: str, arrived_at: float) -> None:
         """Follow one live message until it is applied (bounded: oldest dropped)."""
         if len(self.watch) >= 50_000:
@@ -77,15 +90,25 @@ class QueueProbe:
         self.watch[seq] = (feed, arrived_at)
 
     async def sample(self) -> QueueSample:
+        """Counts from indexes only (never a scan of the message table), then live look-ups."""
         started = time.perf_counter()
         out = QueueSample(at=time.time(), took=0.0)
+        await self.conn.execute("BEGIN")  # one consistent snapshot for all the counts
         try:
-            async with self.conn.execute(
-                "SELECT lane, sender_fac, state, COUNT(*) FROM queue "
-                "GROUP BY lane, sender_fac, state"
+            async with self.conn.execute(  # covering index queue_state(state, sender_fac, ...)
+                "SELECT state, sender_fac, COUNT(*) FROM queue GROUP BY state, sender_fac"
             ) as cur:
-                for lane, feed, state, n in await cur.fetchall():
-                    out.counts[(lane, feed or "unknown", state)] = int(n)
+                for state, feed, n in await cur.fetchall():
+                    out.counts[(feed or "unknown", state)] = int(n)
+            live_queued = await self._live_queued()
+            released: dict[str, int] = {}
+            async with self.conn.execute(
+                "SELECT lane, COUNT(*) FROM queue WHERE state='released' GROUP BY lane"
+            ) as cur:
+                released = {lane: int(n) for lane, n in await cur.fetchall()}
+            queued = out.total("queued") + out.total("received")
+            out.depths = {"live": live_queued + released.get("live", 0),
+                          "backload": queued - live_queued + released.get("backload", 0)}
             if self.watch:
                 seqs = list(self.watch)
                 for i in range(0, len(seqs), 500):
@@ -105,5 +128,7 @@ class QueueProbe:
                     out.waiting_min[feed] = seq
         except aiosqlite.OperationalError:
             pass  # no queue table yet (a fresh database): an empty sample
+        finally:
+            await self.conn.execute("COMMIT")
         out.took = time.perf_counter() - started
         return out

@@ -1,7 +1,7 @@
 """Prometheus exposition: a collector that reads the monitor's last sample at scrape time.
 
 Names follow the prometheus-client conventions: ``shcr_`` prefix, base units
-(seconds), ``_total`` on counters, labels for feed/lane/state.
+(seconds), ``_total`` on counters, labels for feed, lane and state.
 """
 
 from __future__ import annotations
@@ -29,17 +29,17 @@ class MonitorCollector:
         now = time.time()
         if s is not None:
             in_state = GaugeMetricFamily(
-                "shcr_queue_messages", "Messages in the durable queue by lane, feed and state",
-                labels=["lane", "feed", "state"])
+                "shcr_queue_messages", "Messages in the durable queue by feed and state",
+                labels=["feed", "state"])
             accepted = CounterMetricFamily(
                 "shcr_messages_accepted", "Messages accepted into the durable queue",
-                labels=["lane", "feed"])
-            per_feed: dict[tuple[str, str], int] = {}
-            for (lane, feed, state), n in sorted(s.counts.items()):
-                in_state.add_metric([lane, feed, state], n)
-                per_feed[(lane, feed)] = per_feed.get((lane, feed), 0) + n
-            for (lane, feed), n in sorted(per_feed.items()):
-                accepted.add_metric([lane, feed], n)
+                labels=["feed"])
+            per_feed: dict[str, int] = {}
+            for (feed, state), n in sorted(s.counts.items()):
+                in_state.add_metric([feed, state], n)
+                per_feed[feed] = per_feed.get(feed, 0) + n
+            for feed, n in sorted(per_feed.items()):
+                accepted.add_metric([feed], n)
             yield in_state
             yield accepted
             depth = GaugeMetricFamily("shcr_queue_depth",
