@@ -30,7 +30,7 @@ def _features(g: Generated) -> tuple[str, ...]:
         out.append("pdf")
     if any(s.get(11) == "C" for s in m.all("OBX")):
         out.append("corrected")
-    for name in ("AL1", "DG1", "MRG", "ZU1", "ZMH", "NTE"):
+    for name in ("AL1", "DG1", "MRG", "ZU1", "ZMH", "NTE", "NK1"):
         if name in m:
             out.append(name)
     if "PV1" not in m:
@@ -100,7 +100,7 @@ def test_sample_covers_every_type_and_flavour(sample: list[Generated]) -> None:
         assert extra in kinds, extra
     features = {f for g in sample for f in _features(g)}
     wanted = {"pdf", "corrected", "AL1", "DG1", "MRG", "ZU1", "ZMH", "mrn-only", "deceased",
-              "no-visit"}
+              "no-visit", "NK1"}
     assert wanted <= features
     deaths = {g.msg.version for g in sample if "deceased" in _features(g)}
     assert {"2.4", "2.3.1"} <= deaths

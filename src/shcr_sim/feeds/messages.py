@@ -79,6 +79,20 @@ def pd1(st: TrustState, reg: Reg) -> str:
     return reg.pd1_er7
 
 
+_NK1_EVENTS = frozenset(("A28", "A31", "A01", "A04", "A08"))
+_RELATIONS = {"SPO": "Spouse", "PAR": "Parent", "CHD": "Child", "SIB": "Sibling",
+              "FND": "Friend"}
+
+
+def nk1(st: TrustState, reg: Reg) -> str:
+    """Next of kin: name, relationship (HL7 table 0063), phone."""
+    nok = reg.person.next_of_kin
+    assert nok is not None
+    surname, given, rel, phone = nok
+    tel = phone if st.flavour.version == "2.3.1" else f"{phone}^PRN^CP"
+    return f"NK1|1|{surname.upper()}^{given}|{rel}^{_RELATIONS[rel]}^HL70063||{tel}"
+
+
 def _xcn(c: tuple[str, str, str]) -> str:
     return f"{c[0]}^{c[1]}^{c[2]}^^^Dr"
 
@@ -126,6 +140,8 @@ def _adt(st: TrustState, reg: Reg, ev: Event, tail: list[str]) -> tuple[str, str
     segs = [msh(st, t + ev.data.get("lag", 30), mtype), f"EVN|{code}|{f.ts(t)}||||{f.ts(t)}"]
     segs.append(pid(st, reg, ev.data.get("deceased", False)))
     segs.append(pd1(st, reg))
+    if code in _NK1_EVENTS and reg.person.next_of_kin:
+        segs.append(nk1(st, reg))
     v = ev.visit
     if code in ("A28", "A31"):
         segs.append("PV1|1|N")

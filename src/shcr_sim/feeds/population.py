@@ -44,6 +44,7 @@ class Person:
     allergies: tuple[int, ...]  # indices into the allergen catalogue
     frailty: float  # scales how often this person needs care
     died: int | None = None  # epoch of death, when it falls inside the simulated window
+    next_of_kin: tuple[str, str, str, str] | None = None  # surname, given, relation, phone
 
     def copy(self) -> Person:
         """A trust's own view of the person (demographics drift per trust)."""
@@ -98,6 +99,19 @@ def make_person(
     no_nhs = rng.random() < no_nhs_share
     nhs = None if no_nhs else make_nhs_number(rng)
     verification = 1 if rng.random() < 0.9 else rng.choice((2, 3, 4))
+    next_of_kin = None
+    if rng.random() < 0.6:
+        if age < 18:
+            relation = "PAR"
+        elif age > 75:
+            relation = rng.choice(("CHD", "CHD", "SPO"))
+        else:
+            relation = rng.choice(("SPO", "SPO", "PAR", "SIB", "FND"))
+        kin_names = people.female if rng.random() < 0.5 else people.male
+        kin_surname = surname if relation in ("PAR", "CHD", "SIB") or rng.random() < 0.6 else \
+            people.surnames[rng.randrange(len(people.surnames))]
+        next_of_kin = (kin_surname, kin_names[rng.randrange(len(kin_names))], relation,
+                       f"07700 {rng.randint(900000, 900999)}")
     n_allergies = 0 if rng.random() < 0.8 else rng.randint(1, 2)
     allergies = tuple(sorted(rng.sample(range(6), n_allergies)))
     return Person(
@@ -119,4 +133,5 @@ def make_person(
         ethnicity=people.ethnicity[rng.randrange(len(people.ethnicity))],
         allergies=allergies,
         frailty=0.4 + age / 55.0,
+        next_of_kin=next_of_kin,
     )
