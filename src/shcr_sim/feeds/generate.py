@@ -1,10 +1,10 @@
 """Orchestrates a run: population → per-record journeys → messages → files + manifest.
 
-Patients are generated one at a time in index order and each trust allocates MRNs as
-it first meets a patient, so every backload file comes out in local-id (MRN) order
-without a global sort. Live messages go through a spilling sorter (``live.py``).
-Every random choice comes from a ``random.Random`` seeded by (seed, patient, trust),
-so the same seed gives the same bytes.
+Patients are generated one at a time in index order (``records.py``), so every
+backload file comes out in local-id (MRN) order without a global sort. Live messages
+go through a spilling sorter (``live.py``). Every random choice comes from a
+``random.Random`` seeded by (seed, patient, trust), so the same seed gives the same
+bytes.
 """
 
 from __future__ import annotations
@@ -12,125 +12,18 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from .catalogue import load_catalogue, load_people
 from .clock import epoch_of
-from .journeys import DAY, Journey
 from .live import LiveSpool, temp_dir
 from .messages import render
-from .model import Event, Reg, TrustState
-from .population import Person, make_person
+from .model import TrustState
+from .records import PatientRecords, Window, build_patient
 from .scenario import Scenario
 
-
-@dataclass
-class Window:
-    start: int
-    cut: int
-    end: int
-
-    @classmethod
-    def of(cls, sc: Scenario) -> Window:
-        start = epoch_of(sc.backload.start)
-        cut = epoch_of(sc.backload.end)
-        return cls(start, cut, cut + int(sc.live.hours * 3600))
-
-
-@dataclass
-class PatientRecords:
-    """One patient's records, in the order they go to the files (trust, then MRN)."""
-
-    person: Person
-    regs: list[Reg] = field(default_factory=list)
-
-
-def _pick_trusts(rng: random.Random, sc: Scenario) -> list[int]:
-    weights = [t.weight for t in sc.trusts]
-    n = len(weights)
-    first = rng.choices(range(n), weights)[0]
-    chosen = {first}
-    if n > 1 and rng.random() < sc.population.multi_trust_share:
-        extra = 1 if rng.random() < 0.7 else 2
-        for _ in range(extra * 3):
-            if len(chosen) >= min(n, 1 + extra):
-                break
-            chosen.add(rng.choices(range(n), weights)[0])
-    return sorted(chosen)
-
-
-def build_patient(
-    sc: Scenario, seed: int, index: int, states: list[TrustState], w: Window
-) -> PatientRecords:
-    """All of one patient's records and their events (allocating ids at each trust)."""
-    ref_year = datetime.fromtimestamp(w.cut, UTC).year
-    person = make_person(seed, index, sc.population.no_nhs_number_share, ref_year, load_people())
-    rng = random.Random(f"{seed}:patient:{index}")
-    out = PatientRecords(person)
-    cat = load_catalogue()
-    span = w.end - w.start
-    trusts = _pick_trusts(rng, sc)
-    duplicate = rng.random() < sc.population.duplicate_share
-    person.died = _death(rng, person, ref_year, w)
-    end = w.end if person.died is None else min(w.end, person.died + 1)
-    dying_at: int | None = None
-    for ti in trusts:
-        st = states[ti]
-        registered = w.start + int(rng.random() ** 2 * span * 0.95)
-        view = person.copy()
-        reg = Reg(st, st.new_mrn(), view, registered)
-        jrng = random.Random(f"{seed}:journey:{index}:{st.ods}")
-        j = Journey(reg, jrng, w.cut, end, sc.live.rate_multiplier, sc.correction_rate, cat)
-        j.build()
-        if (person.died is not None and dying_at is None and st.trust.kind == "acute"
-                and registered < person.died - 10 * DAY):
-            dying_at = ti  # dies in hospital here, after a short final admission
-            j.spell(person.died - jrng.randint(DAY, 10 * DAY), "E", None, dies=True)
-        out.regs.append(reg)
-        if duplicate and "adt" in st.sends and registered + 2 * DAY < end:
-            duplicate = False
-            out.regs.append(_duplicate(sc, reg, jrng, w, end))
-    for reg in out.regs:
-        reg.events.sort(key=lambda e: (e.time, e.seq))
-    return out
-
-
-def _death(rng: random.Random, person: Person, ref_year: int, w: Window) -> int | None:
-    """Whether (and when) this person dies inside the window; older people more often."""
-    age = ref_year - person.birth_year
-    yearly = 0.001 if age < 50 else 0.006 if age < 70 else 0.03 if age < 85 else 0.1
-    years = (w.end - w.start) / (365.25 * DAY)
-    if rng.random() < yearly * years:
-        return w.start + int(rng.random() * (w.end - w.start))
-    return None
-
-
-def _duplicate(sc: Scenario, orig: Reg, rng: random.Random, w: Window, end: int) -> Reg:
-    """A second registration of the same person at the same trust, merged later by A40."""
-    st = orig.state
-    p = orig.person.copy()
-    if rng.random() < 0.6:
-        p.nhs = None  # registered in a hurry without tracing the NHS number
-    else:
-        p.given = p.given[:-1] if len(p.given) > 3 else p.given + "e"
-    t_dup = orig.registered + DAY + int(rng.random() * (end - orig.registered - 2 * DAY))
-    dup = Reg(st, st.new_mrn(), p, t_dup)
-    j = Journey(dup, rng, w.cut, end, sc.live.rate_multiplier, sc.correction_rate)
-    j.add(t_dup, "adt", "A28")
-    if st.trust.kind == "acute":
-        j.ed_attendance(t_dup + 600)
-    elif st.trust.kind == "urgent-care":
-        j.urgent_care(t_dup + 600)
-    else:
-        j.mh_contact(t_dup + 600)
-    last = max((e.time for e in dup.events), default=t_dup)
-    t_merge = last + rng.randint(DAY, 21 * DAY)
-    if t_merge < end:
-        orig.events.append(Event(t_merge, 10_000_000, "adt", "A40", None, {"old_mrn": dup.mrn}))
-    return dup
+__all__ = ["build_patient", "generate"]
 
 
 def _iso(epoch: int) -> str:
