@@ -21,6 +21,8 @@ from .scenario import Scenario
 
 @dataclass
 class Window:
+    """Epoch seconds: backload start, cut-over to live, end of the live window."""
+
     start: int
     cut: int
     end: int
