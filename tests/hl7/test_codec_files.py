@@ -161,3 +161,18 @@ def test_any_chunk_size_gives_the_same_messages(
     got = list(iter_messages(path, chunk_size=chunk))
     assert [m.text for m in got] == msgs
     assert all(isinstance(m, RawMessage) for m in got)
+
+
+def test_mllp_file_noise_is_reported_and_a_truncated_last_frame_raises(tmp_path: Path) -> None:
+    from shcr_sim.hl7 import START, MLLPError
+
+    path = tmp_path / "cut.hl7"
+    path.write_bytes(frame(MESSAGES[0].encode()) + b"noise" + frame(MESSAGES[1].encode())
+                     + START + MESSAGES[2].encode()[:40])
+    skipped: list[tuple[int, str]] = []
+    got: list[str] = []
+    with pytest.raises(MLLPError, match="ended inside a frame"):
+        for m in iter_messages(path, on_skipped=lambda o, t: skipped.append((o, t))):
+            got.append(parse(m.text).control_id)
+    assert got == ["CTRL000000", "CTRL000001"]  # everything complete was delivered first
+    assert skipped == [(-1, "5 bytes outside MLLP frames")]

@@ -157,3 +157,11 @@ def test_backslash_as_a_separator_and_another_escape_character() -> None:
     assert msg["PID"].get(3, rep=1, comp=2, sub=2) == "z"
     assert msg["PID"].get(3, rep=2) == "w"
     assert msg.get_text("PID-4") == "a\\b"
+
+
+def test_hl7error_keeps_its_fields_through_pickle() -> None:
+    import pickle
+
+    err = pickle.loads(pickle.dumps(HL7Error("bad check digit", "PID", 3, code="102")))
+    assert (err.reason, err.segment, err.field, err.code) == ("bad check digit", "PID", 3, "102")
+    assert str(err) == "PID-3: bad check digit"

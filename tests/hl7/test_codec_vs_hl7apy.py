@@ -64,12 +64,13 @@ def test_generated_feeds_agree_with_hl7apy(generated: list[str]) -> None:
 # -- hypothesis-generated messages ---------------------------------------------------
 
 PUNCT = "|^~\\&#*@!$%+=:;?/"
-# segment name → how many fields we fill (within every version's definition, so hl7apy
-# knows each field's position)
-SEGMENTS = {"PID": 26, "PV1": 40, "OBX": 17, "NTE": 4, "AL1": 6, "ZU1": 15, "ZAB": 30, "ZQ9": 5}
-# not 2.6+: there hl7apy loses the position of withdrawn components (XTN-1 is written
-# after the last component by its to_er7), which is its bug, not a disagreement
-VERSIONS = ["2.3", "2.3.1", "2.4", "2.5", "2.5.1"]
+# Random structure goes into Z-segments: hl7apy reads their fields as plain strings.
+# In known segments it applies datatype rules that are not tokenizing (SI "00" → "0";
+# a component or field beyond the version's definition loses its position, and 2.6+
+# writes withdrawn components such as XTN-1 last), so known segments are covered by the
+# fixtures and the feeds' messages instead, which stay within their definitions.
+VERSIONS = ["2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6", "2.7", "2.8"]
+Z_NAMES = st.from_regex(r"Z[A-Z0-9]{2}", fullmatch=True)
 
 
 @st.composite
@@ -97,9 +98,8 @@ def messages(draw: st.DrawFn) -> str:
          f"ADT{cs}A01", control, "P", version]
     )
     lines = [header]
-    for name in draw(st.lists(st.sampled_from(sorted(SEGMENTS)), min_size=1, max_size=5)):
-        n = draw(st.integers(min_value=1, max_value=SEGMENTS[name]))
-        values = draw(st.lists(rep, min_size=n, max_size=n))
+    for name in draw(st.lists(Z_NAMES, min_size=1, max_size=5)):
+        values = draw(st.lists(rep, min_size=1, max_size=30))
         lines.append(fs.join([name, *values]).rstrip(" "))  # we trim segment-end spaces
     return "\r".join(lines)
 

@@ -7,8 +7,11 @@ In plain and batch files a message starts at a line beginning with ``MSH``;
 ``FHS``/``BHS``/``BTS``/``FTS`` lines are envelope, skipped. Segments may be
 separated by CR, LF or CRLF; a UTF-8 BOM, blank lines and trailing spaces are
 tolerated; bytes that are not UTF-8 become U+FFFD instead of stopping the run.
-Lines before the first MSH are reported to ``on_skipped`` (if given), not lost
-silently.
+Lines before the first MSH are reported to ``on_skipped(offset, text)`` (if given),
+not lost silently; in MLLP files the count of bytes found outside frames is
+reported once at the end, with offset -1. An MLLP file that ends inside a frame,
+or holds a frame over ``max_size``, raises ``MLLPError`` after every complete
+message before it has been yielded.
 """
 
 from __future__ import annotations

@@ -30,6 +30,9 @@ class HL7Error(ValueError):
         self.code = code  # HL7 table 0357 error code for the ACK ERR segment, if known
         self.occurrence = occurrence  # which repeat of the segment (1-based)
 
+    def __reduce__(self):  # survives pickling to/from worker processes with its fields
+        return (type(self), (self.reason, self.segment, self.field, self.code, self.occurrence))
+
 
 @dataclass(frozen=True, slots=True)
 class Delimiters:
