@@ -81,3 +81,41 @@ async def test_dashboard_shows_live_numbers_in_chromium(queue, tmp_path) -> None
     assert row_b and "SILENT" in row_b.group(1)
     assert 'data-alert="heartbeat:RXB"' in dom
     assert "<polyline" in dom  # the charts were drawn from /status history
+
+
+async def http_post(port: int, path: str) -> tuple[str, str]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode())
+    await writer.drain()
+    data = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    head, _, body = data.decode().partition("\r\n\r\n")
+    return head, body
+
+
+async def test_dashboard_controls_switch_a_feed_off_and_take_the_store_down(tmp_path) -> None:
+    from shcr_sim.engine.live import LiveEngine, LiveOptions, StoreOutage
+    from shcr_sim.feeds.sender import FeedControl
+
+    outage = StoreOutage()
+    feeds = {"RXA": FeedControl(), "RXB": FeedControl()}
+    live = await LiveEngine.start(tmp_path / "e.db", None, LiveOptions(mllp_port=0, http_port=0),
+                                  outage=outage, feeds=feeds)
+    try:
+        head, body = await http_post(live.http_port, "/action/silence?feed=RXA&on=1")
+        assert head.startswith("HTTP/1.1 200") and feeds["RXA"].silent
+        assert not feeds["RXB"].silent
+        head, body = await http_post(live.http_port, "/action/store-outage?seconds=30")
+        assert head.startswith("HTTP/1.1 200") and outage.active
+        bad, _ = await http_post(live.http_port, "/action/silence?feed=NOPE")
+        missing, _ = await http_post(live.http_port, "/action/reboot")
+        assert bad.startswith("HTTP/1.1 400") and missing.startswith("HTTP/1.1 404")
+        await live.monitor.tick()
+        dom = await dump_dom(f"http://127.0.0.1:{live.http_port}/", tmp_path)
+        head, _ = await http_post(live.http_port, "/action/silence?feed=RXA&on=0")
+        assert not feeds["RXA"].silent
+    finally:
+        await live.close()
+    assert 'id="store-state"' in dom and "record store DOWN" in dom
+    assert 'data-post="/action/silence?feed=RXA&amp;on=0"' in dom  # RXA offers "resume"
+    assert 'data-post="/action/silence?feed=RXB&amp;on=1"' in dom

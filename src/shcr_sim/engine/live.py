@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,7 +136,12 @@ class LiveEngine:
         options: LiveOptions | None = None,
         *,
         recover: bool = True,
+        outage: StoreOutage | None = None,
+        feeds: Mapping[str, Any] | None = None,
     ) -> LiveEngine:
+        """``outage`` and ``feeds`` (objects with a ``silent`` flag, the simulated
+        trusts' FeedControl) become dashboard actions: take the store down, switch
+        a feed off and on."""
         self = cls(options or LiveOptions())
         opts = self.options
         self.engine = await Engine.open(db, trusts)
@@ -150,6 +155,8 @@ class LiveEngine:
         tracker = HeartbeatTracker(opts.monitor.silent_after)
         if trusts:
             tracker.expect([t.ods for t in trusts])
+        if feeds:
+            tracker.expect(list(feeds))
         policy = SenderPolicy(frozenset((t.app, t.ods) for t in trusts)) if trusts else (
             SenderPolicy())
         self.monitor = Monitor(opts.monitor, probe=self.probe, heartbeats=tracker)
@@ -167,7 +174,10 @@ class LiveEngine:
         self.monitor.listener_stats = self.listener.stats
         await self.listener.start()
         if opts.http_port is not None:
-            self.http = await MonitorHTTP(self.monitor).start(opts.http_host, opts.http_port)
+            actions = _actions(outage, feeds)
+            self.monitor.controls = lambda: _controls(outage, feeds)
+            self.http = await MonitorHTTP(self.monitor, actions).start(opts.http_host,
+                                                                       opts.http_port)
         self._tasks = [
             asyncio.create_task(self.monitor.run(self.stop), name="monitor"),
             asyncio.create_task(self._release_loop(), name="live-release"),
@@ -242,6 +252,34 @@ class LiveEngine:
             await self.engine.close()
 
 
+def _actions(outage: StoreOutage | None,
+             feeds: Mapping[str, Any] | None) -> dict[str, Callable[[dict[str, str]], str]]:
+    actions: dict[str, Callable[[dict[str, str]], str]] = {}
+    if outage is not None:
+        def store_outage(params: dict[str, str]) -> str:
+            seconds = min(float(params.get("seconds", "20")), 3600.0)
+            outage.start(seconds)
+            return f"record store down for {seconds:g} s"
+
+        actions["store-outage"] = store_outage
+    if feeds:
+        def silence(params: dict[str, str]) -> str:
+            feed = feeds[params["feed"]]
+            feed.silent = params.get("on", "1") not in ("0", "false", "no")
+            return f"feed {params['feed']} {'silent' if feed.silent else 'sending'}"
+
+        actions["silence"] = silence
+    return actions
+
+
+def _controls(outage: StoreOutage | None, feeds: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {
+        "store_down_s": round(max(outage.until - time.monotonic(), 0.0), 1)
+        if outage is not None and outage.active else 0.0,
+        "silenced": sorted(name for name, f in (feeds or {}).items() if f.silent),
+    }
+
+
 async def serve_forever(
     db: str | Path,
     trusts: Sequence[TrustInfo] | None,
@@ -250,9 +288,17 @@ async def serve_forever(
     stop: asyncio.Event | None = None,
 ) -> None:
     """``shcr-sim serve``: run until SIGINT/SIGTERM (or ``stop``), then close cleanly."""
+    outage = StoreOutage()
+    with outage.guarded():
+        await _serve(db, trusts, options, on_started, stop, outage)
+
+
+async def _serve(db: str | Path, trusts: Sequence[TrustInfo] | None, options: LiveOptions,
+                 on_started: Callable[[LiveEngine], None] | None, stop: asyncio.Event | None,
+                 outage: StoreOutage) -> None:
     import signal
 
-    live = await LiveEngine.start(db, trusts, options)
+    live = await LiveEngine.start(db, trusts, options, outage=outage)
     done = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

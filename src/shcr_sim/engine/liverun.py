@@ -186,7 +186,8 @@ async def run_simulation(
     progress: dict[str, Any] = {"phase": "starting"}
     backload = _BackloadProcess(ctx, db, out, trusts, shared_until, opts.backload_batch, progress)
 
-    with outage.guarded() if faults.store_outage else contextlib.nullcontext(outage):
+    controls = {t.ods: FeedControl() for t in sc.trusts}
+    with outage.guarded():  # always: the dashboard can take the store down too
         replay_task = asyncio.create_task(backload.run())
         await asyncio.wait([replay_task, asyncio.create_task(backload.ready.wait())],
                            return_when=asyncio.FIRST_COMPLETED)
@@ -199,12 +200,11 @@ async def run_simulation(
             faults=ListenerFaults(ack_delay=faults.ack_delay, slow_ack_rate=faults.slow_acks,
                                   drop_ack_rate=faults.drop_acks,
                                   reset_rate=faults.resets),
-        ), recover=False)
+        ), recover=False, outage=outage, feeds=controls)
         assert live.monitor is not None
         if on_ready is not None:
             on_ready(live)
         live.monitor.extra = lambda: dict(progress)
-        controls = {t.ods: FeedControl() for t in sc.trusts}
         done = {t.ods: asyncio.Event() for t in sc.trusts}
         feeding = [t for t in sc.trusts if streams[t.ods]]
         per_feed = opts.live_rate / max(len(feeding), 1)

@@ -1,14 +1,20 @@
-"""A tiny asyncio HTTP/1.1 server for ``/``, ``/status`` and ``/metrics``.
+"""A tiny asyncio HTTP/1.1 server for ``/``, ``/status``, ``/metrics`` and actions.
 
-Three read-only GET routes do not justify a web framework: this keeps the
-engine's dependencies to prometheus-client. One request per connection.
+A few routes do not justify a web framework: this keeps the engine's
+dependencies to prometheus-client. One request per connection.
+
+``POST /action/<name>?key=value`` runs one of the actions the process registered
+(``shcr-sim run``: silence or resume a feed, take the store down for N seconds),
+so the dashboard can demonstrate the alerts. Nothing else changes state.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from importlib import resources
+from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
@@ -31,8 +37,11 @@ def _response(status: str, body: bytes, content_type: str) -> bytes:
 class MonitorHTTP:
     """Serves the monitor; start with ``await MonitorHTTP(monitor).start(host, port)``."""
 
-    def __init__(self, monitor: Monitor) -> None:
+    def __init__(self, monitor: Monitor,
+                 actions: dict[str, Callable[[dict[str, str]], str]] | None = None) -> None:
         self.monitor = monitor
+        self.actions = dict(actions or {})
+        monitor.actions = sorted(self.actions)
         self.registry = registry_for(monitor)
         self._server: asyncio.Server | None = None
         self._page = dashboard_html()
@@ -51,8 +60,18 @@ class MonitorHTTP:
             self._server.close()
             await self._server.wait_closed()
 
-    def route(self, method: str, path: str) -> bytes:
-        path = path.split("?", 1)[0]
+    def route(self, method: str, target: str) -> bytes:
+        url = urlsplit(target)
+        path = url.path
+        if method == "POST" and path.startswith("/action/"):
+            action = self.actions.get(path[len("/action/"):])
+            if action is None:
+                return _response("404 Not Found", b"no such action\n", "text/plain")
+            try:
+                result = action(dict(parse_qsl(url.query)))
+            except (KeyError, ValueError) as exc:
+                return _response("400 Bad Request", f"{exc}\n".encode(), "text/plain")
+            return _response("200 OK", f"{result}\n".encode(), "text/plain")
         if method not in ("GET", "HEAD"):
             return _response("405 Method Not Allowed", b"GET only\n", "text/plain")
         if path in ("/", "/dashboard"):

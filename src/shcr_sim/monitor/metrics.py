@@ -68,6 +68,8 @@ class Monitor:
         self.heartbeats = heartbeats or HeartbeatTracker(self.config.silent_after)
         self.alerts = AlertBook()
         self.extra = extra  # more JSON for /status (e.g. the run's progress)
+        self.actions: list[str] = []  # POST /action/<name> routes the dashboard may offer
+        self.controls: Callable[[], dict[str, Any]] | None = None  # state those actions set
         self.sample: QueueSample | None = None
         self.latency: deque[float] = deque(maxlen=5000)  # live arrival -> applied, seconds
         self.latency_by_feed: dict[str, deque[float]] = {}
@@ -259,6 +261,8 @@ class Monitor:
                 for e in list(self.alerts.events)[-30:]
             ],
             "history": list(self.history),
+            "actions": self.actions,
+            "controls": self.controls() if self.controls is not None else {},
         }
         if ls is not None:
             out["mllp"] = {"connections_open": ls.connections_open,

@@ -9,6 +9,7 @@ minus arrival) however seldom we sample.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,7 @@ class QueueProbe:
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self.conn = conn
+        self._lock = asyncio.Lock()  # one sample at a time on this connection
         # seq -> (feed, arrival wall-clock) of live messages not finished yet
         self.watch: dict[int, tuple[str, float]] = {}
 
@@ -91,6 +93,10 @@ class QueueProbe:
 
     async def sample(self) -> QueueSample:
         """Counts from indexes only (never a scan of the message table), then live look-ups."""
+        async with self._lock:
+            return await self._sample()
+
+    async def _sample(self) -> QueueSample:
         started = time.perf_counter()
         out = QueueSample(at=time.time(), took=0.0)
         await self.conn.execute("BEGIN")  # one consistent snapshot for all the counts
