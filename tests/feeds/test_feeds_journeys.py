@@ -237,3 +237,21 @@ def test_gp_requests_come_without_a_hospital_visit(feeds_messages: list[Generate
           and g.msg.get("OBR-16.1").startswith("G")]
     assert len(gp) > 50
     assert all(g.msg.get("ORC-12.1") == g.msg.get("OBR-16.1") for g in gp)
+
+
+def test_reference_ranges_and_flags_agree(feeds_messages: list[Generated]) -> None:
+    ranges: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for g in feeds_messages:
+        m = g.msg
+        if m.message_type != "ORU^R01":
+            continue
+        for obx in m.all("OBX"):
+            if obx.get(2) != "NM" or not obx.get(7):
+                continue
+            low, high = (float(x) for x in obx.get(7).split("-"))
+            value = float(obx.get(5))
+            flag = obx.get(8)
+            assert flag == ("H" if value > high else "L" if value < low else "N")
+            ranges[(obx.get(3, comp=2), m.get("PID-8"))].add(obx.get(7))
+    assert ranges[("Haemoglobin", "F")] == {"115-165"}
+    assert ranges[("Haemoglobin", "M")] == {"130-180"}

@@ -33,6 +33,7 @@ class LabTest:
     text: bool
     results: tuple[str, ...]  # escaped free-text results for text tests
     local: dict[str, str]
+    female: tuple[float, float] | None = None  # women's reference range, when it differs
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +151,7 @@ def load_catalogue() -> Catalogue:
             text=t.get("text", False),
             results=tuple(escape(r) for r in t.get("results", ())),
             local=t["local"],
+            female=tuple(t["female"]) if "female" in t else None,  # type: ignore[arg-type]
         )
     panels = {
         p["key"]: Panel(p["key"], p["display"], p["loinc"], tuple(tests[k] for k in p["tests"]),

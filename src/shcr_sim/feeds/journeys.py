@@ -353,16 +353,20 @@ class Journey:
                       "Urgent care encounter report", self._diagnosis())
 
     # --- results, orders, documents -------------------------------------------
-    def _value(self, test: LabTest) -> tuple[str, str]:
+    def _value(self, test: LabTest) -> tuple[str, str, str]:
+        """(value, abnormal flag, reference range) for this patient."""
         rng = self.rng
         if test.text:
-            return test.results[rng.randrange(len(test.results))], ""
+            return test.results[rng.randrange(len(test.results))], "", ""
+        low, high = test.low, test.high
+        if test.female and self.reg.person.sex == "F":
+            low, high = test.female
         x = rng.gauss(test.mean, test.sd)
-        x = max(x, test.low * 0.3 if test.low > 0 else 0.0)
+        x = max(x, low * 0.3 if low > 0 else 0.0)
         value = f"{x:.{test.decimals}f}"
         x = float(value)
-        flag = "H" if x > test.high else "L" if x < test.low else "N"
-        return value, flag
+        flag = "H" if x > high else "L" if x < low else "N"
+        return value, flag, f"{low:g}-{high:g}"
 
     def lab(self, collected: int, panel: Panel, v: Visit | None, slow: bool = False) -> None:
         if "pathology" not in self.sends:

@@ -256,15 +256,14 @@ def oru_lab(st: TrustState, reg: Reg, ev: Event) -> tuple[str, str]:
                          consultant))
     obs_ts = f.ts(d["collected"])
     corrected = d.get("corrected", ())
-    for i, (test, value, flag) in enumerate(d["results"], 1):
+    for i, (test, value, flag, ref_range) in enumerate(d["results"], 1):
         ident = f"{test.local[f.name]}^{test.display}^{sys}"
         obx_status = "C" if test.key in corrected else "F"
         if test.text:
             segs.append(f"OBX|{i}|TX|{ident}|1|{value}||||||{obx_status}|||{obs_ts}")
         else:
-            rng = f"{test.low:g}-{test.high:g}"
             segs.append(
-                f"OBX|{i}|NM|{ident}|1|{value}|{test.unit}^{test.unit}^UCUM|{rng}|{flag}|||"
+                f"OBX|{i}|NM|{ident}|1|{value}|{test.unit}^{test.unit}^UCUM|{ref_range}|{flag}|||"
                 f"{obx_status}|||{obs_ts}"
             )
     if d.get("comment"):
