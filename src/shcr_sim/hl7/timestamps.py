@@ -99,6 +99,26 @@ class TimestampError(ValueError):
     pass
 
 
+@lru_cache(maxsize=16384)
+def _hour_offset(tz_name: str, year: int, month: int, day: int, hour: int) -> timezone | None:
+    """The fixed offset of a whole local hour, or None if the zone changes within it.
+
+    Cached: a feed's timestamps fall in a few thousand distinct hours, so the
+    zoneinfo look-ups are done once per hour rather than once per value.
+    """
+    tz = zone(tz_name)
+    offsets = {
+        datetime(year, month, day, hour, minute, second, fold=fold, tzinfo=tz).utcoffset()
+        for minute, second in ((0, 0), (59, 59))
+        for fold in (0, 1)
+    }
+    if len(offsets) != 1:
+        return None
+    (off,) = offsets
+    assert off is not None
+    return _fixed(int(off.total_seconds()) // 60)
+
+
 def parse_ts(text: str, default_tz: str = "Europe/London") -> HL7Time | None:
     """Parse a TS/DTM value; empty → None; malformed → TimestampError."""
     if not text:
@@ -107,40 +127,49 @@ def parse_ts(text: str, default_tz: str = "Europe/London") -> HL7Time | None:
     if not s:
         return None
     offset: timezone | None = None
-    for sign in ("+", "-"):
-        pos = s.find(sign, 4)
-        if pos != -1:
-            off = s[pos + 1 :]
-            s = s[:pos]
-            if len(off) != 4 or not off.isdigit() or int(off[2:]) > 59:
-                raise TimestampError(f"bad UTC offset in {text!r}")
-            minutes = int(off[:2]) * 60 + int(off[2:])
-            if minutes > 14 * 60:
-                raise TimestampError(f"UTC offset out of range in {text!r}")
-            offset = _fixed(-minutes if sign == "-" else minutes)
-            break
+    pos = s.find("+", 4)
+    if pos == -1:
+        pos = s.find("-", 4)
+    if pos != -1:
+        off = s[pos + 1 :]
+        sign = s[pos]
+        s = s[:pos]
+        if len(off) != 4 or not (off.isascii() and off.isdigit()) or int(off[2:]) > 59:
+            raise TimestampError(f"bad UTC offset in {text!r}")
+        minutes = int(off[:2]) * 60 + int(off[2:])
+        if minutes > 14 * 60:
+            raise TimestampError(f"UTC offset out of range in {text!r}")
+        offset = _fixed(-minutes if sign == "-" else minutes)
     frac = ""
     if "." in s:
         s, frac = s.split(".", 1)
-        if not frac.isdigit() or len(s) != 14 or len(frac) > 6:
+        if not (frac.isascii() and frac.isdigit()) or len(s) != 14 or len(frac) > 6:
             raise TimestampError(f"bad fractional seconds in {text!r}")
-    if not s.isdigit() or len(s) not in _LENGTHS:
+    n = len(s)
+    if n not in _LENGTHS or not (s.isascii() and s.isdigit()):
         raise TimestampError(f"not an HL7 timestamp: {text!r}")
-    precision = "fraction" if frac else _LENGTHS[len(s)]
+    precision = "fraction" if frac else _LENGTHS[n]
+    year = int(s[0:4])
+    month = int(s[4:6]) if n >= 6 else 1
+    day = int(s[6:8]) if n >= 8 else 1
+    hour = int(s[8:10]) if n >= 10 else 0
     try:
         dt = datetime(
-            int(s[0:4]),
-            int(s[4:6]) if len(s) >= 6 else 1,
-            int(s[6:8]) if len(s) >= 8 else 1,
-            int(s[8:10]) if len(s) >= 10 else 0,
-            int(s[10:12]) if len(s) >= 12 else 0,
-            int(s[12:14]) if len(s) >= 14 else 0,
+            year,
+            month,
+            day,
+            hour,
+            int(s[10:12]) if n >= 12 else 0,
+            int(s[12:14]) if n >= 14 else 0,
             int((frac + "000000")[:6]) if frac else 0,
         )
     except ValueError as exc:
         raise TimestampError(f"impossible date/time in {text!r}: {exc}") from None
     if offset is not None:
         return HL7Time(dt.replace(tzinfo=offset), precision, True)
+    fixed = _hour_offset(default_tz, year, month, day, hour)
+    if fixed is not None:
+        return HL7Time(dt.replace(tzinfo=fixed), precision, False)
     return HL7Time(_localise(dt, zone(default_tz)), precision, False)
 
 
