@@ -207,7 +207,7 @@ async def run_simulation(
         live.monitor.extra = lambda: dict(progress)
         done = {t.ods: asyncio.Event() for t in sc.trusts}
         feeding = [t for t in sc.trusts if streams[t.ods]]
-        per_feed = opts.live_rate / max(len(feeding), 1)
+        total_live = sum(len(streams[t.ods]) for t in feeding) or 1
         sends: dict[str, asyncio.Task[SendReport]] = {}
         for i, t in enumerate(sc.trusts):
             msgs = streams[t.ods]
@@ -215,7 +215,10 @@ async def run_simulation(
                 msgs = _with_burst(msgs, malformed(t.ods, t.sending_application,
                                                    faults.malformed_burst))
             cfg = SenderConfig(
-                host=opts.mllp_host, port=live.mllp_port, rate=per_feed,
+                # each trust's share of the rate follows its share of the live traffic,
+                # so the feeds finish together
+                host=opts.mllp_host, port=live.mllp_port,
+                rate=opts.live_rate * max(len(msgs), 1) / total_live if opts.live_rate else 0,
                 pattern=opts.pattern,  # type: ignore[arg-type]
                 heartbeat_interval=opts.heartbeat_interval, application=t.sending_application,
                 facility=t.ods, ack_timeout=opts.ack_timeout,
