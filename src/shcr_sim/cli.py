@@ -57,6 +57,29 @@ def generate(
     )
 
 
+# --- hl7: reading extract files -------------------------------------------------
+
+
+@app.command()
+def inspect(
+    path: str = typer.Argument(..., help="An HL7 file: plain, MLLP-framed or FHS/BHS batch"),
+    index: int = typer.Option(0, "--index", "-i", min=0, help="First message (0-based)"),
+    count: int = typer.Option(1, "--count", "-n", min=1, help="How many messages"),
+) -> None:
+    """Show messages from an HL7 file field by field, with paths for Message.get."""
+    import itertools
+
+    from .hl7 import HL7Error, iter_messages, parse
+    from .hl7.inspect import describe
+
+    for raw in itertools.islice(iter_messages(path), index, index + count):
+        typer.echo(f"#{raw.index} at byte {raw.offset}: ", nl=False)
+        try:
+            typer.echo("\n".join(describe(parse(raw.text))))
+        except HL7Error as exc:
+            typer.echo(f"not parseable: {exc}")
+
+
 # --- fhir: conversion and the mapping harness ----------------------------------
 
 
