@@ -64,6 +64,7 @@ def test_heartbeat_round_trip_waits_for_what_the_feed_sent_before_it() -> None:
     tracker.accepted("RXA", 43)  # after the heartbeat: not waited for
     tracker.settle([], {"RXA": 42})
     assert tracker.feeds["RXA"].round_trip is None  # seq 42 is still on its way
+    assert abs(tracker.round_trip("RXA", now=sent + 3.0) - 3.0) < 1e-6  # held up: growing
     tracker.settle([Finished(42, "RXA", "applied", 0.4, sent + 0.5)], {"RXA": 43})
     assert abs(tracker.feeds["RXA"].round_trip - 0.5) < 1e-6
     tracker.beat("RXA", hb, sent + 0.02)  # nothing outstanding: round trip = transit

@@ -35,6 +35,7 @@ class FeedBeat:
     # heartbeats still travelling: (MSH-7 epoch, last seq the feed had queued before it)
     pending: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=32))
     pending_arrival: deque[float] = field(default_factory=lambda: deque(maxlen=32))
+    blocked_since: float | None = None  # MSH-7 of a heartbeat still waiting for messages
 
 
 # NST fields the simulated trusts fill (HL7 v2 NST, application control-level statistics)
@@ -87,12 +88,25 @@ class HeartbeatTracker:
                 sent, upto = state.pending[0]
                 waiting = waiting_min.get(name)
                 if waiting is not None and waiting <= upto:
-                    break  # something the feed sent before this heartbeat is still on its way
+                    state.blocked_since = sent  # something sent before it is still on its way
+                    break
+                state.blocked_since = None
                 arrived = state.pending_arrival.popleft()
                 state.pending.popleft()
                 last = max((at for seq, at in done_at.get(name, ()) if seq <= upto),
                            default=arrived)
                 state.round_trip = max(max(last, arrived) - sent, 0.0)
+
+    def round_trip(self, feed: str, now: float | None = None) -> float | None:
+        """The last completed round trip, or longer while a heartbeat is still held up."""
+        state = self.feeds.get(feed)
+        if state is None:
+            return None
+        now = time.time() if now is None else now
+        held = now - state.blocked_since if state.blocked_since is not None else None
+        if held is not None and (state.round_trip is None or held > state.round_trip):
+            return held
+        return state.round_trip
 
     def age(self, feed: str, now: float | None = None) -> float:
         """Seconds since the feed's last heartbeat (since start when it never beat)."""
@@ -120,11 +134,14 @@ class HeartbeatTracker:
                 "age": round(self.age(s.feed, now), 3),
                 "count": s.count,
                 "transit_ms": round(s.transit * 1000, 1) if s.transit is not None else None,
-                "round_trip_ms": (round(s.round_trip * 1000, 1) if s.round_trip is not None
-                                  else None),
+                "round_trip_ms": _ms(self.round_trip(s.feed, now)),
                 "in_flight": len(s.pending),
                 "alive": self.age(s.feed, now) < self.silent_after,
                 "sender": s.sender_stats,
             }
             for s in sorted(self.feeds.values(), key=lambda s: s.feed)
         ]
+
+
+def _ms(seconds: float | None) -> float | None:
+    return round(seconds * 1000, 1) if seconds is not None else None
