@@ -30,6 +30,8 @@ def _features(g: Generated) -> tuple[str, ...]:
         out.append("pdf")
     if any(s.get(11) == "C" for s in m.all("OBX")):
         out.append("corrected")
+    if any(s.get(11) == "W" for s in m.all("OBX")):
+        out.append("withdrawn")
     for name in ("AL1", "DG1", "MRG", "ZU1", "ZMH", "NTE", "NK1"):
         if name in m:
             out.append(name)
@@ -92,15 +94,16 @@ def _rehome_encoded_timing(msg) -> None:
 def test_sample_covers_every_type_and_flavour(sample: list[Generated]) -> None:
     kinds = {(g.msg.version, g.msg.message_type) for g in sample}
     for version in ("2.4", "2.3.1", "2.5.1"):
-        for mtype in ("ADT^A28", "ADT^A04", "ADT^A01", "ADT^A02", "ADT^A03", "ADT^A08",
-                      "ADT^A31", "ORU^R01", "MDM^T02"):
+        for mtype in ("ADT^A28", "ADT^A04", "ADT^A01", "ADT^A02", "ADT^A03",
+                      "ADT^A08", "ADT^A31", "ORU^R01", "MDM^T02"):
             assert (version, mtype) in kinds, (version, mtype)
     for extra in (("2.4", "ADT^A40"), ("2.4", "RDE^O11"), ("2.5.1", "RDE^O11"),
-                  ("2.5.1", "ADT^A40"), ("2.3.1", "ADT^A40"), ("2.3.1", "RDE^O01")):
+                  ("2.5.1", "ADT^A40"), ("2.3.1", "ADT^A40"), ("2.3.1", "RDE^O01"),
+                  ("2.4", "ADT^A05"), ("2.3.1", "ADT^A05")):  # elective bookings: acute only
         assert extra in kinds, extra
     features = {f for g in sample for f in _features(g)}
     wanted = {"pdf", "corrected", "AL1", "DG1", "MRG", "ZU1", "ZMH", "mrn-only", "deceased",
-              "no-visit", "NK1"}
+              "no-visit", "NK1", "withdrawn"}
     assert wanted <= features
     deaths = {g.msg.version for g in sample if "deceased" in _features(g)}
     assert {"2.4", "2.3.1"} <= deaths

@@ -43,9 +43,19 @@ def test_visits_follow_admission_transfer_discharge(feeds_messages: list[Generat
                                                       m.get("PV1-44")))
     assert len(visits) > 100
     checked = 0
+    booked = 0
     for key, events in visits.items():
         events.sort()
         kinds = [e for _, e, _ in events]
+        if kinds[0] == "A05":  # an elective booking, then the admission
+            assert kinds.count("A05") == 1
+            booked += 1
+            if kinds == ["A05"]:  # admission date beyond the simulated window
+                checked += 1
+                continue
+            assert kinds[1] == "A01", (key, kinds)
+            events = [e for e in events if e[1] != "A05"]
+            kinds = kinds[1:]
         start = kinds[0]
         assert start in ("A01", "A04"), (key, kinds)
         admit_time = _t(events[0][2])
@@ -63,6 +73,23 @@ def test_visits_follow_admission_transfer_discharge(feeds_messages: list[Generat
             assert start == "A01"
         checked += 1
     assert checked == len(visits)
+    assert booked > 0
+
+
+def test_bookings_name_the_expected_admission(feeds_messages: list[Generated]) -> None:
+    admissions = {(g.ods, g.msg.get("PV1-19.1")): g.msg.get("EVN-2") for g in feeds_messages
+                  if g.msg.message_type == "ADT^A01"}
+    n = 0
+    for g in feeds_messages:
+        m = g.msg
+        if m.message_type == "ADT^A05":
+            assert m.get("PV1-2") == "P" and not m.get("PV1-44")
+            admitted = admissions.get((g.ods, m.get("PV1-19.1")))
+            if admitted:  # (the admission may fall after the simulated window)
+                assert m.get("PV2-8") == admitted
+                assert _t(m.get("EVN-2")) < _t(admitted)
+                n += 1
+    assert n > 0
 
 
 def test_discharge_never_before_admission(feeds_messages: list[Generated]) -> None:
@@ -84,7 +111,8 @@ def test_corrections_follow_their_original(feeds_messages: list[Generated]) -> N
             reports[(g.ods, m.get("OBR-3.1"))].append((_t(m.get("OBR-22")), status))
             assert _t(m.get("OBR-22")) >= _t(m.get("OBR-7")), "resulted after collection"
             if status == "C":
-                assert any(s.get(11) == "C" for s in m.all("OBX"))
+                flags = {s.get(11) for s in m.all("OBX")}
+                assert "C" in flags or flags == {"W"}, flags
     corrected = [r for r in reports.values() if any(s == "C" for _, s in r)]
     assert corrected
     for r in corrected:
@@ -183,7 +211,7 @@ def test_specialties_fit_the_patient_age(feeds_messages: list[Generated]) -> Non
     seen = set()
     for g in feeds_messages:
         m = g.msg
-        if "PV1" not in m or not m.get("PV1-10"):
+        if "PV1" not in m or not m.get("PV1-10") or not m.get("PV1-44"):
             continue
         born = int(m.get("PID-7")[:4])
         year = int(m.get("PV1-44")[:4])
@@ -255,3 +283,22 @@ def test_reference_ranges_and_flags_agree(feeds_messages: list[Generated]) -> No
             ranges[(obx.get(3, comp=2), m.get("PID-8"))].add(obx.get(7))
     assert ranges[("Haemoglobin", "F")] == {"115-165"}
     assert ranges[("Haemoglobin", "M")] == {"130-180"}
+
+
+def test_withdrawn_results_follow_their_original(feeds_messages: list[Generated]) -> None:
+    finals: dict[tuple[str, str], float] = {}
+    withdrawn = []
+    for g in _unique(feeds_messages):
+        m = g.msg
+        if m.message_type != "ORU^R01":
+            continue
+        flags = {s.get(11) for s in m.all("OBX")}
+        key = (g.ods, m.get("OBR-3.1"))
+        if flags == {"W"}:
+            withdrawn.append((key, _t(m.get("OBR-22"))))
+            assert "withdrawn" in m.get_text("NTE-3")
+        elif m.get("OBR-25") == "F":
+            finals[key] = _t(m.get("OBR-22"))
+    assert withdrawn
+    for key, t in withdrawn:
+        assert finals[key] < t

@@ -252,6 +252,10 @@ class Journey:
             "I", ward, spec, t0, bed=f"B{rng.randint(1, 28):02d}", admit_type=admit_type,
             legal=(legal.code, legal.display) if legal else None,
         )
+        if admit_type == "C" and rng.random() < 0.8:  # elective: booked weeks ahead (A05)
+            booked = t0 - rng.randint(7 * DAY, 60 * DAY)
+            if booked > self.reg.registered:
+                self.add(booked, "adt", "A05", replace(v, pclass="P"), expected=t0)
         self.add(t0, "adt", "A01", v, diagnoses=[diag])
         if not dies and rng.random() < 0.03:  # admitted in error: cancel the admission and stop
             self.add(t0 + rng.randint(10 * 60, 90 * 60), "adt", "A11", v)
@@ -390,6 +394,11 @@ class Journey:
                      order=order, filler=filler, collected=collected, results=fixed,
                      status="C", corrected=(test.key,),
                      comment="Result corrected following laboratory review.")
+        elif rng.random() < self.correction_rate * 0.2:  # sample mislabelled: withdrawn
+            self.add(resulted + rng.randint(HOUR, 2 * DAY), "pathology", "LAB", v, panel=panel,
+                     order=order, filler=filler, collected=collected, results=results,
+                     status="C", withdrawn=True,
+                     comment="Results withdrawn: sample labelling error. Please repeat.")
 
     def imaging(self, t: int, exam: Exam, v: Visit | None) -> None:
         if "radiology" not in self.sends:

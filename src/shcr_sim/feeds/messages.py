@@ -19,6 +19,7 @@ _ADT_STRUCTURE = {
     "A02": "ADT_A02",
     "A03": "ADT_A03",
     "A04": "ADT_A01",
+    "A05": "ADT_A05",
     "A08": "ADT_A01",
     "A11": "ADT_A09",
     "A13": "ADT_A01",
@@ -79,7 +80,7 @@ def pd1(st: TrustState, reg: Reg) -> str:
     return reg.pd1_er7
 
 
-_NK1_EVENTS = frozenset(("A28", "A31", "A01", "A04", "A08"))
+_NK1_EVENTS = frozenset(("A28", "A31", "A01", "A04", "A05", "A08"))
 _RELATIONS = {"SPO": "Spouse", "PAR": "Parent", "CHD": "Child", "SIB": "Sibling",
               "FND": "Friend"}
 
@@ -114,7 +115,7 @@ def pv1(st: TrustState, v: Visit) -> str:
     f[10] = v.specialty
     f[19] = f"{v.number}^^^{st.ods}^VN"
     f[36] = v.disposition
-    f[44] = ts(v.admit)
+    f[44] = ts(v.admit) if v.pclass != "P" else ""  # a pre-admission has no admit time yet
     f[45] = discharge
     if not discharge:
         f.pop()
@@ -147,6 +148,8 @@ def _adt(st: TrustState, reg: Reg, ev: Event, tail: list[str]) -> tuple[str, str
         segs.append("PV1|1|N")
     elif v is not None:
         segs.append(pv1(st, v))
+        if code == "A05":  # pre-admission: PV2-8 expected admission date/time
+            segs.append(f"PV2||||||||{f.ts(ev.data['expected'])}")
         if f.zsegment:
             z = zseg(st, v, t)
             if z:
@@ -192,7 +195,7 @@ def adt_person(st: TrustState, reg: Reg, ev: Event) -> tuple[str, str]:
 
 def adt_visit(st: TrustState, reg: Reg, ev: Event) -> tuple[str, str]:
     tail: list[str] = []
-    if ev.kind in ("A01", "A04"):
+    if ev.kind in ("A01", "A04", "A05"):
         tail.extend(_al1(st, reg))
     diags = ev.data.get("diagnoses")
     if diags and ev.kind in ("A01", "A03", "A08"):
@@ -256,9 +259,10 @@ def oru_lab(st: TrustState, reg: Reg, ev: Event) -> tuple[str, str]:
                          consultant))
     obs_ts = f.ts(d["collected"])
     corrected = d.get("corrected", ())
+    withdrawn = d.get("withdrawn", False)
     for i, (test, value, flag, ref_range) in enumerate(d["results"], 1):
         ident = f"{test.local[f.name]}^{test.display}^{sys}"
-        obx_status = "C" if test.key in corrected else "F"
+        obx_status = "W" if withdrawn else "C" if test.key in corrected else "F"
         if test.text:
             segs.append(f"OBX|{i}|TX|{ident}|1|{value}||||||{obx_status}|||{obs_ts}")
         else:
@@ -374,6 +378,7 @@ WRITERS: dict[str, Callable[[TrustState, Reg, Event], tuple[str, str]]] = {
     "A02": adt_visit,
     "A03": adt_visit,
     "A04": adt_visit,
+    "A05": adt_visit,
     "A08": adt_visit,
     "A11": adt_visit,
     "A13": adt_visit,
