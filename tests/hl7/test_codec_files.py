@@ -145,21 +145,29 @@ def test_large_file_is_read_lazily(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert max(reads) <= 4096
 
 
-@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     sizes=st.lists(st.integers(min_value=1, max_value=6), min_size=1, max_size=6),
     chunk=st.integers(min_value=1, max_value=300),
-    framing=st.sampled_from(["plain", "mllp"]),
+    shape=st.sampled_from(["plain", "mllp", "batch"]),
+    sep=st.sampled_from(["\r", "\n", "\r\n"]),
+    bom=st.booleans(),
 )
 def test_any_chunk_size_gives_the_same_messages(
-    tmp_path: Path, sizes: list[int], chunk: int, framing: str
+    tmp_path: Path, sizes: list[int], chunk: int, shape: str, sep: str, bom: bool
 ) -> None:
     msgs = [adt(i) + "\r" + "\r".join(f"NTE|{k}|L|note {k}" for k in range(s)) for i, s in
             enumerate(sizes)]
-    path = tmp_path / f"any-{framing}.hl7"
-    write_messages(path, msgs, framing=framing)  # type: ignore[arg-type]
+    path = tmp_path / f"any-{shape}.hl7"
+    if shape == "batch":
+        write_batch(path, [msgs[:1], msgs[1:]], segment_sep=sep)
+    else:
+        write_messages(path, msgs, framing=shape, segment_sep=sep)  # type: ignore[arg-type]
+    if bom:
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
     got = list(iter_messages(path, chunk_size=chunk))
-    assert [m.text for m in got] == msgs
+    assert [m.text.replace(sep, "\r") for m in got] == msgs
+    assert [m.index for m in got] == list(range(len(msgs)))
     assert all(isinstance(m, RawMessage) for m in got)
 
 

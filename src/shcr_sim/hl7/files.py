@@ -161,9 +161,14 @@ def iter_messages(
 ) -> Iterator[RawMessage]:
     """Stream the messages of an HL7 file (MLLP-framed, plain or batch), in file order."""
     with open(path, "rb") as f:
-        head = f.read(chunk_size)
-        base = 3 if head.startswith(BOM) else 0
-        first = head[base:].lstrip(b" \t\r\n")[:1]
+        head = b""
+        while True:  # read until the first meaningful byte shows the file's shape
+            more = f.read(chunk_size)
+            head += more
+            base = 3 if head.startswith(BOM) else 0
+            first = head[base:].lstrip(b" \t\r\n")[:1]
+            if not more or (len(head) >= 3 and first):
+                break
 
         def chunks() -> Iterator[bytes]:
             if head[base:]:
