@@ -218,3 +218,18 @@ async def test_heartbeat_is_answered_reported_and_not_queued(sink: MemorySink) -
     assert ack.get("MSA-1") == "AA" and ack.get("MSA-2") == "HB1"
     assert seen == ["RXA"]
     assert sink.rows == []
+
+
+async def test_a_burst_of_malformed_frames_is_answered_and_the_rest_flows(queue) -> None:
+    good = stream(10)
+    burst: list[str] = []
+    for i, msg in enumerate(good):
+        burst.append(msg)
+        burst.append(f"garbage {i}" if i % 2 else "MSH|^~\\&|PAS|RXA|||20260101||ADT^A01|\r")
+    async with MLLPListener(queue.accept, ListenerConfig(port=0)) as srv:
+        acks = await exchange(srv.port, burst)
+    codes = [a.get("MSA-1") for a in acks]
+    assert codes == ["AA", "AE"] * 10
+    assert [a.get("MSA-2") for a in acks[::2]] == [f"M{i:06d}" for i in range(10)]
+    assert all(a.segment("ERR") is not None for a in acks[1::2])
+    assert await queue.counts() == {"queued": 10, "dead-lettered": 10}
