@@ -184,3 +184,15 @@ def test_mllp_file_noise_is_reported_and_a_truncated_last_frame_raises(tmp_path:
             got.append(parse(m.text).control_id)
     assert got == ["CTRL000000", "CTRL000001"]  # everything complete was delivered first
     assert skipped == [(-1, "5 bytes outside MLLP frames")]
+
+
+def test_a_runaway_plain_message_raises_instead_of_filling_memory(tmp_path: Path) -> None:
+    from shcr_sim.hl7 import HL7Error
+
+    path = tmp_path / "runaway.hl7"
+    path.write_bytes((MESSAGES[0] + "\r").encode() + b"MSH|^~\\&|A|B\rOBX|1|TX|" + b"x" * 5000)
+    got: list[str] = []
+    with pytest.raises(HL7Error, match="exceeds max_size"):
+        for m in iter_messages(path, chunk_size=512, max_size=2000):
+            got.append(parse(m.text).control_id)
+    assert got == ["CTRL000000"]

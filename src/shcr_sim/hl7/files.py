@@ -10,8 +10,9 @@ tolerated; bytes that are not UTF-8 become U+FFFD instead of stopping the run.
 Lines before the first MSH are reported to ``on_skipped(offset, text)`` (if given),
 not lost silently; in MLLP files the count of bytes found outside frames is
 reported once at the end, with offset -1. An MLLP file that ends inside a frame,
-or holds a frame over ``max_size``, raises ``MLLPError`` after every complete
-message before it has been yielded.
+or holds a frame over ``max_size``, raises ``MLLPError`` (a plain/batch message
+over ``max_size`` raises ``HL7Error``) after every complete message before it has
+been yielded — memory stays bounded whatever the file holds.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from .message import Message
-from .mllp import END, START, MLLPDecoder
+from .message import HL7Error, Message
+from .mllp import DEFAULT_MAX_SIZE, END, START, MLLPDecoder
 from .timestamps import format_ts, zone
 
 CHUNK_SIZE = 1 << 20
@@ -79,7 +80,10 @@ def _boundaries(buf: bytes, scan: int, first_is_line: bool) -> list[int]:
 
 
 def _text_messages(
-    chunks: Iterable[bytes], base: int, on_skipped: Skipped | None
+    chunks: Iterable[bytes],
+    base: int,
+    on_skipped: Skipped | None,
+    max_size: int = DEFAULT_MAX_SIZE,
 ) -> Iterator[tuple[int, str]]:
     """(offset, text) of each message in a plain or batch stream starting at ``base``."""
     buf = b""
@@ -118,6 +122,10 @@ def _text_messages(
         if eof:
             return
         last = starts[-1]
+        if len(buf) - last > max_size:
+            raise HL7Error(
+                f"message at byte {base + last} exceeds max_size {max_size}", "MSH", code="100"
+            )
         buf, base = buf[last:], base + last
         scan -= last
         starts = [0]
@@ -142,7 +150,7 @@ def _mllp_messages(
         for offset, payload in decoder.feed_with_offsets(chunk):
             head = payload.lstrip(BOM + b" \t\r\n")[:3]
             if head in _ENVELOPE:  # a whole batch file inside one frame
-                yield from _text_messages([payload], offset + 1, on_skipped)
+                yield from _text_messages([payload], offset + 1, on_skipped, max_size)
             else:
                 text = _decode(payload)
                 if text:
@@ -157,7 +165,7 @@ def iter_messages(
     *,
     chunk_size: int = CHUNK_SIZE,
     on_skipped: Skipped | None = None,
-    max_size: int = 64 * 1024 * 1024,
+    max_size: int = DEFAULT_MAX_SIZE,
 ) -> Iterator[RawMessage]:
     """Stream the messages of an HL7 file (MLLP-framed, plain or batch), in file order."""
     with open(path, "rb") as f:
@@ -178,7 +186,7 @@ def iter_messages(
         if first == START:
             stream = _mllp_messages(chunks(), base, on_skipped, max_size)
         else:
-            stream = _text_messages(chunks(), base, on_skipped)
+            stream = _text_messages(chunks(), base, on_skipped, max_size)
         for index, (offset, text) in enumerate(stream):
             yield RawMessage(text, index, offset)
 
