@@ -165,3 +165,20 @@ def test_hl7error_keeps_its_fields_through_pickle() -> None:
     err = pickle.loads(pickle.dumps(HL7Error("bad check digit", "PID", 3, code="102")))
     assert (err.reason, err.segment, err.field, err.code) == ("bad check digit", "PID", 3, "102")
     assert str(err) == "PID-3: bad check digit"
+
+
+def test_every_accessor_reads_through_field() -> None:
+    """fhir's coverage report subclasses Segment and hooks field(n)."""
+    seen: list[int] = []
+
+    class Recording(type(parse(ADT)["PID"])):  # type: ignore[misc]
+        def field(self, n: int) -> str:
+            seen.append(n)
+            return super().field(n)
+
+    seg = Recording(parse(ADT)["PID"].raw)
+    seg.get(3, 2, 1)
+    seg.get_text(5, comp=1)
+    seg.repetitions(7)
+    _ = seg[8]
+    assert seen == [3, 5, 7, 8]

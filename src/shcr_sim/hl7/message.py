@@ -112,7 +112,11 @@ class _DelimiterField(Field):
 
 
 class Segment:
-    """One segment. Fields are split on first access and then cached."""
+    """One segment. Fields are split on first access and then cached.
+
+    Every accessor reads through ``field(n)``, so a subclass can observe which fields
+    a mapping reads (the fhir coverage report does).
+    """
 
     __slots__ = ("raw", "delims", "_fields")
 
@@ -155,13 +159,10 @@ class Segment:
 
     def get(self, n: int, rep: int = 1, comp: int = 0, sub: int = 0) -> str:
         """Raw value of field n, repetition rep, component comp, sub-component sub."""
-        f = self._fields if self._fields is not None else self.fields
-        if not 0 < n < len(f):
-            return ""
-        value = f[n]
+        value = self.field(n)  # every read goes through field(): fhir coverage hooks it
         if not value:
             return ""
-        if n <= 2 and f[0] in _HEADERS:
+        if n <= 2 and self.raw[:3] in _HEADERS:
             return value if rep == 1 and comp <= 1 and sub <= 1 else ""
         d = self.delims
         if d.repetition in value:
