@@ -101,6 +101,13 @@ def test_wants_ack_honours_msh_15(condition: str, on_success: bool, on_error: bo
     assert wants_ack(text, accepted=False) is on_error
 
 
+def test_wants_application_ack_honours_msh_16() -> None:
+    text = inbound(extra="|||NE|ER")
+    assert wants_ack(text, accepted=True) is False
+    assert wants_ack(text, accepted=True, kind="application") is False
+    assert wants_ack(text, accepted=False, kind="application") is True
+
+
 def test_broken_message_still_gets_an_ack_from_the_salvaged_header() -> None:
     broken = "MSH|^^~&|PAS|RXX|CIE|SHCR|20240101||ADT^A01|C999|P|2.5\rPID|x"
     with pytest.raises(HL7Error):

@@ -106,9 +106,14 @@ def ack_mode(msg: Message | str | bytes) -> Mode:
     return "enhanced" if h.get(15) or h.get(16) else "original"
 
 
-def wants_ack(msg: Message | str | bytes, accepted: bool) -> bool:
-    """Should an accept ACK go back? Honours MSH-15 (AL/NE/ER/SU); empty means always."""
-    condition = _header(msg).component(15, 1).upper()
+def wants_ack(
+    msg: Message | str | bytes,
+    accepted: bool,
+    kind: Literal["accept", "application"] = "accept",
+) -> bool:
+    """Should an ACK go back? Honours MSH-15 (accept) or MSH-16 (application):
+    AL always, NE never, ER only on error, SU only on success; empty means always."""
+    condition = _header(msg).component(15 if kind == "accept" else 16, 1).upper()
     if condition == "NE":
         return False
     if condition == "ER":
