@@ -266,7 +266,7 @@ def run(
                    f"once, lost {d['lost']}, doubled {d['doubled']}, resends absorbed "
                    f"{d['duplicates_absorbed']}, dead-lettered {d['dead_lettered']}")
         typer.echo(f"live feed-to-store latency: p50 {lat['p50']} ms, p90 {lat['p90']} ms, "
-                   f"p99 {lat['p99']} ms over {lat['count']:,} messages")
+                   f"p99 {lat['p99']} ms (last {lat['window']:,} of {lat['count']:,} messages)")
         for e in data["alert_events"]:
             typer.echo(f"alert {e['state']}: {e['message']}")
     raise typer.Exit(0 if data["ok"] else 1)

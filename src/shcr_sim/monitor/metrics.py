@@ -244,8 +244,9 @@ class Monitor:
                                             - self.latency_count, 0)},
             },
             "rates": {k: round(v, 2) for k, v in self.rates.items()},
+            # percentiles over the most recent `window` live messages of `count` measured
             "live_latency_ms": {k: _ms(v) for k, v in lat.items()} | {
-                "count": self.latency_count},
+                "count": self.latency_count, "window": len(self.latency)},
             "backload_eta_s": _round(self.backload_eta()),
             "dead_letter_rate": round(rate, 4),
             "dead_letter_window": finished,
