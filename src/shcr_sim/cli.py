@@ -202,6 +202,8 @@ def run(
     http_port: int = typer.Option(8080, "--http-port", help="Dashboard port (0 = any)"),
     linger: float = typer.Option(0.0, "--linger", help="Keep the dashboard up N s after"),
     keep: bool = typer.Option(False, "--keep", help="Keep an existing database (resume)"),
+    backload_batch: int = typer.Option(500, "--backload-batch", min=1,
+                                       help="Backload release batch (smaller: lower live p99)"),
     store_outage: float = typer.Option(0.0, "--store-outage", help="Store down for N s"),
     store_outage_at: float = typer.Option(5.0, "--store-outage-at", help="...starting at s"),
     silent_feed: str = typer.Option("", "--silent-feed", help="ODS of a feed that goes quiet"),
@@ -241,7 +243,8 @@ def run(
     opts = RunOptions(out=out_dir, db=db_path, messages=messages, live_hours=live_hours,
                       live_rate=live_rate, pattern=pattern, heartbeat_interval=heartbeat,
                       silent_after=silent_after, mllp_port=mllp_port,
-                      http_port=http_port, linger=linger, faults=faults)
+                      http_port=http_port, linger=linger, backload_batch=backload_batch,
+                      faults=faults)
 
     def ready(live) -> None:  # noqa: ANN001
         if not as_json:

@@ -369,6 +369,8 @@ def progress_line(status: dict[str, Any]) -> str:
     lanes = status.get("lanes", {})
     eta = status.get("backload_eta_s")
     alerts = ", ".join(a["key"] for a in status.get("alerts", [])) or "none"
+    silenced = (status.get("controls") or {}).get("silenced") or []
+    held = f" · switched off (the run waits for them): {', '.join(silenced)}" if silenced else ""
 
     def ms(v: float | None) -> str:
         return "–" if v is None else f"{v:.0f} ms"
@@ -378,7 +380,7 @@ def progress_line(status: dict[str, Any]) -> str:
         f" (ETA {'–' if eta is None else f'{eta:.0f} s'}) · applied "
         f"{status.get('stages', {}).get('applied', 0):,} · live depth "
         f"{lanes.get('live', {}).get('depth', 0):,} · live p50 {ms(lat.get('p50'))} "
-        f"p99 {ms(lat.get('p99'))} (n={lat.get('count', 0)}) · alerts: {alerts}"
+        f"p99 {ms(lat.get('p99'))} (n={lat.get('count', 0)}) · alerts: {alerts}{held}"
     )
 
 
