@@ -54,7 +54,8 @@ async def test_dashboard_shows_live_numbers_in_chromium(queue, tmp_path) -> None
     async with MLLPListener(queue.accept, ListenerConfig(port=0),
                             on_heartbeat=tracker.beat, on_accepted=monitor.on_accepted) as srv:
         monitor.listener_stats = srv.stats
-        cfg = SenderConfig(port=srv.port, rate=0, heartbeat_interval=0.05, application="PAS",
+        cfg = SenderConfig(port=srv.port, rate=0, heartbeat_interval=0.05, max_attempts=20,
+                           application="PAS",
                            facility="RXA")
         control = FeedControl()
         feed = asyncio.create_task(run_feed(stream(7), cfg, control, linger=True))

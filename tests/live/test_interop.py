@@ -60,7 +60,7 @@ async def test_our_sender_delivers_to_hl7apy_mllp_server() -> None:
                               daemon=True)
     thread.start()
     try:
-        cfg = SenderConfig(port=port, rate=0, ack_timeout=2, backoff_initial=0.01,
+        cfg = SenderConfig(port=port, rate=0, ack_timeout=2, backoff_initial=0.01, max_attempts=10,
                            application="PAS", facility="RXA")
         report = await run_feed(stream(5), cfg)
     finally:

@@ -32,6 +32,7 @@ def live_messages(out: Path) -> dict[str, list[str]]:
 
 def sender_cfg(port: int, trust, **kw) -> SenderConfig:
     base = dict(port=port, rate=0, ack_timeout=5, backoff_initial=0.01, backoff_max=0.2,
+                max_attempts=20,
                 application=trust.sending_application, facility=trust.ods)
     base.update(kw)
     return SenderConfig(**base)

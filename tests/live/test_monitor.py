@@ -143,7 +143,8 @@ async def test_status_and_metrics_over_http(queue, tmp_path) -> None:
                             on_heartbeat=tracker.beat, on_accepted=monitor.on_accepted) as srv:
         monitor.listener_stats = srv.stats
         control = FeedControl()
-        cfg = SenderConfig(port=srv.port, rate=0, heartbeat_interval=0.05, application="PAS",
+        cfg = SenderConfig(port=srv.port, rate=0, heartbeat_interval=0.05, max_attempts=20,
+                           application="PAS",
                            facility="RXA")
         feed = asyncio.create_task(run_feed(stream(4), cfg, control, linger=True))
         async with asyncio.timeout(5):

@@ -27,6 +27,7 @@ POLICY = SenderPolicy(frozenset(TRUSTS))
 
 def sender_config(port: int, **kw) -> SenderConfig:
     base = dict(port=port, rate=0, ack_timeout=0.5, backoff_initial=0.01, backoff_max=0.05,
+                max_attempts=40,
                 application="PAS", facility="RXA")
     base.update(kw)
     return SenderConfig(**base)
