@@ -214,6 +214,8 @@ def run(
     slow_acks: float = typer.Option(0.2, "--slow-acks", help="...for this share of messages"),
     drop_acks: float = typer.Option(0.0, "--drop-acks", help="Share of ACKs never sent"),
     resets: float = typer.Option(0.0, "--resets", help="Share of ACKs replaced by a reset"),
+    mid_frame_resets: float = typer.Option(0.0, "--mid-frame-resets",
+                                           help="Chance per read of a reset inside a frame"),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON"),
 ) -> None:
     """Backload replay and live MLLP feeds at once, with live latency and optional faults."""
@@ -239,7 +241,7 @@ def run(
     faults = RunFaults(store_outage=store_outage, store_outage_at=store_outage_at,
                        silent_feed=silent_feed, silent_at=silent_at, silent_for=silent_for,
                        malformed_burst=malformed_burst, ack_delay=ack_delay, slow_acks=slow_acks,
-                       drop_acks=drop_acks, resets=resets)
+                       drop_acks=drop_acks, resets=resets, mid_frame_resets=mid_frame_resets)
     opts = RunOptions(out=out_dir, db=db_path, messages=messages, live_hours=live_hours,
                       live_rate=live_rate, pattern=pattern, heartbeat_interval=heartbeat,
                       silent_after=silent_after, mllp_port=mllp_port,

@@ -86,6 +86,18 @@ async def test_dropped_acks_and_resets_lose_and_double_nothing(sink: MemorySink)
     assert len(sink.control_ids("duplicate")) == report.resends
 
 
+async def test_connections_reset_mid_frame_lose_and_double_nothing(sink: MemorySink) -> None:
+    faults = ListenerFaults(mid_frame_reset_rate=0.3, seed=3)
+    cfg = ListenerConfig(port=0, policy=POLICY, faults=faults)
+    msgs = stream(20)
+    async with MLLPListener(sink.accept, cfg) as srv:
+        report = await run_feed(msgs, sender_config(srv.port, ack_timeout=0.3))
+        stats = srv.stats
+    assert stats.reset_mid_frame > 0 and report.reconnects >= stats.reset_mid_frame
+    assert report.delivered == 20
+    assert_exactly_once(sink, [f"M{i:06d}" for i in range(20)])
+
+
 async def test_sender_waits_for_a_listener_that_is_not_up_yet(sink: MemorySink) -> None:
     probe = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
     port = probe.sockets[0].getsockname()[1]

@@ -47,6 +47,7 @@ class RunFaults:
     slow_acks: float = 0.2  # ... for this share of messages
     drop_acks: float = 0.0
     resets: float = 0.0
+    mid_frame_resets: float = 0.0
 
 
 @dataclass(slots=True)
@@ -199,6 +200,7 @@ async def run_simulation(
             http_port=opts.http_port, release_backload=False, monitor=monitor_cfg,
             faults=ListenerFaults(ack_delay=faults.ack_delay, slow_ack_rate=faults.slow_acks,
                                   drop_ack_rate=faults.drop_acks,
+                                  mid_frame_reset_rate=faults.mid_frame_resets,
                                   reset_rate=faults.resets),
         ), recover=False, outage=outage, feeds=controls)
         assert live.monitor is not None

@@ -105,13 +105,16 @@ class ListenerFaults:
     one forces the sender to resend something the engine already holds:
     ``ack_delay`` holds ACKs back (a ``slow_ack_rate`` share of them);
     ``drop_ack_rate`` never sends some ACKs; ``reset_rate`` resets the connection
-    instead of acknowledging.
+    instead of acknowledging. ``mid_frame_reset_rate`` resets the connection while a
+    frame is half read (rolled per read that ends inside a frame; the listener then
+    reads in 64-byte chunks so frames do span reads).
     """
 
     ack_delay: float = 0.0
     slow_ack_rate: float = 1.0  # share of ACKs held back by ack_delay
     drop_ack_rate: float = 0.0
     reset_rate: float = 0.0
+    mid_frame_reset_rate: float = 0.0
     seed: int = 1
     _rng: random.Random = field(init=False, repr=False, compare=False)
 
@@ -120,7 +123,8 @@ class ListenerFaults:
 
     @property
     def active(self) -> bool:
-        return bool(self.ack_delay or self.drop_ack_rate or self.reset_rate)
+        return bool(self.ack_delay or self.drop_ack_rate or self.reset_rate
+                    or self.mid_frame_reset_rate)
 
     def roll(self, rate: float) -> bool:
         return rate > 0 and self._rng.random() < rate
@@ -312,7 +316,7 @@ class MLLPListener:
         acks: asyncio.Queue[_Pending | None] = asyncio.Queue(self.config.max_in_flight)
         ack_task = asyncio.create_task(self._write_acks(acks, writer))
         try:
-            await self._read_frames(reader, acks)
+            await self._read_frames(reader, writer, acks)
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
@@ -329,14 +333,17 @@ class MLLPListener:
                 await writer.wait_closed()
 
     async def _read_frames(
-        self, reader: asyncio.StreamReader, acks: asyncio.Queue[_Pending | None]
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+        acks: asyncio.Queue[_Pending | None],
     ) -> None:
         cfg = self.config
+        faults = cfg.faults
+        read_size = 64 if faults.mid_frame_reset_rate else 1 << 16
         decoder = MLLPDecoder(max_size=cfg.max_message_bytes)
         head = b""  # the start of the newest frame, to answer an oversize one by MSH-10
         while True:
             try:
-                data = await asyncio.wait_for(reader.read(1 << 16), cfg.idle_timeout)
+                data = await asyncio.wait_for(reader.read(read_size), cfg.idle_timeout)
             except TimeoutError:
                 self.stats.idle_closed += 1
                 return
@@ -364,6 +371,11 @@ class MLLPListener:
                     break
                 await acks.put(self._oversize(head, now))
                 data = b""  # go on with whatever followed the oversize frame
+            if decoder.pending and faults.roll(faults.mid_frame_reset_rate):
+                self.stats.faults_injected += 1
+                self.stats.reset_mid_frame += 1
+                writer.transport.abort()
+                return
 
     def _oversize(self, head: bytes, now: float) -> _Pending:
         text = _decode(head).split("\r", 1)[0]
