@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Shared, loaded machines: no per-example deadlines. In CI the examples are
+# derandomized so a run is repeatable; locally every run explores afresh.
+settings.register_profile("dev", deadline=None)
+settings.register_profile("ci", deadline=None, derandomize=True)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 ROOT = Path(__file__).resolve().parents[1]
 HL7_FIXTURES = ROOT / "fixtures" / "hl7"
