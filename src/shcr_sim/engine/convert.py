@@ -6,6 +6,7 @@ No mapping rules here — those live in ``fhir/``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -73,6 +74,8 @@ class Converter:
         self.trusts = {(t.app, t.ods): t for t in trusts} if trusts is not None else None
         self.validate = validate
         self._configs: dict[tuple[str, str], Any] = {}
+        self.validate_seconds = 0.0  # busy time in fhir.resources, for the stage clock
+        self.validated = 0
 
     def config_for(self, app: str, ods: str, version: str) -> Any:
         key = (app, ods)
@@ -116,10 +119,14 @@ class Converter:
         if self.validate == "full" or (self.validate == "sampled" and seq % SAMPLE_EVERY == 0):
             from shcr_sim.fhir import validate_bundle
 
+            t0 = time.perf_counter()
             try:
                 validate_bundle(conv.bundle)
             except Exception as exc:  # noqa: BLE001 - ValidationError names the path
                 return f"validation: {exc}"
+            finally:
+                self.validate_seconds += time.perf_counter() - t0
+                self.validated += 1
         patient_ref = f"Patient/{conv.patient_id}" if conv.patient_id else ""
         writes = [
             Write(res, order_key, event_time, message_id,

@@ -13,6 +13,7 @@ idempotent writes make the second application a no-op.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from shcr_sim.store import ApplyResult, SqliteStore, Write
 from .convert import Converted, Converter, MergeMap, TrustInfo
 from .keys import MERGE_TYPES
 from .queue import ROW_COLUMNS, DurableQueue, Lane, QueueRow
+from .stages import StageClock
 from .throttle import TokenBucket
 
 MERGES_SCHEMA = """
@@ -85,6 +87,7 @@ class Engine:
         self.merges = MergeMap()
         self.stats = ReleaseStats()
         self._merge_scan_seq = 0
+        self.clock = StageClock()
 
     @classmethod
     async def open(
@@ -199,10 +202,16 @@ class Engine:
 
     async def apply_rows(self, rows: Sequence[QueueRow]) -> int:
         """Convert, throttle, store and finish already-released rows."""
+        clock, conv = self.clock, self.converter
+        t0, v0, n0 = time.perf_counter(), conv.validate_seconds, conv.validated
         writes, ok, dead = self.convert_rows(rows)
+        validated = conv.validate_seconds - v0
+        clock.add("convert", time.perf_counter() - t0 - validated, len(rows))
+        clock.add("validate", validated, conv.validated - n0)
         await self.bucket.take(len(rows))
-        result = await self.store.apply(writes)
-        await self.queue.finish(ok, dead)
+        with clock.time("store", len(rows)):
+            result = await self.store.apply(writes)
+            await self.queue.finish(ok, dead)
         self.stats.released += len(rows)
         self.stats.applied += len(ok)
         self.stats.dead += len(dead)
@@ -211,8 +220,10 @@ class Engine:
 
     async def release(self, lane: Lane, limit: int) -> int:
         """Release up to ``limit`` messages of a lane; returns how many were released."""
-        await self.refresh_merges()
-        rows = await self.queue.claim(lane, limit)
+        with self.clock.time("sequence"):
+            await self.refresh_merges()
+            rows = await self.queue.claim(lane, limit)
+        self.clock.messages["sequence"] += len(rows)
         if not rows:
             return 0
         return await self.apply_rows(rows)

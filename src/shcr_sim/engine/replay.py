@@ -26,6 +26,7 @@ from .inbound import SourceFile, discover, iter_raw
 from .pipeline import Engine
 from .queue import Inbound
 from .reconcile import Reconciliation, reconcile
+from .stages import StageClock
 
 
 @dataclass(slots=True)
@@ -66,6 +67,7 @@ class ReplayResult:
     reconciliation: Reconciliation
     progress: Progress
     resources: int
+    stages: StageClock = field(default_factory=StageClock)
 
 
 def _file_batches(sf: SourceFile, skip: int, size: int) -> Iterator[tuple[list[str], int, bool]]:
@@ -113,16 +115,22 @@ class _Feed:
 
     async def pump(self) -> int:
         """Accept the next chunk; returns messages accepted (0 when exhausted)."""
+        clock = self.engine.clock
         while not self.exhausted:
+            t0 = time.perf_counter()
             try:
                 sf, batch, done, complete = next(self._gen)
             except StopIteration:
                 self.exhausted = True
                 return 0
-            res = await self.engine.queue.accept(
-                [Inbound(raw, sf.lane, sf.name) for raw in batch],  # type: ignore[arg-type]
-                file_progress=(sf.key, sf.name, done, complete),
-            )
+            finally:
+                clock.add("read", time.perf_counter() - t0, 0)
+            clock.messages["read"] += len(batch)
+            with clock.time("enqueue", len(batch)):
+                res = await self.engine.queue.accept(
+                    [Inbound(raw, sf.lane, sf.name) for raw in batch],  # type: ignore[arg-type]
+                    file_progress=(sf.key, sf.name, done, complete),
+                )
             p = self.progress
             p.read += len(batch)
             p.accepted += len(res)
@@ -201,6 +209,6 @@ async def replay(
         progress.phase = "done"
         await tick(force=True)
         recon = await reconcile(engine.queue.conn)
-        return ReplayResult(recon, progress, await engine.store.count())
+        return ReplayResult(recon, progress, await engine.store.count(), engine.clock)
     finally:
         await engine.close()

@@ -1,0 +1,390 @@
+"""Replay benchmark: per-stage and end-to-end throughput, RSS, latency, and two references.
+
+    .venv/bin/python benchmarks/run.py [--messages 100000] [--sample 200]
+                                       [--validate off,sampled,full] [--verify]
+
+1. Generates the default scenario with N messages (cached under benchmarks/.cache,
+   reused by later runs with the same N and seed).
+2. For each validation mode, replays it end to end in a fresh child process (fresh
+   database): durable queue, per-patient ordering, conversion, store. Prints per
+   stage (read+frame, enqueue, sequence, convert, validate, store) the stage's busy
+   time and its own rate, then end to end: msg/s, msg/s per core (CPU seconds of the
+   process tree), peak RSS of the process tree, p50/p99 enqueue → stored latency.
+3. The two reference points, in the same run and each in its own child process:
+   the obvious implementation (hl7apy ``parse_message`` + fhir.resources models per
+   message + one aiosqlite insert per resource, committed per message) on a sample
+   of K messages, and the I/O floor (read + frame + orjson of a small dict +
+   batched insert) on the same files. Ratios are measured against them.
+
+No timing assertions: CI runs ``--messages 3000`` only to keep the harness working.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+CACHE = HERE / ".cache"
+MODES = ("off", "sampled", "full")
+
+
+# -- scenario ---------------------------------------------------------------------
+def scenario_dir(cache: Path, messages: int, seed: int) -> Path:
+    """The generated scenario for (N, seed), generated once and reused."""
+    out = cache / f"scenario-{messages}-s{seed}"
+    if (out / "manifest.json").is_file():
+        return out
+    from shcr_sim.feeds.generate import generate
+    from shcr_sim.feeds.scenario import load_scenario
+
+    tmp = cache / f".tmp-{messages}-s{seed}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    t0 = time.perf_counter()
+    generate(load_scenario(None), tmp, messages=messages, seed=seed)
+    print(f"generated {messages:,} messages in {time.perf_counter() - t0:.1f}s → {out}",
+          file=sys.stderr)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
+
+
+def scenario_files(scen: Path) -> tuple[list[Path], list[Path]]:
+    backload = sorted(p for p in (scen / "backload").rglob("*.hl7") if p.is_file())
+    live = sorted(p for p in (scen / "live").glob("*.hl7") if p.is_file())
+    return backload, live
+
+
+# -- child jobs (each runs in its own process, so RSS and CPU are its own) ------
+def _latency(db: Path) -> dict[str, dict[str, float]]:
+    """p50/p99 seconds from enqueue (received_at) to stored (updated_at), per lane."""
+    import sqlite3
+
+    out: dict[str, dict[str, float]] = {}
+    with sqlite3.connect(db) as conn:
+        for lane in ("backload", "live"):
+            (n,) = conn.execute(
+                "SELECT COUNT(*) FROM queue WHERE state='applied' AND lane=?", (lane,)
+            ).fetchone()
+            if not n:
+                continue
+            stats: dict[str, float] = {"messages": n}
+            for name, q in (("p50", 0.50), ("p99", 0.99)):
+                (v,) = conn.execute(
+                    "SELECT updated_at - received_at FROM queue WHERE state='applied' "
+                    "AND lane=? ORDER BY 1 LIMIT 1 OFFSET ?", (lane, min(n - 1, int(n * q)))
+                ).fetchone()
+                stats[name] = float(v)
+            out[lane] = stats
+    return out
+
+
+def child_replay(scen: Path, db: Path, validate: str, batch: int, verify: bool) -> dict:
+    from shcr_sim.engine.replay import ReplayOptions, replay
+    from shcr_sim.engine.trusts import resolve_trusts
+
+    trusts = resolve_trusts(None, [scen])
+    t0 = time.perf_counter()
+    result = asyncio.run(replay(db, [scen], [scen / "live"], trusts=trusts, validate=validate,
+                                options=ReplayOptions(batch=batch, accept_batch=batch)))
+    wall = time.perf_counter() - t0
+    out: dict[str, Any] = {
+        "wall": wall,
+        "messages": result.progress.read,
+        "applied": result.reconciliation.total.applied,
+        "reconciled": result.reconciliation.ok,
+        "resources": result.resources,
+        "stages": result.stages.to_json(),
+        "latency": _latency(db),
+    }
+    if verify:
+        from shcr_sim.engine.verify import verify as run_verify
+
+        t1 = time.perf_counter()
+        v = asyncio.run(run_verify(db, [scen], [scen / "live"], trusts))
+        out["verify"] = {"ok": v.ok, "differences": len(v.differences),
+                         "seconds": time.perf_counter() - t1}
+    return out
+
+
+def child_obvious(scen: Path, db: Path, sample: int) -> dict:
+    """The obvious implementation, message by message, on the first K of each file.
+
+    hl7apy parses (the fields a mapping reads are looked up through it), the
+    resources become fhir.resources R4B models and are serialised by them, and each
+    resource is one aiosqlite INSERT; each message is one commit.
+    """
+    import warnings
+
+    import aiosqlite
+    from fhir.resources.R4B import get_fhir_model_class
+    from hl7apy.parser import parse_message
+
+    from shcr_sim.engine.convert import Converter
+    from shcr_sim.engine.inbound import iter_raw
+    from shcr_sim.engine.keys import parse_and_extract
+    from shcr_sim.engine.trusts import resolve_trusts
+
+    warnings.simplefilter("ignore")
+    backload, live = scenario_files(scen)
+    files = backload + live
+    per_file = max(1, sample // max(len(files), 1) + 1)
+    msgs: list[str] = []
+    for f in files:
+        for i, raw in enumerate(iter_raw(f)):
+            if i >= per_file:
+                break
+            msgs.append(raw)
+    msgs = msgs[:sample]
+    converter = Converter(resolve_trusts(None, [scen]), "off")
+
+    async def go() -> tuple[int, int]:
+        resources = failed = 0
+        async with aiosqlite.connect(str(db)) as conn:
+            await conn.execute("CREATE TABLE IF NOT EXISTS resource "
+                               "(rkey TEXT PRIMARY KEY, version INTEGER, json TEXT)")
+            await conn.commit()
+            for raw in msgs:
+                try:
+                    m = parse_message(raw.replace("\n", "\r"))
+                    _ = (m.msh.msh_9.value, m.msh.msh_10.value, m.msh.msh_7.value)
+                    for seg in m.children:  # read what a mapping reads: every field
+                        for fld in seg.children:
+                            _ = fld.value
+                except Exception:  # noqa: BLE001 - counted, like a dead letter
+                    failed += 1
+                    continue
+                _, keys = parse_and_extract(raw)
+                out = converter.convert(raw, keys.dedup_key, keys.order_key, keys.event_time, None)
+                if isinstance(out, str):
+                    failed += 1
+                    continue
+                for w in out.writes:
+                    r = w.resource
+                    model = get_fhir_model_class(r["resourceType"]).model_validate(r)
+                    await conn.execute(
+                        "INSERT OR REPLACE INTO resource(rkey, version, json) VALUES(?,?,?)",
+                        (f"{r['resourceType']}/{r['id']}", 1, model.model_dump_json()),
+                    )
+                    resources += 1
+                await conn.commit()
+        return resources, failed
+
+    t0 = time.perf_counter()
+    resources, failed = asyncio.run(go())
+    return {"wall": time.perf_counter() - t0, "messages": len(msgs), "resources": resources,
+            "failed": failed}
+
+
+def child_floor(scen: Path, db: Path, batch: int) -> dict:
+    """Read + frame every message, orjson a small dict each, insert in big batches."""
+    import aiosqlite
+    import orjson
+
+    from shcr_sim.hl7.files import iter_messages
+
+    backload, live = scenario_files(scen)
+
+    async def go() -> int:
+        n = 0
+        async with aiosqlite.connect(str(db), isolation_level=None) as conn:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute("PRAGMA synchronous=NORMAL")
+            await conn.execute("CREATE TABLE IF NOT EXISTS floor (seq INTEGER PRIMARY KEY, "
+                               "body BLOB NOT NULL)")
+            rows: list[tuple[int, bytes]] = []
+            for f in backload + live:
+                for m in iter_messages(f):
+                    n += 1
+                    rows.append((n, orjson.dumps({"file": f.name, "i": m.index,
+                                                  "len": len(m.text)})))
+                    if len(rows) >= batch:
+                        await conn.executemany("INSERT INTO floor VALUES(?,?)", rows)
+                        rows = []
+            if rows:
+                await conn.executemany("INSERT INTO floor VALUES(?,?)", rows)
+        return n
+
+    t0 = time.perf_counter()
+    n = asyncio.run(go())
+    return {"wall": time.perf_counter() - t0, "messages": n}
+
+
+# -- running a child with RSS sampling ---------------------------------------------
+def _tree_rss(pid: int) -> int:
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def run_child(job: list[str]) -> dict:
+    """Run ``run.py --child ...`` and return its JSON plus CPU seconds and peak tree RSS."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child", *job],
+                            stdout=subprocess.PIPE, text=True)
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _tree_rss(proc.pid))
+            done.wait(0.05)
+
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    stdout, _ = proc.communicate()
+    done.set()
+    t.join()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark child {job[0]} failed (exit {proc.returncode})")
+    out = json.loads(stdout.strip().splitlines()[-1])
+    out["cpu"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    # ru_maxrss (KiB) is the largest single child; the sampled figure sums the tree
+    out["peak_rss"] = max(peak[0], after.ru_maxrss * 1024)
+    return out
+
+
+# -- report -------------------------------------------------------------------------
+STAGE_NAMES = {"read": "read+frame", "enqueue": "enqueue", "sequence": "sequence",
+               "convert": "convert", "validate": "validate", "store": "store"}
+
+
+def _rate(n: float, s: float) -> str:
+    return f"{n / s:>10,.0f}" if s > 0 and n else f"{'-':>10}"
+
+
+def report(results: dict[str, dict], obvious: dict | None, floor: dict | None,
+           messages: int) -> list[str]:
+    lines = []
+    for mode, r in results.items():
+        cores = r["cpu"] / r["wall"] if r["wall"] else 1.0
+        e2e = r["messages"] / r["wall"]
+        lines.append(f"\n== replay, validation {mode}: {r['messages']:,} messages, "
+                     f"{r['resources']:,} resources, reconciled={r['reconciled']}")
+        lines.append(f"  {'stage':<12}{'busy s':>9}{'msg/s':>11}")
+        for s, name in STAGE_NAMES.items():
+            st = r["stages"].get(s, {"seconds": 0.0, "messages": 0})
+            n = st["messages"] if s == "validate" else r["messages"]
+            lines.append(f"  {name:<12}{st['seconds']:>9.2f}{_rate(n, st['seconds'])}"
+                         + (f"   ({st['messages']:,} bundles validated)" if s == "validate"
+                            and st["messages"] else ""))
+        lines.append(f"  {'end to end':<12}{r['wall']:>9.2f}{_rate(r['messages'], r['wall'])}")
+        lines.append(f"  cores used {cores:.2f} (cpu {r['cpu']:.1f}s) → "
+                     f"{e2e / max(cores, 1e-9):,.0f} msg/s per core; "
+                     f"peak RSS {r['peak_rss'] / 2**20:,.0f} MiB")
+        for lane, lat in r["latency"].items():
+            lines.append(f"  enqueue→stored {lane:<8} p50 {lat['p50'] * 1000:9.1f} ms   "
+                         f"p99 {lat['p99'] * 1000:9.1f} ms   ({int(lat['messages']):,} applied)")
+        if "verify" in r:
+            v = r["verify"]
+            lines.append(f"  verify: ok={v['ok']} differences={v['differences']} "
+                         f"in {v['seconds']:.1f}s")
+    ref = results.get("sampled") or next(iter(results.values()), None)
+    lines.append("\n== references (same files, same run)")
+    if obvious:
+        o_rate = obvious["messages"] / obvious["wall"]
+        lines.append(f"  obvious implementation: {obvious['messages']:,} messages in "
+                     f"{obvious['wall']:.2f}s = {o_rate:,.1f} msg/s "
+                     f"({obvious['failed']} failed), peak RSS "
+                     f"{obvious['peak_rss'] / 2**20:,.0f} MiB")
+        if ref:
+            e2e = ref["messages"] / ref["wall"]
+            lines.append(f"    engine / obvious = {e2e / o_rate:,.0f}×")
+    if floor:
+        f_rate = floor["messages"] / floor["wall"]
+        lines.append(f"  I/O floor: {floor['messages']:,} messages in {floor['wall']:.2f}s = "
+                     f"{f_rate:,.0f} msg/s")
+        if ref:
+            e2e = ref["messages"] / ref["wall"]
+            lines.append(f"    floor / engine = {f_rate / e2e:,.1f}× (target ≤ 3×)")
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--messages", type=int, default=100_000)
+    ap.add_argument("--sample", type=int, default=200,
+                    help="messages through the obvious implementation")
+    ap.add_argument("--validate", default="off,sampled,full",
+                    help="comma list of validation modes to replay with")
+    ap.add_argument("--batch", type=int, default=2000, help="engine batch size")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--cache", type=Path, default=CACHE, help="where scenarios are kept")
+    ap.add_argument("--workdir", type=Path, default=None, help="where databases go (temp)")
+    ap.add_argument("--verify", action="store_true", help="verify after the sampled replay")
+    ap.add_argument("--no-references", action="store_true")
+    ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    if args.child:
+        kind, *rest = args.child
+        if kind == "replay":
+            scen, db, mode, batch, verify = rest
+            out = child_replay(Path(scen), Path(db), mode, int(batch), verify == "1")
+        elif kind == "obvious":
+            scen, db, sample = rest
+            out = child_obvious(Path(scen), Path(db), int(sample))
+        else:
+            scen, db, batch = rest
+            out = child_floor(Path(scen), Path(db), int(batch))
+        print(json.dumps(out))
+        return
+
+    modes = [m.strip() for m in args.validate.split(",") if m.strip()]
+    for m in modes:
+        if m not in MODES:
+            raise SystemExit(f"--validate: {m!r} is not one of {', '.join(MODES)}")
+    args.cache.mkdir(parents=True, exist_ok=True)
+    scen = scenario_dir(args.cache, args.messages, args.seed)
+    work = Path(tempfile.mkdtemp(prefix="shcr-bench-", dir=args.workdir))
+    try:
+        results: dict[str, dict] = {}
+        for mode in modes:
+            verify = "1" if args.verify and mode == (
+                "sampled" if "sampled" in modes else modes[0]) else "0"
+            print(f"replay, validation {mode} …", file=sys.stderr)
+            results[mode] = run_child(["replay", str(scen), str(work / f"{mode}.db"), mode,
+                                       str(args.batch), verify])
+        obvious = floor = None
+        if not args.no_references:
+            print("obvious implementation …", file=sys.stderr)
+            obvious = run_child(["obvious", str(scen), str(work / "obvious.db"),
+                                 str(args.sample)])
+            print("I/O floor …", file=sys.stderr)
+            floor = run_child(["floor", str(scen), str(work / "floor.db"), str(args.batch)])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"shcr-sim replay benchmark: {args.messages:,} messages requested (seed {args.seed}), "
+          f"{os.cpu_count()} cores on this machine, python {sys.version.split()[0]}")
+    print("\n".join(report(results, obvious, floor, args.messages)))
+    if args.json:
+        args.json.write_text(json.dumps({"messages": args.messages, "replays": results,
+                                         "obvious": obvious, "floor": floor}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
