@@ -148,3 +148,9 @@ def test_format_fraction_and_without_offset() -> None:
     assert format_ts(dt, "fraction") == "20240705143015.123+0100"
     assert format_ts(dt, "minute", with_offset=False) == "202407051430"
     assert format_ts(dt, "day") == "20240705"
+
+
+@pytest.mark.parametrize("text", ["2024-01-01", "2024-01-01T10:00:00", "01/02/2024", "abcd0101"])
+def test_iso_and_other_formats_are_named_as_not_hl7(text: str) -> None:
+    with pytest.raises(TimestampError, match="not an HL7 timestamp"):
+        parse_ts(text)

@@ -126,6 +126,8 @@ def parse_ts(text: str, default_tz: str = "Europe/London") -> HL7Time | None:
     s = text.split("^", 1)[0].strip()  # TS may carry a degree-of-precision component
     if not s:
         return None
+    if not s[:4].isdigit() or any(c in s for c in ":T /"):
+        raise TimestampError(f"not an HL7 timestamp: {text!r}")
     offset: timezone | None = None
     pos = s.find("+", 4)
     if pos == -1:
@@ -134,7 +136,9 @@ def parse_ts(text: str, default_tz: str = "Europe/London") -> HL7Time | None:
         off = s[pos + 1 :]
         sign = s[pos]
         s = s[:pos]
-        if len(off) != 4 or not (off.isascii() and off.isdigit()) or int(off[2:]) > 59:
+        if not (off.isascii() and off.isdigit()):
+            raise TimestampError(f"not an HL7 timestamp: {text!r}")
+        if len(off) != 4 or int(off[2:]) > 59:
             raise TimestampError(f"bad UTC offset in {text!r}")
         minutes = int(off[:2]) * 60 + int(off[2:])
         if minutes > 14 * 60:
