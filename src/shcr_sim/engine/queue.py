@@ -7,9 +7,14 @@ MSH-10) — the first copy wins, later copies are kept as ``duplicate`` rows so 
 are still counted — and commits the whole batch in one transaction. Only after
 ``accept`` returns may the MLLP listener send an AA.
 
-``received`` is the state of a row whose keys could not be read yet; ``accept``
-reads keys in the same transaction, so rows are written directly as ``queued``,
-``duplicate`` or ``dead-lettered``.
+``received`` and "keyed" happen inside one transaction: ``accept`` reads each
+message's keys before it writes anything and inserts the row directly as
+``queued``, ``duplicate`` or ``dead-lettered``. So ``received`` is never durably
+observable on its own — a message is either not in the queue at all (not yet
+accepted, no ACK sent) or already queued / duplicate / dead-lettered; no row ever
+has state ``received``. The durable states are therefore queued → released →
+applied / duplicate / dead-lettered, with ``released`` put back to ``queued`` by
+``recover`` after a crash.
 """
 
 from __future__ import annotations
@@ -123,11 +128,13 @@ def _header_guess(raw: str) -> tuple[str, str, str, str]:
         return "", "", "", ""
     fields = head.split("\r", 1)[0].split("\n", 1)[0].split(head[3])
     fields.insert(1, head[3])
+    comp = head[4] if len(head) > 4 and head[4] not in (head[3], "\r", "\n") else "^"
 
-    def f(n: int, comp: str = "^") -> str:
+    def f(n: int) -> str:
         return fields[n].split(comp, 1)[0] if n < len(fields) else ""
 
-    return f(3), f(4), f(10), "^".join(fields[9].split("^")[:2]) if len(fields) > 9 else ""
+    # the message's own delimiters (MSH-1, MSH-2); the type is labelled with "^"
+    return f(3), f(4), f(10), "^".join(fields[9].split(comp)[:2]) if len(fields) > 9 else ""
 
 
 class DurableQueue:
