@@ -71,3 +71,30 @@ async def test_token_bucket_waits_in_proportion(monkeypatch: pytest.MonkeyPatch)
     await unlimited.take(10_000)
     assert sum(waits) == pytest.approx(2.5)
     assert asyncio.iscoroutinefunction(bucket.take)
+
+
+def test_malformed_clinical_time_is_an_error_naming_the_field() -> None:
+    bad = adt("1", "20240101120000+0000").replace("EVN|A08|20240101120000+0000",
+                                                   "EVN|A08|2024-01-01 noon")
+    with pytest.raises(KeysError, match=r"EVN-2: not an HL7 timestamp: '2024-01-01 noon'"):
+        extract(parse(bad))
+    oru = "\r".join([
+        "MSH|^~\\&|PAS|RXX01|SHCR|SHCR|20240105000000+0000||ORU^R01|9|P|2.4",
+        "PID|1||9990000018^^^NHS^NH",
+        "OBR|1|||CODE|||yesterday",
+    ])
+    with pytest.raises(KeysError, match="OBR-7: not an HL7 timestamp"):
+        extract(parse(oru))
+
+
+def test_event_time_follows_the_converters_rule_evn6_before_evn2() -> None:
+    from shcr_sim.fhir import convert_message, load_mapping
+
+    msg = adt("1", "20240101120000+0000").replace(
+        "EVN|A08|20240101120000+0000", "EVN|A08|20240105090000+0000||||20240101080000+0000")
+    keys = extract(parse(msg))
+    assert keys.event_time == "20240101080000+0000"  # EVN-6: when it occurred
+    conv = convert_message(parse(msg), load_mapping("itk-acute"))
+    assert conv.event_time is not None and conv.event_time.startswith("2024-01-01T08:00")
+    only_evn2 = extract(parse(adt("2", "20240105090000+0000")))
+    assert only_evn2.event_time == "20240105090000+0000"

@@ -76,3 +76,19 @@ async def test_claim_orders_by_patient_then_event_time(tmp_path: Path) -> None:
     await q.finish(applied=[r.seq for r in await q.claim("backload", 10)])
     assert await q.counts() == {"applied": 3}
     await q.close()
+
+
+async def test_dead_letter_labels_use_the_messages_own_delimiters(tmp_path: Path) -> None:
+    q = await DurableQueue.open(tmp_path / "q.db", senders=[("PAS", "RXX01")])
+    odd = "\r".join([
+        "MSH#*~\\&#PAS*X#RXX01*Y#SHCR#SHCR#20240101120500+0000##ADT*A04*ADT_A01#c7*9#P#2.4",
+        "EVN#A04#20240101120000+0000",
+        "PID#1##",  # no patient identifier: dead-lettered at accept
+    ])
+    out = await q.accept([Inbound(odd)])
+    assert out[0].status == "dead-lettered"
+    row = await q.get(out[0].seq)
+    assert row is not None
+    assert (row.sender_app, row.sender_fac, row.control_id, row.message_type) == (
+        "PAS", "RXX01", "c7", "ADT^A04")
+    await q.close()

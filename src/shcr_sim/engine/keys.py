@@ -105,32 +105,49 @@ def patient_key(msg: Message) -> str:
 
 
 def _event_candidates(msg: Message) -> list[tuple[str, str]]:
+    """The clinical time fields of a message, most specific first (see ``event_time``)."""
     kind = msg.message_type.split("^", 1)[0]
     if kind == "ADT":
-        return [("EVN-2", msg.get("EVN-2"))]
+        return [("EVN-6", msg.get("EVN-6.1")), ("EVN-2", msg.get("EVN-2.1"))]
     if kind == "ORU":
-        return [("OBR-7", msg.get("OBR-7")), ("OBR-22", msg.get("OBR-22"))]
+        return [("OBR-7", msg.get("OBR-7.1")), ("OBR-22", msg.get("OBR-22.1"))]
     if kind == "MDM":
-        return [("TXA-4", msg.get("TXA-4")), ("TXA-6", msg.get("TXA-6"))]
+        return [("TXA-6", msg.get("TXA-6.1")), ("TXA-4", msg.get("TXA-4.1"))]
     if kind in ("OMP", "RDE", "RDS", "ORM"):
-        return [("ORC-9", msg.get("ORC-9")), ("RXE-1", msg.get("RXE-1.4"))]
+        return [("ORC-9", msg.get("ORC-9.1"))]
     return []
 
 
 def event_time(msg: Message, tz: str = DEFAULT_TZ) -> tuple[float, str]:
-    """(epoch, HL7 text) of the clinically relevant time, falling back to MSH-7."""
-    for _path, text in _event_candidates(msg):
+    """(epoch, HL7 text) of the clinically relevant time.
+
+    The rule is the converter's (``fhir/convert.py``), so the ordering key and the
+    event time stored with each resource version always agree:
+
+    - ADT: EVN-6 (event occurred, HL7 v2.4+) when valued, else EVN-2 (recorded);
+    - ORU: the first OBR's OBR-7 (observation time), else OBR-22 (results reported);
+    - MDM: TXA-6 (origination), else TXA-4 (activity time);
+    - OMP/RDE/RDS/ORM: the first ORC's ORC-9 (transaction time);
+    - otherwise, or when none of those is valued: MSH-7.
+
+    The first *valued* field wins. A valued field that is not an HL7 timestamp is
+    an error naming the field (the message is dead-lettered), never silently
+    replaced by MSH-7.
+    """
+    for path, text in _event_candidates(msg):
+        if not text:
+            continue
         try:
             ts = parse_ts(text, tz)
-        except TimestampError:
-            ts = None  # a bad clinical time falls back to the message time
+        except TimestampError as exc:
+            raise KeysError(f"{path}: not an HL7 timestamp: {text!r} ({exc})") from None
         if ts is not None:
             return ts.epoch, text
-    text = msg.get("MSH-7")
+    text = msg.get("MSH-7.1")
     try:
         ts = parse_ts(text, tz)
     except TimestampError as exc:
-        raise KeysError(f"MSH-7: {exc}") from None
+        raise KeysError(f"MSH-7: not an HL7 timestamp: {text!r} ({exc})") from None
     if ts is None:
         raise KeysError("MSH-7: no event time (message date/time is empty)")
     return ts.epoch, text
@@ -157,7 +174,7 @@ def extract(msg: Message, tz: str = DEFAULT_TZ) -> MessageKeys:
         raise KeysError("MSH-9: message type is empty")
     epoch, text = event_time(msg, tz)
     try:
-        msh7 = parse_ts(msg.get("MSH-7"), tz)
+        msh7 = parse_ts(msg.get("MSH-7.1"), tz)
     except TimestampError:
         msh7 = None
     prec = PRECEDENCE.get(mtype, OTHER_PRECEDENCE)
