@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..hl7 import Segment
+from ..nhs_number import is_valid as is_valid_nhs
 from .datatypes import (
     GMP,
     NHS_NUMBER,
@@ -83,6 +84,7 @@ def patient_key(ctx: Ctx, pid: Segment, where: str = "PID") -> tuple[PatientKey,
     cfg = ctx.config
     fields = tuple(sorted({int(f.split("-")[1]) for f in cfg.nhs_fields} | {3}))
     key = PatientKey()
+    bad_nhs = ""
     identifiers: list[dict] = []
     others: list[dict] = []
     for n, c in _id_reps(ctx, pid, fields):
@@ -90,8 +92,14 @@ def patient_key(ctx: Ctx, pid: Segment, where: str = "PID") -> tuple[PatientKey,
         if not value:
             continue
         if _is_nhs(ctx, c):
-            if not key.nhs:
-                key.nhs = value.replace(" ", "")
+            number = value.replace(" ", "")
+            if not is_valid_nhs(number):
+                # UK practice: an invalid number is never shown as an NHS number
+                ctx.unmapped.append(f"{where}-{n}: NHS number {value!r} fails the modulus-11 "
+                                    "check; not used (patient keyed by local MRN)")
+                bad_nhs = bad_nhs or value
+            elif not key.nhs:
+                key.nhs = number
             continue
         if n == 2:
             continue  # PID-2 is only read for the NHS number (external id)
@@ -133,6 +141,9 @@ def patient_key(ctx: Ctx, pid: Segment, where: str = "PID") -> tuple[PatientKey,
         key.id = stable_id(key.authority, key.mrn)
     elif key.nhs:
         key.id = stable_id("nhs", key.nhs)
+    elif bad_nhs:
+        raise ctx.error(where, f"{where}-3", f"no patient identifier: NHS number {bad_nhs!r} "
+                        "fails the modulus-11 check and there is no local MRN")
     else:
         raise ctx.error(where, f"{where}-3", "no patient identifier (neither NHS number nor MRN)")
     return key, identifiers

@@ -1,0 +1,28 @@
+"""NHS number modulus-11 check: the one implementation every area shares.
+
+Ten digits; the last is the check digit of the first nine (weights 10..2,
+11 - sum mod 11, 11 → 0; a result of 10 is never issued). Keeping one copy
+means the generator, the engine's patient key and the converter can never
+disagree about which numbers are NHS numbers.
+"""
+
+from __future__ import annotations
+
+_WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
+
+
+def check_digit(first9: str) -> int | None:
+    """The check digit for nine digits; None when it would be 10 or input is not 9 digits."""
+    if len(first9) != 9 or not first9.isascii() or not first9.isdigit():
+        return None
+    check = 11 - sum(int(d) * w for d, w in zip(first9, _WEIGHTS, strict=True)) % 11
+    if check == 11:
+        return 0
+    return None if check == 10 else check
+
+
+def is_valid(nhs: str) -> bool:
+    """True for exactly ten ASCII digits whose last is the modulus-11 check digit."""
+    if len(nhs) != 10 or not nhs.isascii() or not nhs.isdigit():
+        return False
+    return check_digit(nhs[:9]) == int(nhs[9])
