@@ -6,6 +6,7 @@ No mapping rules here — those live in ``fhir/``.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ class TrustInfo:
     ods: str
     flavour: str
     name: str = ""
+    timezone: str = ""  # overrides the mapping's time zone when set (--trusts FILE)
 
 
 @dataclass(slots=True)
@@ -84,6 +86,8 @@ class Converter:
             trust = self.trusts.get(key) if self.trusts is not None else None
             if trust is not None:
                 cfg = self._mapping_for_trust(ods, trust.flavour, trust.name)
+                if trust.timezone:
+                    cfg = dataclasses.replace(cfg, timezone=trust.timezone)
             else:
                 flavour = FLAVOUR_BY_VERSION.get(version, "itk-acute")
                 cfg = self._mapping_for_trust(ods, flavour)

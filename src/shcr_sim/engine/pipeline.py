@@ -104,7 +104,9 @@ class Engine:
         await queue.conn.executescript(MERGES_SCHEMA)
         if trusts is not None:
             await queue.set_meta(
-                "trusts", orjson.dumps([[t.app, t.ods, t.flavour, t.name] for t in trusts]).decode()
+                "trusts",
+                orjson.dumps([[t.app, t.ods, t.flavour, t.name, t.timezone]
+                              for t in trusts]).decode(),
             )
         else:
             saved = await queue.get_meta("trusts")
