@@ -44,6 +44,14 @@ class ApplyResult:
         return self
 
 
+class StoreUnavailable(ConnectionError):
+    """The store refused a batch for now (down, in maintenance): nothing was written.
+
+    The engine's release path keeps the batch's rows released and retries with
+    back-off; any back end that can be unreachable raises this.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class Version:
     version: int

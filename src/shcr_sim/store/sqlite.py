@@ -7,6 +7,7 @@ One batch = one transaction: current rows for the batch are read with chunked
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import aiosqlite
 import orjson
 
-from .base import ApplyResult, Resource, Version, Write, content_hash
+from .base import ApplyResult, Resource, StoreUnavailable, Version, Write, content_hash
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS resource (
@@ -53,7 +54,14 @@ CREATE TABLE IF NOT EXISTS patient_index (
 CREATE TABLE IF NOT EXISTS identifier_index (
   ident TEXT NOT NULL, rkey TEXT NOT NULL, PRIMARY KEY (ident, rkey)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS store_control (key TEXT PRIMARY KEY, value REAL NOT NULL);
 """
+UNAVAILABLE_SQL = "SELECT value FROM store_control WHERE key='unavailable_until'"
+
+
+def _remaining(row: Any) -> float:
+    """Seconds an ``unavailable_until`` row still has to run (0.0: available)."""
+    return max(float(row[0]) - time.time(), 0.0) if row else 0.0
 
 
 def _now() -> str:
@@ -88,6 +96,24 @@ class SqliteStore:
     async def close(self) -> None:
         await self.conn.close()
 
+    async def set_unavailable(self, until: float) -> None:
+        """Refuse writes until ``until`` (epoch seconds; 0: available again).
+
+        The store-outage fault. The switch lives in the database, so every engine
+        writing to this store (the live release, a backload replay in another
+        process) is refused alike: ``apply`` raises ``StoreUnavailable``.
+        """
+        await self.conn.execute(
+            "INSERT INTO store_control(key, value) VALUES('unavailable_until', ?) "
+            "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            (until,),
+        )
+
+    async def unavailable_for(self) -> float:
+        """Seconds the store goes on refusing writes (0.0: available)."""
+        async with self.conn.execute(UNAVAILABLE_SQL) as cur:
+            return _remaining(await cur.fetchone())
+
     async def _fetch_in(self, sql: str, values: Sequence[Any]) -> list[Any]:
         out: list[Any] = []
         for i in range(0, len(values), 500):
@@ -111,6 +137,9 @@ class SqliteStore:
         msg_ids = sorted({p[2].message_id for p in prepared})
         await self.conn.execute("BEGIN IMMEDIATE")
         try:
+            async with self.conn.execute(UNAVAILABLE_SQL) as cur:
+                if (left := _remaining(await cur.fetchone())) > 0:
+                    raise StoreUnavailable(f"record store unavailable for another {left:.1f} s")
             state: dict[str, dict[str, Any]] = {
                 row[0]: {"version": row[1], "max_version": row[2], "order_key": row[3],
                          "hash": row[4], "event_time": row[5], "message_id": row[6]}
