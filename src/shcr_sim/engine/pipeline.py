@@ -13,6 +13,7 @@ idempotent writes make the second application a no-op.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ import orjson
 
 from shcr_sim.hl7 import HL7Error, parse
 from shcr_sim.store import ApplyResult, SqliteStore, Write
+from shcr_sim.store.base import StoreUnavailable
 
 from .convert import Converted, Converter, MergeMap, TrustInfo
 from .keys import MERGE_TYPES
@@ -42,6 +44,7 @@ class ReleaseStats:
     applied: int = 0
     dead: int = 0
     reapplied: int = 0  # re-applied because a merge was learned after them
+    store_refused: int = 0  # store writes refused (store unavailable), each retried
     store: ApplyResult = field(default_factory=ApplyResult)
 
 
@@ -88,6 +91,7 @@ class Engine:
         self.stats = ReleaseStats()
         self._merge_scan_seq = 0
         self.clock = StageClock()
+        self.store_retry = (0.05, 2.0)  # back-off (first, longest) while the store is down
 
     @classmethod
     async def open(
@@ -180,9 +184,24 @@ class Engine:
         if rows:  # released first, so a crash here re-queues them (see recover)
             await self.queue.mark_released([r.seq for r in rows])
             writes, ok, dead = self.convert_rows(rows)
-            await self.store.apply(writes)
+            await self.store_apply(writes)
             await self.queue.finish(ok, dead)
             self.stats.reapplied += len(rows)
+
+    async def store_apply(self, writes: Sequence[Write]) -> ApplyResult:
+        """``store.apply`` that waits out an unavailable store, retrying with back-off.
+
+        The batch's rows stay ``released`` meanwhile (a restart re-queues them), and
+        inbound keeps accepting into the queue, so the queue grows and then drains.
+        """
+        delay, longest = self.store_retry
+        while True:
+            try:
+                return await self.store.apply(writes)
+            except StoreUnavailable:
+                self.stats.store_refused += 1
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, longest)
 
     def convert_rows(
         self, rows: Iterable[QueueRow]
@@ -212,7 +231,7 @@ class Engine:
         clock.add("validate", validated, conv.validated - n0)
         await self.bucket.take(len(rows))
         with clock.time("store", len(rows)):
-            result = await self.store.apply(writes)
+            result = await self.store_apply(writes)
             await self.queue.finish(ok, dead)
         self.stats.released += len(rows)
         self.stats.applied += len(ok)
