@@ -83,6 +83,13 @@ def inspect(
 # --- fhir: conversion and the mapping harness ----------------------------------
 
 
+def _scenario_trusts() -> dict[str, tuple[str, str]]:
+    """ODS → (flavour, name) of the built-in scenario's trusts: how fhir commands pick a mapping."""
+    from .feeds.scenario import load_scenario
+
+    return {t.ods: (t.flavour, t.name) for t in load_scenario(None).trusts}
+
+
 @app.command()
 def convert(
     file: str = typer.Argument(..., help="HL7 file: one or more messages (plain, MLLP, batch)"),
@@ -95,7 +102,8 @@ def convert(
     """Convert HL7 v2 messages to FHIR R4 Bundles (one JSON per line; pretty for one)."""
     from .fhir.commands import convert_file
 
-    raise typer.Exit(convert_file(file, mapping, validate))
+    trusts = None if mapping else _scenario_trusts()
+    raise typer.Exit(convert_file(file, mapping, validate, trusts=trusts))
 
 
 mappings_app = typer.Typer(help="Interface-mapping tests and field coverage.",
@@ -116,7 +124,7 @@ def mappings_test(
 
     from .fhir.commands import run_tests
 
-    raise typer.Exit(run_tests(directory, junit, mapping, Console(), strict))
+    raise typer.Exit(run_tests(directory, junit, mapping, Console(), strict, _scenario_trusts()))
 
 
 @mappings_app.command("coverage")
@@ -132,7 +140,8 @@ def mappings_coverage(
 
     from .fhir.commands import run_coverage
 
-    raise typer.Exit(run_coverage([Path(p) for p in paths], mapping, show_all, Console()))
+    raise typer.Exit(run_coverage([Path(p) for p in paths], mapping, show_all, Console(),
+                                  None if mapping else _scenario_trusts()))
 
 
 # --- engine and store: replay, verify, dead letters, the record ---------------

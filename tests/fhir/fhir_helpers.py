@@ -29,3 +29,10 @@ def one(conv: Conversion, rtype: str) -> dict:
     found = by_type(conv, rtype)
     assert len(found) == 1, f"expected one {rtype}, got {len(found)}"
     return found[0]
+
+
+def scenario_trusts() -> dict[str, tuple[str, str]]:
+    """ODS → (flavour, name) of the built-in scenario, as the CLI passes it to fhir commands."""
+    from shcr_sim.feeds.scenario import load_scenario
+
+    return {t.ods: (t.flavour, t.name) for t in load_scenario(None).trusts}

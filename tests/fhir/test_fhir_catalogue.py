@@ -58,11 +58,12 @@ def test_generated_feeds_all_convert_and_validate(tmp_path):
     from shcr_sim.fhir.trusts import mapping_for_message
 
     generate(scenario, tmp_path, messages=250, seed=7)
+    trusts = {t.ods: (t.flavour, t.name) for t in scenario.trusts}
     seen: dict[str, int] = {}
     for path in sorted(tmp_path.rglob("*.hl7")):
         for text in read_messages(path):
             msg = parse(text)
-            flavour = mapping_for_message(msg).name
+            flavour = mapping_for_message(msg, trusts=trusts).name
             conv = convert(text, flavour)  # convert() validates every Bundle
             assert conv.patient_id
             seen[msg.message_type.split("^")[0]] = seen.get(msg.message_type.split("^")[0], 0) + 1

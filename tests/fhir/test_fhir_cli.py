@@ -70,3 +70,40 @@ def test_custom_mapping_file_changes_the_output(tmp_path):
                    if e["resource"]["resourceType"] == "Patient")
     assert {"system": "https://trust.example/Id/mrn", "value": "R0000999"}.items() <= (
         patient["identifier"][1].items())
+
+
+def _with_sender(tmp_path: Path, ods: str) -> Path:
+    text = (CASES / "itk_adt_a28_add_person.hl7").read_text()
+    path = tmp_path / f"{ods}.hl7"
+    path.write_text(text.replace("|NFPAS|RZ1|", f"|NFPAS|{ods}|", 1))
+    return path
+
+
+def test_convert_names_a_guessed_mapping_on_stderr(tmp_path):
+    result = CliRunner().invoke(app, ["convert", str(_with_sender(tmp_path, "RZX"))])
+    assert result.exit_code == 0, result.output
+    assert ("no trust RZX in the default scenario; using mapping itk-acute — pass --mapping "
+            "to choose") in result.stderr
+    assert json.loads(result.stdout)["resourceType"] == "Bundle"  # stdout stays pure JSON
+
+
+def test_convert_is_quiet_for_a_known_trust_or_an_explicit_mapping(tmp_path):
+    known = CliRunner().invoke(app, ["convert", str(_with_sender(tmp_path, "RZ1"))])
+    assert known.exit_code == 0 and "note:" not in known.stderr
+    chosen = CliRunner().invoke(app, ["convert", str(_with_sender(tmp_path, "RZX")),
+                                      "--mapping", "itk-acute"])
+    assert chosen.exit_code == 0 and "note:" not in chosen.stderr
+
+
+def test_fhir_package_does_not_depend_on_feeds():
+    import ast
+
+    package = Path(__file__).resolve().parents[2] / "src" / "shcr_sim" / "fhir"
+    offenders = []
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [f"{'.' * node.level}{node.module or ''}"]
+                     if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{path.name}: {n}" for n in names if "feeds" in n.split(".")]
+    assert offenders == []

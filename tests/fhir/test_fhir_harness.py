@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
+from fhir_helpers import scenario_trusts
 from typer.testing import CliRunner
 
 from shcr_sim.cli import app
@@ -17,14 +18,14 @@ CASES = Path(__file__).resolve().parents[2] / "fixtures" / "mappings"
 
 
 def test_every_shipped_case_passes():
-    results = run_directory(CASES)
+    results = run_directory(CASES, trusts=scenario_trusts())
     assert len(results) >= 40
     failed = {r.name: r.differences for r in results if not r.passed}
     assert failed == {}
 
 
 def test_cases_cover_every_flavour_and_kind():
-    results = run_directory(CASES)
+    results = run_directory(CASES, trusts=scenario_trusts())
     assert {r.mapping for r in results} >= {"itk-acute", "classic-pas", "mh-epr"}
     assert {r.kind for r in results} >= {"exact", "contains", "error"}
 
@@ -40,7 +41,7 @@ def test_wrong_partial_expectation_is_reported_by_fhir_path(tmp_path):
     patient = next(f for f in doc["contains"] if f["resourceType"] == "Patient")
     patient["name"][0]["family"] = "SMYTH"
     path.write_text(json.dumps(doc))
-    [result] = run_directory(tmp_path)
+    [result] = run_directory(tmp_path, trusts=scenario_trusts())
     assert not result.passed
     assert "Patient/RZ1-R0000123.name[0].family: expected 'SMYTH' got 'SMITH'" in (
         result.differences)

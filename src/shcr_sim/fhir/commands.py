@@ -12,15 +12,26 @@ from ..hl7 import HL7Error, parse
 from .convert import convert_message
 from .errors import ConversionError
 from .reading import read_messages
-from .trusts import mapping_for_message
+from .trusts import TrustDirectory, guess_note, mapping_for_message
 from .validate import ValidationError, validate_bundle
 
 
 def convert_file(path: str | Path, mapping: str | None = None, validate: bool = True,
-                 out: TextIO | None = None, err: TextIO | None = None) -> int:
-    """Print one Bundle per message (pretty when there is one); 1 if any message failed."""
+                 out: TextIO | None = None, err: TextIO | None = None,
+                 trusts: TrustDirectory | None = None) -> int:
+    """Print one Bundle per message (pretty when there is one); 1 if any message failed.
+
+    ``trusts`` (ODS → (flavour, name)) picks each message's mapping when there is
+    no ``mapping``; a trust it does not know gets itk-acute and a note on ``err``.
+    """
     out = out or sys.stdout
     err = err or sys.stderr
+    guessed: set[str] = set()
+
+    def on_guess(ods: str, flavour: str) -> None:
+        if ods not in guessed:
+            guessed.add(ods)
+            err.write(guess_note(ods, flavour) + "\n")
     problem = check_mapping(mapping)
     if problem:
         err.write(f"error: {problem}\n")
@@ -38,7 +49,7 @@ def convert_file(path: str | Path, mapping: str | None = None, validate: bool = 
     for index, text in enumerate(texts, 1):
         try:
             msg = parse(text)
-            conv = convert_message(msg, mapping_for_message(msg, mapping))
+            conv = convert_message(msg, mapping_for_message(msg, mapping, trusts, on_guess))
             if validate:
                 validate_bundle(conv.bundle)
         except (HL7Error, ConversionError) as exc:
@@ -68,7 +79,7 @@ def check_mapping(mapping: str | None) -> str:
 
 
 def run_tests(directory: str | Path, junit: str | Path | None, mapping: str | None,
-              console, strict: bool = False) -> int:
+              console, strict: bool = False, trusts: TrustDirectory | None = None) -> int:
     from .harness import discover, render, run_case, write_junit
 
     problem = check_mapping(mapping)
@@ -79,14 +90,15 @@ def run_tests(directory: str | Path, junit: str | Path | None, mapping: str | No
     if not cases:
         console.print(f"[red]no cases (*.hl7 + *.json) under {directory}[/red]")
         return 1
-    results = [run_case(c, mapping, strict) for c in cases]
+    results = [run_case(c, mapping, strict, trusts) for c in cases]
     render(results, console)
     if junit:
         write_junit(results, junit)
     return 0 if all(r.passed for r in results) else 1
 
 
-def run_coverage(paths: list[Path], mapping: str | None, show_all: bool, console) -> int:
+def run_coverage(paths: list[Path], mapping: str | None, show_all: bool, console,
+                 trusts: TrustDirectory | None = None) -> int:
     from .coverage import CoverageReport, add_message, render
 
     problem = check_mapping(mapping)
@@ -101,8 +113,15 @@ def run_coverage(paths: list[Path], mapping: str | None, show_all: bool, console
                                                                                  ".er7")))
         else:
             files.append(p)
+    guessed: set[str] = set()
+
+    def on_guess(ods: str, flavour: str) -> None:
+        if ods not in guessed:
+            guessed.add(ods)
+            console.print(guess_note(ods, flavour), markup=False, highlight=False)
+
     for f in files:
         for text in read_messages(f):
-            add_message(report, text, lambda m: mapping_for_message(m, mapping))
+            add_message(report, text, lambda m: mapping_for_message(m, mapping, trusts, on_guess))
     render(report, console, show_all=show_all)
     return 0 if report.messages else 1

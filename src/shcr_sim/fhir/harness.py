@@ -11,10 +11,11 @@ The expected document is one of (see fixtures/mappings/README.md):
 - ``{"error": {"segment", "field", "reason"}}`` — conversion must fail so.
 
 ``"mapping"`` (a flavour name, or a TOML path relative to the case) picks the
-mapping; otherwise ``--mapping``, then the sending trust in the default
-scenario, then itk-acute. Every Bundle produced is validated with fhir.resources.
-With ``strict``, the message itself must also pass hl7apy's strict structure
-validation (segment order, cardinality, data types of its HL7 version).
+mapping; otherwise ``--mapping``, then the sending trust in ``trusts`` (the CLI
+passes the default scenario's), then itk-acute. Every Bundle produced is
+validated with fhir.resources. With ``strict``, the message itself must also
+pass hl7apy's strict structure validation (segment order, cardinality, data
+types of its HL7 version).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from .compare import diff_bundles, diff_fragment
 from .config import MappingConfig, load_mapping
 from .convert import Conversion, convert_message
 from .errors import ConversionError
-from .trusts import mapping_for_message
+from .trusts import TrustDirectory, mapping_for_message
 from .validate import ValidationError, validate_bundle
 
 
@@ -62,17 +63,19 @@ def discover(directory: str | Path) -> list[Case]:
     return cases
 
 
-def _mapping(doc: dict, case: Case, override: str | None, msg) -> MappingConfig:
+def _mapping(doc: dict, case: Case, override: str | None, msg,
+             trusts: TrustDirectory | None) -> MappingConfig:
     chosen = doc.get("mapping")
     if chosen:
         rel = case.hl7.parent / chosen
         return load_mapping(rel if str(chosen).endswith(".toml") and rel.exists() else chosen)
-    return mapping_for_message(msg, override)
+    return mapping_for_message(msg, override, trusts)
 
 
-def run_case(case: Case, override: str | None = None, strict: bool = False) -> CaseResult:
+def run_case(case: Case, override: str | None = None, strict: bool = False,
+             trusts: TrustDirectory | None = None) -> CaseResult:
     started = time.perf_counter()
-    result = _run(case, override)
+    result = _run(case, override, trusts)
     if strict and result.kind != "missing":
         problem = structure_problem(case.hl7.read_bytes().decode("utf-8-sig", errors="replace"))
         if problem:
@@ -95,7 +98,7 @@ def structure_problem(text: str) -> str:
     return ""
 
 
-def _run(case: Case, override: str | None) -> CaseResult:
+def _run(case: Case, override: str | None, trusts: TrustDirectory | None) -> CaseResult:
     if case.expected is None:
         return CaseResult(case.name, False, "missing", differences=[
             f"no expectation: create {case.hl7.with_suffix('.json').name}"])
@@ -113,7 +116,7 @@ def _run(case: Case, override: str | None) -> CaseResult:
     except HL7Error as exc:
         return _expect_error(case, doc, kind, "", None, exc)
     try:
-        config = _mapping(doc, case, override, msg)
+        config = _mapping(doc, case, override, msg, trusts)
     except (OSError, ValueError) as exc:
         return CaseResult(case.name, False, kind, differences=[f"mapping: {exc}"])
     try:
@@ -180,8 +183,8 @@ def _check_partial(doc: dict, conv: Conversion) -> list[str]:
 
 
 def run_directory(directory: str | Path, override: str | None = None,
-                  strict: bool = False) -> list[CaseResult]:
-    return [run_case(case, override, strict) for case in discover(directory)]
+                  strict: bool = False, trusts: TrustDirectory | None = None) -> list[CaseResult]:
+    return [run_case(case, override, strict, trusts) for case in discover(directory)]
 
 
 def write_junit(results: list[CaseResult], path: str | Path, suite: str = "mappings") -> None:
