@@ -86,6 +86,40 @@ class Live(_Model):
     resend_rate: float = Field(default=0.01, ge=0, le=1)
 
 
+class Run(_Model):
+    """How ``shcr-sim run`` drives the live feeds (its command-line flags override)."""
+
+    rate: float = Field(default=20.0, ge=0, description="live messages/s over all trusts; "
+                        "0 = as fast as the ACKs come back")
+    pattern: Literal["steady", "bursty"] = "steady"
+    heartbeat_interval: float = Field(default=1.0, gt=0, description="seconds between beats")
+    silent_after: float = Field(default=5.0, gt=0, description="heartbeat alert after this "
+                                "many seconds without one")
+    ack_timeout: float = Field(default=2.0, gt=0, description="a sender's wait for an ACK")
+    backload_batch: int = Field(default=500, ge=1, description="backload release batch")
+
+
+class Faults(_Model):
+    """Faults ``shcr-sim run`` injects; times count from the start of the live feeds."""
+
+    store_outage: float = Field(default=0.0, ge=0, description="seconds the record store "
+                                "refuses writes (0: none)")
+    store_outage_at: float = Field(default=5.0, ge=0)
+    ack_delay: float = Field(default=0.0, ge=0, description="seconds an ACK is held back ...")
+    slow_acks: float = Field(default=0.2, ge=0, le=1, description="... for this share")
+    drop_acks: float = Field(default=0.0, ge=0, le=1, description="share of ACKs never sent")
+    resets: float = Field(default=0.0, ge=0, le=1, description="share of ACKs replaced by a "
+                          "connection reset")
+    mid_frame_resets: float = Field(default=0.0, ge=0, le=1, description="chance per read "
+                                    "of a connection reset inside a frame")
+    silent_feed: str = Field(default="", description="ODS code of a trust whose feed "
+                             "(heartbeats included) goes silent")
+    silent_at: float = Field(default=3.0, ge=0)
+    silent_for: float = Field(default=0.0, ge=0, description="0: three times silent_after")
+    malformed_burst: int = Field(default=0, ge=0, description="malformed messages sent "
+                                 "mid-stream by the first live feed")
+
+
 class Scenario(_Model):
     name: str = Field(min_length=1)
     seed: int = 1
@@ -93,6 +127,8 @@ class Scenario(_Model):
     population: Population = Population()
     backload: Backload
     live: Live = Live()
+    run: Run = Run()
+    faults: Faults = Faults()
     trusts: list[Trust] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -102,6 +138,13 @@ class Scenario(_Model):
             if t.ods in seen:
                 raise ValueError(f"duplicate trust ods {t.ods!r}")
             seen.add(t.ods)
+        return self
+
+    @model_validator(mode="after")
+    def _silent_feed_is_a_trust(self) -> Scenario:
+        feed = self.faults.silent_feed
+        if feed and feed not in {t.ods for t in self.trusts}:
+            raise ValueError(f"faults.silent_feed: no trust has ods {feed!r}")
         return self
 
 
