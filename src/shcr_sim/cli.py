@@ -145,9 +145,152 @@ def mappings_coverage(
 
 
 # --- engine and store: replay, verify, dead letters, the record ---------------
-from shcr_sim.engine.commands import register as _register_engine  # noqa: E402
+deadletter_app = typer.Typer(
+    help="Dead letters: see why a message failed and retry it after a fix.",
+    no_args_is_help=True,
+)
+app.add_typer(deadletter_app, name="deadletter")
 
-_register_engine(app)
+_DB_HELP = "SQLite file holding the queue and the record store"
+_TRUSTS_HELP = "TOML file of trusts (one table each: ods, sending_application, flavour)"
+_TRUST_HELP = "A trust as ODS=APP:flavour, e.g. RXX01=PAS:itk-acute (repeatable)"
+
+
+def _engine(fn, *args, **kwargs) -> None:  # noqa: ANN001
+    """Run an engine command: its exit code, or 'error: …' and exit 2 for a user error."""
+    from rich.console import Console
+
+    from .engine.commands import CommandError
+    from .engine.demo import DemoFolderError
+
+    try:
+        code = fn(*args, console=Console(), **kwargs)
+    except (CommandError, DemoFolderError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(code)
+
+
+@app.command()
+def replay(
+    dirs: list[str] = typer.Argument(None, help="Extract folders (or files)"),  # noqa: B008
+    db: str = typer.Option(..., "--db", help=_DB_HELP),
+    live: list[str] = typer.Option(None, "--live", help="Live feed file(s)"),  # noqa: B008
+    scenario: str | None = typer.Option(None, "--scenario", help="Scenario TOML (its trusts)"),
+    trusts: str | None = typer.Option(None, "--trusts", help=_TRUSTS_HELP),
+    trust: list[str] = typer.Option(None, "--trust", help=_TRUST_HELP),  # noqa: B008
+    rate: float | None = typer.Option(None, "--rate", help="Max messages/s to the store"),
+    validate: str = typer.Option("off", "--validate", help="full | sampled | off"),
+    batch: int = typer.Option(1000, "--batch", min=1, help="Release batch size"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables"),
+) -> None:
+    """Replay extracts (and live feeds) through the engine into the record store.
+
+    Resumable: run the same command again after a crash and it carries on.
+    """
+    from pathlib import Path
+
+    from .engine.commands import replay_command
+
+    _engine(replay_command, Path(db), [Path(d) for d in dirs or []],
+            [Path(f) for f in live or []], scenario=Path(scenario) if scenario else None,
+            trusts_file=Path(trusts) if trusts else None, trust_specs=trust or [], rate=rate,
+            validate=validate, batch=batch, as_json=as_json)
+
+
+@app.command()
+def verify(
+    dirs: list[str] = typer.Argument(None, help="Extract folders (or files)"),  # noqa: B008
+    db: str = typer.Option(..., "--db", help=_DB_HELP),
+    live: list[str] = typer.Option(None, "--live", help="Live feed file(s)"),  # noqa: B008
+    trusts: str | None = typer.Option(None, "--trusts", help=_TRUSTS_HELP),
+    trust: list[str] = typer.Option(None, "--trust", help=_TRUST_HELP),  # noqa: B008
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables"),
+) -> None:
+    """Rebuild every patient's journey independently and compare it with the store."""
+    from pathlib import Path
+
+    from .engine.commands import verify_command
+
+    _engine(verify_command, Path(db), [Path(d) for d in dirs or []],
+            [Path(f) for f in live or []], trusts_file=Path(trusts) if trusts else None,
+            trust_specs=trust or [], as_json=as_json)
+
+
+@deadletter_app.command("list")
+def deadletter_list(
+    db: str = typer.Option(..., "--db", help=_DB_HELP),
+    limit: int = typer.Option(100, "--limit", min=1),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table"),
+) -> None:
+    """List dead-lettered messages with the reason each failed."""
+    from pathlib import Path
+
+    from .engine.commands import deadletter_list_command
+
+    _engine(deadletter_list_command, Path(db), limit, as_json)
+
+
+@deadletter_app.command("show")
+def deadletter_show(
+    seq: int = typer.Argument(..., help="Dead letter id"),
+    db: str = typer.Option(..., "--db", help=_DB_HELP),
+) -> None:
+    """Show one dead letter: why it failed, where it came from, its text."""
+    from pathlib import Path
+
+    from .engine.commands import deadletter_show_command
+
+    _engine(deadletter_show_command, Path(db), seq)
+
+
+@deadletter_app.command("retry")
+def deadletter_retry(
+    seq: int | None = typer.Argument(None, help="Dead letter id (or use --all)"),
+    db: str = typer.Option(..., "--db", help=_DB_HELP),
+    all_: bool = typer.Option(False, "--all", help="Retry every dead letter"),
+    trusts: str | None = typer.Option(None, "--trusts", help=_TRUSTS_HELP),
+    trust: list[str] = typer.Option(None, "--trust", help=_TRUST_HELP),  # noqa: B008
+) -> None:
+    """Re-read keys, re-run conversion with the current mappings and apply (older never
+    overwrites newer). Add a missing trust with --trusts/--trust."""
+    from pathlib import Path
+
+    from .engine.commands import deadletter_retry_command
+
+    _engine(deadletter_retry_command, Path(db), seq, all_,
+            trusts_file=Path(trusts) if trusts else None, trust_specs=trust or [])
+
+
+@app.command()
+def record(
+    nhs_number: str | None = typer.Argument(None, help="NHS number (10 digits)"),
+    db: str = typer.Option(..., "--db", help=_DB_HELP),
+    mrn: str | None = typer.Option(None, "--mrn", help="Look up by a trust's MRN: ODS:MRN"),
+    as_json: bool = typer.Option(False, "--json", help="Print the FHIR resources as JSON"),
+) -> None:
+    """Show a patient's shared record: demographics, identifiers, timeline."""
+    from pathlib import Path
+
+    from .engine.commands import record_command
+
+    _engine(record_command, Path(db), nhs_number, mrn, as_json)
+
+
+@app.command()
+def demo(
+    out: str = typer.Option("demo-out", "--out", help="Working folder (empty, new or a "
+                            "previous demo's)"),
+    messages: int = typer.Option(4000, "--messages", min=100, help="Approximate message count"),
+    seed: int = typer.Option(1, "--seed"),
+) -> None:
+    """Generate the default scenario small, replay it with live traffic, verify it,
+    show the reconciliation and one multi-trust patient's record."""
+    from pathlib import Path
+
+    from .engine.demo import run_demo
+
+    _engine(run_demo, Path(out), messages, seed)
 
 # --- live: MLLP, monitoring, dashboard -----------------------------------------
 

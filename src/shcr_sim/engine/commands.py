@@ -1,7 +1,8 @@
-"""The engine/store commands: replay, verify, deadletter, record, demo.
+"""What the engine/store commands do: replay, verify, deadletter, record, demo.
 
-Registered on the main typer app by ``cli.py``; heavy imports happen inside each
-command so ``shcr-sim --help`` stays fast.
+Plain functions (no typer): ``cli.py`` parses the arguments and calls these, which
+print with rich and return the exit code. A user error (a missing file or
+database, a bad ``--trust``) raises ``CommandError`` before anything is created.
 """
 
 from __future__ import annotations
@@ -9,58 +10,95 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
 
-import typer
+from rich.console import Console
 
-deadletter_app = typer.Typer(
-    help="Dead letters: see why a message failed and retry it after a fix.",
-    no_args_is_help=True,
-)
-
-DbOpt = Annotated[
-    Path, typer.Option("--db", help="SQLite file holding the queue and the record store.")
-]
-DirsArg = Annotated[list[Path], typer.Argument(help="Extract folders (or files).")]
-LiveOpt = Annotated[list[Path] | None, typer.Option("--live", help="Live feed file(s).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+from .convert import TrustInfo
+from .inbound import EXTRACT_SUFFIXES
 
 
-def _console():  # noqa: ANN202 - rich is imported lazily
-    from rich.console import Console
-
-    return Console()
+class CommandError(Exception):
+    """A user error: printed as ``error: …`` with a non-zero exit, nothing changed."""
 
 
-def replay(
-    dirs: DirsArg,
-    db: DbOpt,
-    live: LiveOpt = None,
-    scenario: Annotated[Path | None, typer.Option(help="Scenario TOML (trusts).")] = None,
-    rate: Annotated[float | None, typer.Option(help="Max messages/s to the store.")] = None,
-    validate: Annotated[str, typer.Option("--validate", help="full | sampled | off")] = "off",
-    batch: Annotated[int, typer.Option("--batch", help="Release batch size.")] = 1000,
-    as_json: JsonOpt = False,
-) -> None:
-    """Replay extracts (and live feeds) through the engine into the record store.
+# -- checks that run before anything is opened -------------------------------------
+def check_inputs(dirs: Sequence[Path], live: Sequence[Path]) -> None:
+    """Every extract folder/file and live path exists and holds HL7 files."""
+    if not dirs and not live:
+        raise CommandError("give at least one extract folder or file (or --live FILE)")
+    for d in dirs:
+        p = Path(d)
+        if not p.exists():
+            raise CommandError(f"no such file or directory: {p}")
+        if p.is_dir():
+            root = p / "backload" if (p / "backload").is_dir() else p
+            if not any(f.is_file() and f.suffix.lower() in EXTRACT_SUFFIXES
+                       for f in root.rglob("*")):
+                raise CommandError(
+                    f"no HL7 files in {p} (looked for {', '.join(EXTRACT_SUFFIXES)})")
+    for f in live:
+        p = Path(f)
+        if not p.exists():
+            raise CommandError(f"no such file or directory: {p} (--live)")
+        if p.is_dir() and not any(x.is_file() for x in p.rglob("*")):
+            raise CommandError(f"no HL7 files in {p} (--live)")
 
-    Resumable: run the same command again after a crash and it carries on.
-    """
+
+def require_db(db: Path) -> None:
+    """Commands that read a database never create one."""
+    if not Path(db).is_file():
+        raise CommandError(f"database not found: {db}")
+
+
+def pick_trusts(
+    db: Path, scenario: Path | None, trusts_file: Path | None, trust_specs: Sequence[str],
+    dirs: Sequence[Path],
+) -> list[TrustInfo] | None:
+    """The trusts for a run: ``--trusts``/``--trust`` (added to those saved in the
+    database), else ``--scenario``/manifest, else None (the database's own)."""
+    from .trusts import TrustsError, merge_trusts, resolve_trusts, user_trusts
+    from .verify import saved_trusts
+
+    try:
+        given = user_trusts(trusts_file, trust_specs)
+    except TrustsError as exc:
+        raise CommandError(str(exc)) from None
+    base = resolve_trusts(scenario, dirs, default=False)
+    if given:
+        if base is None and Path(db).is_file():
+            base = asyncio.run(saved_trusts(db))
+        return merge_trusts(base, given)
+    return base
+
+
+def _scenario_exists(scenario: Path | None) -> None:
+    if scenario is not None and not Path(scenario).is_file():
+        raise CommandError(f"no such file or directory: {scenario} (--scenario)")
+
+
+# -- replay ---------------------------------------------------------------------------
+def replay_command(
+    db: Path, dirs: Sequence[Path], live: Sequence[Path], *, scenario: Path | None,
+    trusts_file: Path | None, trust_specs: Sequence[str], rate: float | None, validate: str,
+    batch: int, as_json: bool, console: Console,
+) -> int:
+    """Replay extracts and live feeds into the record store; 0 when it reconciles."""
     from rich.live import Live
 
-    from .replay import Progress, ReplayOptions
-    from .replay import replay as run_replay
+    from .replay import Progress, ReplayOptions, replay
     from .trusts import resolve_trusts
     from .verify import saved_trusts
     from .views import progress_table, reconciliation_table
 
     if validate not in ("full", "sampled", "off"):
-        raise typer.BadParameter("--validate must be full, sampled or off")
-    trusts = resolve_trusts(scenario, dirs, default=False)
+        raise CommandError("--validate must be full, sampled or off")
+    check_inputs(dirs, live)
+    _scenario_exists(scenario)
+    trusts = pick_trusts(db, scenario, trusts_file, trust_specs, dirs)
     if trusts is None and (not db.exists() or asyncio.run(saved_trusts(db)) is None):
-        trusts = resolve_trusts(None, [])  # first run without a scenario: the built-in one
-    console = _console()
+        trusts = resolve_trusts(None, [])  # first run without any trusts: the built-in ones
     show = not as_json and console.is_terminal
     live_view = Live(console=console, refresh_per_second=4) if show else None
 
@@ -69,8 +107,8 @@ def replay(
             live_view.update(progress_table(p))
 
     async def go():  # noqa: ANN202
-        return await run_replay(db, dirs, live or [], trusts=trusts, rate=rate, validate=validate,
-                                options=ReplayOptions(batch=batch), on_progress=on_progress)
+        return await replay(db, dirs, live, trusts=trusts, rate=rate, validate=validate,
+                            options=ReplayOptions(batch=batch), on_progress=on_progress)
 
     if live_view is not None:
         with live_view:
@@ -91,21 +129,22 @@ def replay(
             console.print(progress_table(result.progress))
         console.print(reconciliation_table(recon))
         console.print(f"record store: {result.resources:,} current resources")
-    if not recon.ok:
-        raise typer.Exit(1)
+    return 0 if recon.ok else 1
 
 
-def verify(
-    dirs: DirsArg,
-    db: DbOpt,
-    live: LiveOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Rebuild every patient's journey independently and compare it with the store."""
-    from .verify import verify as run_verify
+# -- verify ---------------------------------------------------------------------------
+def verify_command(
+    db: Path, dirs: Sequence[Path], live: Sequence[Path], *, trusts_file: Path | None,
+    trust_specs: Sequence[str], as_json: bool, console: Console,
+) -> int:
+    """Rebuild every patient's journey independently; 0 when the store matches."""
+    from .verify import verify
     from .views import verify_report
 
-    result = asyncio.run(run_verify(db, dirs, live or []))
+    require_db(db)
+    check_inputs(dirs, live)
+    trusts = pick_trusts(db, None, trusts_file, trust_specs, [])
+    result = asyncio.run(verify(db, dirs, live, trusts))
     if as_json:
         sys.stdout.write(json.dumps({
             "ok": result.ok, "messages": result.messages, "patients": result.patients,
@@ -113,21 +152,16 @@ def verify(
             "differences": [d.to_json() for d in result.differences],
         }, indent=2) + "\n")
     else:
-        _console().print(verify_report(result))
-    if not result.ok:
-        raise typer.Exit(1)
+        console.print(verify_report(result))
+    return 0 if result.ok else 1
 
 
-@deadletter_app.command("list")
-def deadletter_list(
-    db: DbOpt,
-    limit: Annotated[int, typer.Option("--limit")] = 100,
-    as_json: JsonOpt = False,
-) -> None:
-    """List dead-lettered messages with the reason each failed."""
+# -- dead letters ---------------------------------------------------------------------
+def deadletter_list_command(db: Path, limit: int, as_json: bool, console: Console) -> int:
     from .deadletter import list_dead
     from .views import dead_letter_table
 
+    require_db(db)
     rows = asyncio.run(list_dead(db, limit))
     if as_json:
         sys.stdout.write(json.dumps([
@@ -135,58 +169,75 @@ def deadletter_list(
              "message_type": r.message_type, "control_id": r.control_id, "reason": r.reason,
              "source": r.source} for r in rows], indent=2) + "\n")
     else:
-        _console().print(dead_letter_table(rows))
+        console.print(dead_letter_table(rows))
+    return 0
 
 
-@deadletter_app.command("show")
-def deadletter_show(seq: Annotated[int, typer.Argument(help="Dead letter id.")],
-                    db: DbOpt) -> None:
-    """Show one dead letter: why it failed, where it came from, its text."""
+def deadletter_show_command(db: Path, seq: int, console: Console) -> int:
     from .deadletter import show
     from .views import dead_letter_panel
 
+    require_db(db)
     row = asyncio.run(show(db, seq))
     if row is None:
-        typer.echo(f"no queue entry {seq}", err=True)
-        raise typer.Exit(1)
-    _console().print(dead_letter_panel(row))
+        raise CommandError(f"no queue entry {seq}")
+    if row.state != "dead-lettered":
+        raise CommandError(f"entry {seq} is not dead-lettered (state: {row.state})")
+    console.print(dead_letter_panel(row))
+    return 0
 
 
-@deadletter_app.command("retry")
-def deadletter_retry(
-    db: DbOpt,
-    seq: Annotated[int | None, typer.Argument(help="Dead letter id (or use --all).")] = None,
-    all_: Annotated[bool, typer.Option("--all", help="Retry every dead letter.")] = False,
-) -> None:
-    """Re-run conversion with the current mappings and apply (older never overwrites)."""
-    from .deadletter import retry
+def deadletter_retry_command(
+    db: Path, seq: int | None, all_: bool, *, trusts_file: Path | None,
+    trust_specs: Sequence[str], console: Console,
+) -> int:
+    """Retry one dead letter (or all); 1 when any is still dead-lettered."""
+    from .deadletter import NotDeadLettered, retry
 
     if seq is None and not all_:
-        raise typer.BadParameter("give a dead letter id or --all")
-    res = asyncio.run(retry(db, None if all_ else [seq]))  # type: ignore[list-item]
-    typer.echo(f"retried {res.retried}: applied {res.applied}, duplicate {res.duplicate}, "
-               f"still dead-lettered {len(res.still_dead)}")
+        raise CommandError("give a dead letter id or --all")
+    require_db(db)
+    trusts = pick_trusts(db, None, trusts_file, trust_specs, [])
+    try:
+        res = asyncio.run(retry(db, None if all_ else [seq], trusts))  # type: ignore[list-item]
+    except NotDeadLettered as exc:
+        raise CommandError(str(exc)) from None
+    console.print(f"retried {res.retried}: applied {res.applied}, duplicate {res.duplicate}, "
+                  f"still dead-lettered {len(res.still_dead)}", markup=False)
     for s, reason in res.still_dead[:50]:
-        typer.echo(f"  {s}: {reason}")
-    if res.still_dead:
-        raise typer.Exit(1)
+        console.print(f"  {s}: {reason}", markup=False)
+    return 1 if res.still_dead else 0
 
 
-def record(
-    nhs_number: Annotated[str, typer.Argument(help="NHS number (10 digits).")],
-    db: DbOpt,
-    as_json: JsonOpt = False,
-) -> None:
-    """Show a patient's shared record: demographics, identifiers, timeline."""
+# -- record ---------------------------------------------------------------------------
+def record_command(
+    db: Path, nhs_number: str | None, mrn: str | None, as_json: bool, console: Console,
+) -> int:
+    """A patient's shared record by NHS number or by ``ODS:MRN``; 1 when not found."""
     from shcr_sim.store import SqliteStore
-    from shcr_sim.store.record import load_record
+    from shcr_sim.store.record import load_record, load_record_by_mrn
 
+    from .keys import valid_nhs_number
     from .views import record_view
+
+    if (nhs_number is None) == (mrn is None):
+        raise CommandError("give an NHS number or --mrn ODS:MRN (one of them)")
+    if nhs_number is not None:
+        nhs_number = nhs_number.replace(" ", "").replace("-", "")
+        if not valid_nhs_number(nhs_number):
+            raise CommandError(f"not a valid NHS number: {nhs_number!r} "
+                               "(10 digits with a modulus-11 check digit)")
+    elif ":" not in mrn or not all(x.strip() for x in mrn.split(":", 1)):  # type: ignore[union-attr]
+        raise CommandError(f"--mrn {mrn!r}: expected ODS:MRN, e.g. RXX01:M123")
+    require_db(db)
 
     async def go():  # noqa: ANN202
         store = await SqliteStore.open(db)
         try:
-            return await load_record(store, nhs_number.replace(" ", ""))
+            if nhs_number is not None:
+                return await load_record(store, nhs_number)
+            ods, local = mrn.split(":", 1)  # type: ignore[union-attr]
+            return await load_record_by_mrn(store, ods.strip(), local.strip())
         finally:
             await store.close()
 
@@ -194,26 +245,5 @@ def record(
     if as_json:
         sys.stdout.write(json.dumps(rec.bundle(), indent=2) + "\n")
     else:
-        _console().print(record_view(rec))
-    if not rec.patients:
-        raise typer.Exit(1)
-
-
-def demo(
-    out: Annotated[Path, typer.Option("--out", help="Working folder.")] = Path("demo-out"),
-    messages: Annotated[int, typer.Option("--messages", help="Approximate message count.")] = 4000,
-    seed: Annotated[int, typer.Option("--seed")] = 1,
-) -> None:
-    """Generate the default scenario small, replay it with live traffic, verify it,
-    show the reconciliation and one multi-trust patient's record."""
-    from .demo import run_demo
-
-    raise typer.Exit(run_demo(out, messages, seed, _console()))
-
-
-def register(app: typer.Typer) -> None:
-    app.command()(replay)
-    app.command()(verify)
-    app.command()(record)
-    app.command()(demo)
-    app.add_typer(deadletter_app, name="deadletter")
+        console.print(record_view(rec))
+    return 0 if rec.patients else 1

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from shcr_sim.hl7 import HL7Error
 
+from .convert import TrustInfo
 from .keys import DEFAULT_TZ, KeysError, parse_and_extract
 from .pipeline import Engine
 from .queue import QueueRow
@@ -60,7 +61,10 @@ async def _rekey(engine: Engine, row: QueueRow) -> tuple[str, str]:
                 "(not a configured trust)"
             )
         if tz != DEFAULT_TZ:
-            _, keys = parse_and_extract(row.raw, tz)
+            try:
+                _, keys = parse_and_extract(row.raw, tz)
+            except (HL7Error, KeysError) as exc:
+                return "dead-lettered", str(exc)
     conn = engine.queue.conn
     async with conn.execute(
         "SELECT seq FROM queue WHERE dedup_key=? AND dup_of IS NULL AND seq != ?",
@@ -82,15 +86,32 @@ async def _rekey(engine: Engine, row: QueueRow) -> tuple[str, str]:
     return state, reason
 
 
-async def retry(db: Path, seqs: Sequence[int] | None) -> RetryResult:
-    """Retry the given dead letters (None = all of them)."""
-    engine = await Engine.open(db)
+class NotDeadLettered(ValueError):
+    """A retry asked for an entry that is not dead-lettered (or does not exist)."""
+
+
+async def retry(
+    db: Path, seqs: Sequence[int] | None, trusts: Sequence[TrustInfo] | None = None
+) -> RetryResult:
+    """Retry the given dead letters (None = all of them).
+
+    ``trusts`` (when given) replace the trusts saved in the database first, so a
+    message refused as "unknown sender" can be retried once its trust is added.
+    Asking for an entry that is not dead-lettered raises ``NotDeadLettered``.
+    """
+    engine = await Engine.open(db, trusts)
     try:
         if seqs is None:
             rows = await engine.queue.rows("dead-lettered", limit=10**9)
         else:
-            got = [await engine.queue.get(s) for s in seqs]
-            rows = [r for r in got if r is not None and r.state == "dead-lettered"]
+            rows = []
+            for s in seqs:
+                r = await engine.queue.get(s)
+                if r is None:
+                    raise NotDeadLettered(f"no queue entry {s}")
+                if r.state != "dead-lettered":
+                    raise NotDeadLettered(f"entry {s} is not dead-lettered (state: {r.state})")
+                rows.append(r)
         result = RetryResult(len(rows), 0, 0, [])
         ready: list[int] = []
         for row in rows:
@@ -100,6 +121,7 @@ async def retry(db: Path, seqs: Sequence[int] | None) -> RetryResult:
             elif state == "duplicate":
                 result.duplicate += 1
             else:
+                await engine.queue.finish(dead=[(row.seq, reason)])
                 result.still_dead.append((row.seq, reason))
         await engine.refresh_merges()
         for i in range(0, len(ready), 1000):

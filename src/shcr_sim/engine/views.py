@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from rich.console import Group
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from shcr_sim.store.record import CLINICAL_ORDER, NHS_SYSTEM, PatientRecord, patient_name, summary
+from shcr_sim.store.record import (
+    CLINICAL_ORDER,
+    NHS_SYSTEM,
+    PatientRecord,
+    address_text,
+    patient_name,
+    summary,
+)
 from shcr_sim.store.record import when as when_of
 
 from .queue import QueueRow
@@ -87,11 +95,13 @@ def dead_letter_panel(r: QueueRow) -> Panel:
 
 
 def record_view(rec: PatientRecord) -> Group:
+    label = f"NHS number {rec.nhs_number}" if ":" not in rec.nhs_number else rec.nhs_number
     if not rec.patients:
-        return Group(f"No record for NHS number {rec.nhs_number}.")
+        return Group(f"No record for {label}.")
     latest = max(rec.patients, key=lambda p: (p.get("meta") or {}).get("lastUpdated", ""))
-    addr = ", ".join((latest.get("address") or [{}])[0].get("line") or [])
-    demo = (f"[bold]{patient_name(latest)}[/]   NHS {rec.nhs_number}   "
+    addr = escape(address_text(latest))
+    who = f"NHS {rec.nhs_number}" if ":" not in rec.nhs_number else f"{label} (no NHS number)"
+    demo = (f"[bold]{escape(patient_name(latest))}[/]   {who}   "
             f"born {latest.get('birthDate', '?')}   {latest.get('gender', '')}\n{addr}")
     ids = Table(title="identifiers at every trust", title_justify="left")
     for col in ("Patient", "system", "value", "active"):

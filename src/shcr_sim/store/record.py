@@ -31,14 +31,10 @@ class PatientRecord:
         }
 
 
-async def load_record(store: SqliteStore, nhs_number: str) -> PatientRecord:
-    rec = PatientRecord(nhs_number)
-    patients: dict[str, Resource] = {
-        p["id"]: p for p in await store.by_identifier(NHS_SYSTEM, nhs_number)
-        if p.get("resourceType") == "Patient"
-    }
+async def _follow_links(store: SqliteStore, patients: dict[str, Resource]) -> None:
+    """Add the Patients linked by merges, both ways, until nothing new turns up."""
     todo = list(patients.values())
-    while todo:  # follow merge links both ways
+    while todo:
         p = todo.pop()
         for link in p.get("link") or []:
             ref = (link.get("other") or {}).get("reference", "")
@@ -47,6 +43,10 @@ async def load_record(store: SqliteStore, nhs_number: str) -> PatientRecord:
                 if other is not None:
                     patients[other["id"]] = other
                     todo.append(other)
+
+
+async def _collect(store: SqliteStore, rec: PatientRecord, patients: dict[str, Resource]) -> None:
+    await _follow_links(store, patients)
     rec.patients = sorted(patients.values(), key=lambda p: p["id"])
     seen: set[str] = set()
     for pid in sorted(patients):
@@ -56,7 +56,75 @@ async def load_record(store: SqliteStore, nhs_number: str) -> PatientRecord:
                 continue
             seen.add(key)
             rec.resources.append(r)
+
+
+async def load_record(store: SqliteStore, nhs_number: str) -> PatientRecord:
+    rec = PatientRecord(nhs_number)
+    patients: dict[str, Resource] = {
+        p["id"]: p for p in await store.by_identifier(NHS_SYSTEM, nhs_number)
+        if p.get("resourceType") == "Patient"
+    }
+    await _collect(store, rec, patients)
     return rec
+
+
+def _is_local_mrn(ident: dict, ods: str, mrn: str) -> bool:
+    if ident.get("value") != mrn or ident.get("system") == NHS_SYSTEM:
+        return False
+    assigner = ((ident.get("assigner") or {}).get("identifier") or {}).get("value")
+    return assigner == ods or (assigner is None and ods in str(ident.get("system", "")))
+
+
+async def load_record_by_mrn(store: SqliteStore, ods: str, mrn: str) -> PatientRecord:
+    """The record of the patient a trust knows by its local MRN.
+
+    When that Patient carries an NHS number, this is the whole shared record
+    (every trust's Patient joined on it); otherwise that trust's record alone.
+    """
+    async with store.conn.execute(
+        "SELECT DISTINCT rkey FROM identifier_index WHERE ident LIKE ? ESCAPE '\\' "
+        "AND rkey LIKE 'Patient/%'",
+        ("%|" + mrn.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_"),),
+    ) as cur:
+        rkeys = [k for (k,) in await cur.fetchall()]
+    found = [p for p in (await store.current_many(rkeys)).values()
+             if any(_is_local_mrn(i, ods, mrn) for i in p.get("identifier") or [])]
+    nhs = next((i["value"] for p in found for i in p.get("identifier") or []
+                if i.get("system") == NHS_SYSTEM and i.get("value")), None)
+    if nhs is not None:
+        return await load_record(store, nhs)
+    rec = PatientRecord(f"{ods}:{mrn}")
+    await _collect(store, rec, {p["id"]: p for p in found})
+    return rec
+
+
+def address_text(p: Resource) -> str:
+    """The Patient's home (else first) address in full: lines, town, county, postcode."""
+    addresses = p.get("address") or []
+    addr = next((a for a in addresses if a.get("use") == "home"), addresses[0] if addresses
+                else None)
+    if not isinstance(addr, dict):
+        return ""
+    if addr.get("text"):
+        return str(addr["text"])
+    parts = [*(addr.get("line") or []), addr.get("city"), addr.get("district"),
+             addr.get("postalCode"), addr.get("country")]
+    return ", ".join(str(x) for x in parts if x)
+
+
+def document_title(r: Resource) -> str:
+    """A document's title (TXA-2 display / attachment title), not its type code."""
+    for c in r.get("content") or []:
+        title = (c.get("attachment") or {}).get("title")
+        if title:
+            return str(title)
+    typ = r.get("type") or {}
+    if typ.get("text"):
+        return str(typ["text"])
+    for c in typ.get("coding") or []:
+        if c.get("display"):
+            return str(c["display"])
+    return r.get("description") or _text(typ) or "document"
 
 
 def _text(concept: Any) -> str:
@@ -107,7 +175,7 @@ def summary(r: Resource) -> str:
     if t == "DiagnosticReport":
         return f"{_text(r.get('code'))} [{r.get('status', '')}]"
     if t == "DocumentReference":
-        return f"{_text(r.get('type')) or r.get('description', '')} [{r.get('status', '')}]"
+        return f"{document_title(r)} [{r.get('status', '')}]"
     if t == "MedicationRequest":
         dose = ""
         for d in r.get("dosageInstruction") or []:
