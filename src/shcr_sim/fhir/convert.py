@@ -32,7 +32,9 @@ from .patient import (
 from .results import (
     attachment,
     diagnostic_report,
+    merge_line_status,
     observation,
+    raise_status,
     report_category,
     report_key,
 )
@@ -94,6 +96,7 @@ class _Entries:
             return
         if key[0] == "Observation" and "valueString" in old and "valueString" in res:
             old["valueString"] = f"{old['valueString']}\n{res['valueString']}"
+            raise_status(old, res["status"])
             return
         if old != res:
             self.ctx.unmapped.append(f"{key[0]}/{key[1]}: repeated in the message, last one kept")
@@ -337,6 +340,7 @@ def _oru(ctx: Ctx, entries: _Entries):
                 line = "\n".join(ctx.text(r) for r in ctx.reps(obx.field(5)))
                 prev = prev_text[1]
                 prev["valueString"] = f"{prev.get('valueString', '')}\n{line}"
+                merge_line_status(prev, obx)
                 continue
             prev_text = None
             if vtype == "ED":

@@ -189,11 +189,17 @@ def patient_resource(ctx: Ctx, pid: Segment, key: PatientKey, identifiers: list[
     birth = ctx.date(pid.get(7, comp=1), "PID-7")
     if birth:
         res["birthDate"] = birth
+    # PID-29 date of death wins; PID-30 (Y/N) alone gives deceasedBoolean (v2-to-FHIR IG)
     death_raw = pid.get(29, comp=1)
+    died = pid.get(30, comp=1).upper()
     if death_raw:
         res["deceasedDateTime"] = ctx.datetime(death_raw, "PID-29")
-    elif pid.get(30) in ("Y", "y"):
-        res["deceasedBoolean"] = True
+        if died == "N":
+            ctx.unmapped.append("PID-30: 'N' contradicts PID-29 (date of death); the date is kept")
+    elif died in ("Y", "N"):
+        res["deceasedBoolean"] = died == "Y"
+    elif died:
+        ctx.unmapped.append(f"PID-30: death indicator {died!r} is not Y or N")
     addrs = [a for a in (address(ctx, r) for r in ctx.reps(pid.field(11))) if a]
     if addrs:
         res["address"] = addrs

@@ -24,6 +24,10 @@ _OBX_STATUS = {"F": "final", "C": "corrected", "P": "preliminary", "R": "prelimi
                "I": "registered", "S": "preliminary", "D": "entered-in-error",
                "W": "entered-in-error", "X": "cancelled", "N": "cancelled", "U": "final",
                "A": "amended", "O": "registered"}
+# When report lines (one Observation) disagree, the most significant status wins:
+# a withdrawal or correction on any line concerns the whole report text.
+_STATUS_RANK = {"entered-in-error": 6, "cancelled": 5, "corrected": 4, "amended": 4,
+                "final": 3, "preliminary": 2, "registered": 1}
 _OBR_STATUS = {"F": "final", "C": "corrected", "P": "preliminary", "A": "partial",
                "R": "partial", "I": "registered", "O": "registered", "S": "registered",
                "X": "cancelled", "Y": "unknown", "Z": "unknown"}
@@ -187,7 +191,7 @@ def observation(ctx: Ctx, obx: Segment, obr: Segment, order_number: str, patient
     code_key = ctx.text(obx.get(3, comp=1)) or code.get("text", "")
     sub_id = ctx.text(obx.get(4))
     obs_id = stable_id(ctx.ods, order_number, code_key, sub_id or "0")
-    status = _OBX_STATUS.get(obx.get(11).upper(), "final")
+    status = obx_status(obx)
     obs: dict = {
         "resourceType": "Observation",
         "id": obs_id,
@@ -212,6 +216,21 @@ def observation(ctx: Ctx, obx: Segment, obr: Segment, order_number: str, patient
     if interp:
         obs["interpretation"] = [{"coding": [c]} for c in interp]
     return obs_id, obs
+
+
+def obx_status(obx: Segment) -> str:
+    """OBX-11 → Observation.status (final when empty or unknown)."""
+    return _OBX_STATUS.get(obx.get(11).upper(), "final")
+
+
+def merge_line_status(obs: dict, obx: Segment) -> None:
+    """A further report line's OBX-11 raises the Observation's status if it outranks it."""
+    raise_status(obs, obx_status(obx))
+
+
+def raise_status(obs: dict, status: str) -> None:
+    if _STATUS_RANK.get(status, 0) > _STATUS_RANK.get(obs["status"], 0):
+        obs["status"] = status
 
 
 def report_category(obr: Segment) -> tuple[str, str]:
