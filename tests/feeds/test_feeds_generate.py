@@ -60,13 +60,33 @@ def test_layout_and_manifest_counts_match_files(feeds_run, feeds_messages) -> No
             "ADT^A40", "ORU^R01", "RDE^O11", "MDM^T02"} <= kinds
 
 
+_DATA_TYPE = {"ADT": "adt", "RDE": "prescribing", "MDM": "documents"}
+
+
+def _data_type(g: Generated) -> str:
+    """Which of the trust's systems sent this: from the message, not the file name."""
+    kind = g.msg.message_type.split("^")[0]
+    if kind != "ORU":
+        return _DATA_TYPE[kind]
+    section = g.msg.get("OBR-24")
+    return {"RAD": "radiology", "EC": "cardiology"}.get(section, "pathology")
+
+
 def test_sender_and_control_ids(feeds_scenario, feeds_messages: list[Generated]) -> None:
+    """MSH-3 names the trust's system for the data type (PAS for ADT, LIMS, RIS …); the
+    trust's ODS code is MSH-4; (MSH-3, MSH-4, MSH-10) is unique but for live resends."""
     trusts = {t.ods: t for t in feeds_scenario.trusts}
     seen: dict[tuple[str, str, str], str] = {}
     resends = 0
+    apps: set[tuple[str, str]] = set()
     for g in feeds_messages:
         app_, fac = g.msg.sender
-        assert fac == g.ods and app_ == trusts[g.ods].sending_application
+        dtype = _data_type(g)
+        assert fac == g.ods
+        assert app_ == trusts[g.ods].sending_applications[dtype], (g.ods, dtype, app_)
+        if dtype == "adt":
+            assert app_ == trusts[g.ods].sending_application
+        apps.add((fac, app_))
         key = (app_, fac, g.msg.control_id)
         if key in seen:
             assert g.lane == "live", "only live messages are ever resent"
@@ -74,6 +94,22 @@ def test_sender_and_control_ids(feeds_scenario, feeds_messages: list[Generated])
             resends += 1
         seen[key] = g.text
     assert resends > 0
+    assert {app for ods, app in apps if ods == "RZ1"} == {
+        "NFPAS", "NF_LIMS", "NF_RIS", "NF_CVIS", "NF_EPMA", "NF_EDMS"}
+
+
+def test_manifest_names_every_sending_application(feeds_run) -> None:
+    _, manifest = feeds_run
+    rz1 = manifest["trusts"]["RZ1"]
+    assert rz1["sending_application"] == "NFPAS"
+    assert rz1["sending_applications"] == {
+        "adt": "NFPAS", "pathology": "NF_LIMS", "radiology": "NF_RIS", "cardiology": "NF_CVIS",
+        "prescribing": "NF_EPMA", "documents": "NF_EDMS"}
+    # a mental-health EPR sends its own letters (and, by default, everything it sends);
+    # its ePrescribing is a separate system
+    rzm = manifest["trusts"]["RZM"]["sending_applications"]
+    assert rzm["prescribing"] == "PV_EPMA"
+    assert {rzm[k] for k in rzm if k != "prescribing"} == {"PVCARE"}
 
 
 def test_backload_files_are_in_local_id_order(feeds_messages: list[Generated]) -> None:
@@ -104,14 +140,15 @@ def test_live_stream_is_after_cut_over_and_in_arrival_order(feeds_run, feeds_mes
     # arrival order: per trust, first sends step back in MSH-7 by at most the send jitter;
     # resends (same MSH-10 again) arrive up to 15 minutes after their original
     for ods in manifest["trusts"]:
-        seen: set[str] = set()
+        seen: set[tuple[str, str]] = set()
         last = 0.0
         for g in (g for g in live if g.ods == ods):
             t = parse_ts(g.msg.get("MSH-7")).epoch
-            if g.msg.control_id in seen:
+            key = (g.msg.sender[0], g.msg.control_id)
+            if key in seen:
                 assert last - 1200 <= t <= last
                 continue
-            seen.add(g.msg.control_id)
+            seen.add(key)
             assert t >= last - 300
             last = max(last, t)
 
@@ -121,23 +158,27 @@ def _number(control_id: str) -> int:
 
 
 def test_live_interfaces_number_messages_as_they_send(feeds_messages) -> None:
-    """MSH-10 rises in arrival order on each live feed, after every backload number."""
-    highest_backload: dict[str, int] = {}
+    """MSH-10 rises in arrival order on each live feed, per sending application (each
+    system numbers its own messages), after every backload number of that system."""
+    highest_backload: dict[tuple[str, str], int] = {}
     for g in feeds_messages:
         if g.lane == "backload":
+            key = (g.ods, g.msg.sender[0])
             n = _number(g.msg.control_id)
-            highest_backload[g.ods] = max(highest_backload.get(g.ods, 0), n)
-    last: dict[str, int] = {}
+            highest_backload[key] = max(highest_backload.get(key, 0), n)
+    last: dict[tuple[str, str], int] = {}
     for g in feeds_messages:
         if g.lane != "live":
             continue
+        key = (g.ods, g.msg.sender[0])
         n = _number(g.msg.control_id)
-        if n <= last.get(g.ods, 0):
+        if n <= last.get(key, 0):
             continue  # a resend: checked to repeat its original's bytes elsewhere
-        assert n == last.get(g.ods, n - 1) + 1 or g.ods not in last
-        assert n > highest_backload.get(g.ods, 0)
-        last[g.ods] = n
-    assert len(last) >= 4
+        assert n == last.get(key, n - 1) + 1 or key not in last
+        assert n > highest_backload.get(key, 0)
+        last[key] = n
+    assert len(last) >= 10
+    assert len({ods for ods, _ in last}) >= 4
 
 
 def test_flavours_place_identifiers_their_own_way(feeds_messages: list[Generated]) -> None:

@@ -95,7 +95,8 @@ def test_sample_covers_every_type_and_flavour(sample: list[Generated]) -> None:
     kinds = {(g.msg.version, g.msg.message_type) for g in sample}
     for version in ("2.4", "2.3.1", "2.5.1"):
         for mtype in ("ADT^A28", "ADT^A04", "ADT^A01", "ADT^A02", "ADT^A03",
-                      "ADT^A08", "ADT^A31", "ORU^R01", "MDM^T02"):
+                      "ADT^A08", "ADT^A31", "ADT^A11", "ORU^R01", "MDM^T02", "MDM^T08",
+                      "MDM^T11"):
             assert (version, mtype) in kinds, (version, mtype)
     for extra in (("2.4", "ADT^A40"), ("2.4", "RDE^O11"), ("2.5.1", "RDE^O11"),
                   ("2.5.1", "ADT^A40"), ("2.3.1", "ADT^A40"), ("2.3.1", "RDE^O01"),
@@ -180,6 +181,10 @@ def _every_kind(flavour: str) -> list[str]:
     # one document as a PDF, one as text, whatever the flavour's own habit
     docs = [e for e in reg.events if e.kind == "DOC"]
     docs[0].data["pdf"] = flavour != "classic-pas"
+    original = docs[0].data
+    j.add(done.discharge + 2 * DAY, "documents", "DOC", done, **{**original, "event": "T08"})
+    j.add(done.discharge + 3 * DAY, "documents", "DOC", done,
+          **{**original, "event": "T11", "pdf": False})
     reg.events.sort(key=lambda e: (e.time, e.seq))
     kinds = {e.kind for e in reg.events}
     assert kinds == {"A28", "A31", "A04", "A05", "A01", "A02", "A03", "A08", "A11", "A13",
@@ -203,5 +208,6 @@ def test_every_event_kind_validates_in_every_flavour(flavour: str) -> None:
         except Exception as exc:
             failures.append(f"{text.split('|')[8]}: {type(exc).__name__}: {exc}")
     assert not failures, "\n".join(failures)
-    assert len({t.split("|")[8] for t in texts}) == 14  # 11 ADT events, ORU, RDE, MDM
+    # 11 ADT events, ORU, RDE, MDM T02 / T08 / T11
+    assert len({t.split("|")[8] for t in texts}) == 16
     assert any("|W|" in t or "|C|" in t for t in texts if "ORU^R01" in t)

@@ -176,6 +176,7 @@ def _manifest(sc: Scenario, seed: int, population: int, w: Window, sink: _Sink) 
         trusts[t.ods] = {
             "name": t.name,
             "sending_application": t.sending_application,
+            "sending_applications": dict(t.sending_applications),
             "kind": t.kind,
             "flavour": t.flavour,
             "backload_from": (t.backload_from or sc.backload.start).isoformat(),

@@ -1,25 +1,30 @@
 """Patient journeys that make clinical sense, as events at one trust.
 
 For each of a patient's records the journey is: registration (A28), then encounters
-arriving as a Poisson process (faster in the live window when the scenario says so):
+arriving as Poisson processes (faster in the live window when the scenario says so):
 ED attendances (A04 … A03, sometimes admitted), outpatient clinics, inpatient spells
 (A01 → A02 transfers → A03, with A08 updates, A11/A13 cancellations), each with the
-results, prescriptions and documents that such an encounter produces. Identifiers
-(visit numbers, order numbers, document ids) are allocated as events are created.
+results, prescriptions and documents that such an encounter produces.
+
+Encounters are played in time order and one never starts while another is still
+open at the trust (no clinic visit in the middle of an admission). Planned work
+falls in weekday office hours; unplanned care follows a daily curve (``daytime``).
+Identifiers (visit numbers, order numbers, document ids) are allocated as events
+are created.
 """
 
 from __future__ import annotations
 
+import bisect
 import random
 from dataclasses import replace
 
 from ..hl7 import escape
 from .catalogue import Catalogue, Exam, LabTest, Panel, load_catalogue, load_people
+from .daytime import DAY, ED_CURVE, HOUR, URGENT_CURVE, Curve, daytime, morning_round, office
 from .model import Event, Reg, TrustState, Visit
 from .population import make_address
 
-HOUR = 3600
-DAY = 86400
 YEAR = 365.25 * DAY
 
 # encounters per patient-year by kind of trust (scaled by frailty and the trust's
@@ -40,6 +45,13 @@ ADULT_CLINICS = ("100", "110", "300", "320", "340")
 CHILD_DIAGNOSES = ("J18.9", "N39.0", "K35.8", "R55")
 CHILD_MH_DIAGNOSES = ("F32.2", "F41.1")
 MH_TEAMS = ("CMHT-NORTH", "CMHT-SOUTH", "CRISIS-TEAM", "EIP-TEAM", "OLDER-ADULT-CMHT")
+# how often things are recorded in error and put right
+CANCEL_ATTENDANCE = 0.03  # outpatient arrival recorded in error (A04 then A11)
+CANCEL_ADMISSION = 0.03  # admitted in error (A01 then A11)
+CANCEL_DISCHARGE = 0.05  # inpatient discharge recorded too early (A03, A13, A03)
+CANCEL_ED_DEPARTURE = 0.02  # ED departure recorded too early
+AMEND_DOCUMENT = 0.05  # a letter corrected after it was sent (T08)
+CANCEL_DOCUMENT = 0.02  # a letter filed against the wrong patient, withdrawn (T11)
 
 
 class Journey:
@@ -68,6 +80,7 @@ class Journey:
         self.sends = self.st.sends
         self.kind = self.st.trust.kind
         self.age = 1970 + cut // int(YEAR) - reg.person.birth_year  # age at the cut-over
+        self.limit: int | None = None  # a final admission starts here: other stays end before
 
     # --- helpers ------------------------------------------------------------
     def add(self, t: int, dtype: str, kind: str, visit: Visit | None = None, **data) -> None:
@@ -76,13 +89,16 @@ class Journey:
         self.seq += 1
         self.reg.events.append(Event(int(t), self.seq, dtype, kind, visit, data))
 
-    def arrivals(self, start: int, per_year: float) -> list[int]:
-        """Poisson arrival times in [start, end), rate × live multiplier after the cut-over."""
+    def arrivals(self, start: int, per_year: float, curve: Curve | None = None) -> list[int]:
+        """Poisson arrival times in [start, end), rate × live multiplier after the cut-over;
+        with a ``curve``, thinned to its hourly shape (same mean rate)."""
         out: list[int] = []
         rng = self.rng
         rate = per_year * self.reg.person.frailty * self.st.trust.activity / YEAR
         if rate <= 0:
             return out
+        if curve is not None:
+            rate *= curve.boost
         t = float(start)
         while True:
             live = t >= self.cut
@@ -92,32 +108,29 @@ class Journey:
                 continue
             if nt >= self.end:
                 return out
-            out.append(int(nt))
+            if curve is None or curve.keeps(rng, int(nt)):
+                out.append(int(nt))
             t = nt
 
     def consultant(self) -> tuple[str, str, str]:
-        c = self.people.consultants
+        c = self.st.consultants
         return c[self.rng.randrange(len(c))]
 
-    def daytime(self, t: int) -> int:
-        """The first working-hours time (09:00-16:00) at or after t: clinics, elective lists.
-
-        Never earlier than t, so nothing moves before the registration."""
-        day, clock = t - t % DAY, t % DAY
-        if clock < 9 * HOUR:
-            return day + 9 * HOUR + self.rng.randrange(7 * HOUR)
-        if clock >= 16 * HOUR:
-            return day + DAY + 9 * HOUR + self.rng.randrange(7 * HOUR)
-        return t
+    def office(self, t: int) -> int:
+        """The first weekday office-hours time (09:00-17:00) at or after t: clinics,
+        elective lists, bookings, letters. Never earlier than t."""
+        return office(self.rng, t)
 
     # --- whole journey ------------------------------------------------------
-    def build(self) -> None:
-        """Registration, demographic updates and the encounters of this record's life."""
+    def build(self, final_admission: int | None = None) -> None:
+        """Registration, demographic updates and the encounters of this record's life,
+        played in time order; ``final_admission``: the patient dies in hospital here
+        after an emergency admission at that time."""
         reg = self.reg
         self.add(reg.registered, "adt", "A28")
         rates = {**RATES.get(self.kind, RATES["acute"]), **self.st.trust.rates}
         rng = self.rng
-        # demographic changes the trust hears about
+        # demographic changes the trust hears about (keyed in by the records office)
         for t in self.arrivals(reg.registered, 0.12):
             roll = rng.random()
             if roll < 0.6:
@@ -126,32 +139,55 @@ class Journey:
                 change = ("phone", f"01632 {rng.randint(960000, 960999)}")
             else:
                 change = ("surname", self.people.surnames[rng.randrange(len(self.people.surnames))])
-            self.add(t, "adt", "A31", change=change)
+            self.add(self.office(t), "adt", "A31", change=change)
+        start = reg.registered
+        todo: list[tuple[int, str]] = []
         if self.kind == "acute":
-            for t in self.arrivals(reg.registered, rates["ed"]):
-                self.ed_attendance(t)
-            for t in self.arrivals(reg.registered, rates["outpatient"]):
-                self.outpatient(self.daytime(t))
-            for t in self.arrivals(reg.registered, rates["elective"]):
-                self.spell(self.daytime(t), "C", None)
-            for t in self.arrivals(reg.registered, rates["gp_requests"]):
-                self.gp_request(self.daytime(t))
+            todo += [(t, "ed") for t in self.arrivals(start, rates["ed"], ED_CURVE)]
+            todo += [(self.office(t), "outpatient") for t in self.arrivals(start,
+                                                                           rates["outpatient"])]
+            todo += [(self.office(t), "elective") for t in self.arrivals(start, rates["elective"])]
+            todo += [(self.office(t), "gp") for t in self.arrivals(start, rates["gp_requests"])]
         elif self.kind == "mental-health":
-            for t in self.arrivals(reg.registered, rates["contact"]):
-                self.mh_contact(self.daytime(t))
-            for t in self.arrivals(reg.registered, rates["admission"]):
-                self.spell(t, "E", None, mental_health=True)
+            todo += [(self.office(t), "contact") for t in self.arrivals(start, rates["contact"])]
+            todo += [(t, "admission") for t in self.arrivals(start, rates["admission"], ED_CURVE)]
         elif self.kind == "community":
-            for t in self.arrivals(reg.registered, rates["contact"]):
-                self.mh_contact(self.daytime(t), community=True)
+            todo += [(self.office(t), "community") for t in self.arrivals(start, rates["contact"])]
         else:  # urgent care
-            for t in self.arrivals(reg.registered, rates["attendance"]):
-                self.urgent_care(t)
+            todo += [(t, "urgent") for t in self.arrivals(start, rates["attendance"],
+                                                          URGENT_CURVE)]
+        if final_admission is not None:
+            self.limit = final_admission
+        todo.sort()
+        busy_until = 0
+        last_start = self.end if self.limit is None else self.limit - 2 * DAY
+        for t, what in todo:
+            # one encounter at a time, and nothing in the two days before a final admission
+            if t < busy_until or t >= last_start:
+                continue
+            if what == "ed":
+                busy_until = self.ed_attendance(t)
+            elif what == "outpatient":
+                busy_until = self.outpatient(t)
+            elif what == "elective":
+                busy_until = self.spell(t, "C", None)
+            elif what == "gp":
+                self.gp_request(t)
+            elif what == "contact":
+                busy_until = self.mh_contact(t)
+            elif what == "admission":
+                busy_until = self.spell(t, "E", None, mental_health=True)
+            elif what == "community":
+                busy_until = self.mh_contact(t, community=True)
+            else:
+                busy_until = self.urgent_care(t)
+        if final_admission is not None:
+            self.spell(final_admission, "E", None, dies=True)
 
     # --- encounters ---------------------------------------------------------
     def _visit(self, pclass: str, ward: str, specialty: str, t: int, **kw) -> Visit:
         return Visit(
-            number=self.st.new_visit(),
+            number=self.st.new_visit(t),
             pclass=pclass,
             ward=ward,
             bed=kw.pop("bed", ""),
@@ -169,7 +205,8 @@ class Journey:
         d = pool[self.rng.randrange(len(pool))]
         return (d.icd10, d.display, d.snomed)
 
-    def ed_attendance(self, t0: int) -> None:
+    def ed_attendance(self, t0: int) -> int:
+        """An ED attendance (A04 … A03), sometimes admitted; returns when it is over."""
         rng = self.rng
         v = self._visit("E", "ED", "180", t0, admit_type="A")
         diag = self._diagnosis()
@@ -191,12 +228,20 @@ class Journey:
         done = replace(v, discharge=t_out, disposition="ADM" if admitted else "HOME")
         self.add(t_out, "adt", "A03", done, diagnoses=[diag])
         if admitted:
-            self.spell(t_out + rng.randint(5 * 60, 40 * 60), "E", diag)
-        elif rng.random() < 0.6:
+            return self.spell(t_out + rng.randint(5 * 60, 40 * 60), "E", diag)
+        if rng.random() < CANCEL_ED_DEPARTURE:  # still in the department: departure undone
+            t_cancel = t_out + rng.randint(10 * 60, 40 * 60)
+            self.add(t_cancel, "adt", "A13", replace(v))
+            t_out = t_cancel + rng.randint(30 * 60, 2 * HOUR)
+            done = replace(v, discharge=t_out, disposition="HOME")
+            self.add(t_out, "adt", "A03", done, diagnoses=[diag])
+        if rng.random() < 0.6:
             self.document(t_out + rng.randint(10 * 60, 2 * HOUR), done, "EDD",
                           "Emergency department discharge letter", diag)
+        return t_out
 
-    def outpatient(self, t0: int) -> None:
+    def outpatient(self, t0: int) -> int:
+        """An outpatient clinic attendance; returns when the patient leaves."""
         rng = self.rng
         if self.age < 16:
             spec, clinic = "420", "OPD-PAED"
@@ -205,28 +250,35 @@ class Journey:
             clinic = CLINICS[spec]
         v = self._visit("O", clinic, spec, t0, admit_type="R")
         self.add(t0, "adt", "A04", v)
+        if rng.random() < CANCEL_ATTENDANCE:  # arrived the wrong patient: cancelled
+            t_cancel = t0 + rng.randint(5 * 60, 30 * 60)
+            self.add(t_cancel, "adt", "A11", v)
+            return t_cancel
         if rng.random() < 0.3:
             col = t0 + rng.randint(30 * 60, 2 * HOUR)
             for key in rng.sample(("HBA1C", "LIPID", "TFT", "UE", "FBC", "LFT"), 2):
                 self.lab(col, self.cat.panels[key], v, slow=True)
         if rng.random() < 0.15:
             exam = self.cat.radiology[rng.choice((0, 3, 4))]
-            self.imaging(t0 + rng.randint(2 * DAY, 20 * DAY), exam, None)
+            self.imaging(self.office(t0 + rng.randint(2 * DAY, 20 * DAY)), exam, None)
         if spec == "320" and rng.random() < 0.4:
-            self.cardiology(t0 + rng.randint(7 * DAY, 30 * DAY), self.cat.cardiology["ECHO"],
-                            None)
+            self.cardiology(self.office(t0 + rng.randint(7 * DAY, 30 * DAY)),
+                            self.cat.cardiology["ECHO"], None)
         t_out = t0 + rng.randint(15 * 60, 50 * 60)
         done = replace(v, discharge=t_out, disposition="HOME")
         self.add(t_out, "adt", "A03", done)
         if rng.random() < 0.6:
-            self.document(t_out + rng.randint(3 * DAY, 14 * DAY), done, "CL", "Clinic letter",
-                          None)
+            self.document(self.office(t_out + rng.randint(3 * DAY, 14 * DAY)), done, "CL",
+                          "Clinic letter", None)
+        return t_out
 
     def spell(
         self, t0: int, admit_type: str, diag: tuple[str, str, str] | None,
         mental_health: bool = False, dies: bool = False,
-    ) -> None:
-        """An inpatient spell: A01 → transfers/updates → A03, with cancellations now and then.
+    ) -> int:
+        """An inpatient spell: A01 → transfers/updates → A03, with cancellations now and
+        then; returns when it is over. Every message carries the visit as it stood at that
+        message's time (ward after the transfers before it, consultant after an A08).
 
         ``dies``: the patient dies at the end of this spell (``person.died``)."""
         rng = self.rng
@@ -247,66 +299,85 @@ class Journey:
             los = int(rng.lognormvariate(1.1, 0.9) * DAY) + 4 * HOUR
         died = self.reg.person.died
         if dies and died is not None:
-            los = died - t0
+            t_dis = died
+        else:  # most patients go home in the day; never into a later final admission
+            t_dis = daytime(rng, t0 + los)
+            if self.limit is not None:
+                t_dis = min(t_dis, self.limit - HOUR)
+        los = t_dis - t0
         v = self._visit(
             "I", ward, spec, t0, bed=f"B{rng.randint(1, 28):02d}", admit_type=admit_type,
             legal=(legal.code, legal.display) if legal else None,
         )
         if admit_type == "C" and rng.random() < 0.8:  # elective: booked weeks ahead (A05)
-            booked = t0 - rng.randint(7 * DAY, 60 * DAY)
-            if booked > self.reg.registered:
+            booked = self.office(t0 - rng.randint(7 * DAY, 60 * DAY))
+            if self.reg.registered < booked < t0:
                 self.add(booked, "adt", "A05", replace(v, pclass="P"), expected=t0)
         self.add(t0, "adt", "A01", v, diagnoses=[diag])
-        if not dies and rng.random() < 0.03:  # admitted in error: cancel the admission and stop
-            self.add(t0 + rng.randint(10 * 60, 90 * 60), "adt", "A11", v)
-            return
-        t_dis = t0 + los
+        if not dies and rng.random() < CANCEL_ADMISSION:  # admitted in error: cancel, stop
+            t_cancel = t0 + rng.randint(10 * 60, 90 * 60)
+            self.add(t_cancel, "adt", "A11", v)
+            return t_cancel
+        # the stay as it changes: transfers and an update, in time order
+        timeline = [(t0, v)]
+        changes: list[tuple[int, str]] = []
+        n_moves = rng.choice((0, 0, 1, 1, 2)) if los > DAY else 0
+        for k in range(n_moves):
+            changes.append((t0 + (los * (k + 1)) // (n_moves + 1), "A02"))
+        if rng.random() < (0.4 if mental_health else 0.15) and los > 2 * HOUR:
+            # decided on a ward round or at a tribunal: in the day when the stay allows
+            tu = daytime(rng, t0 + rng.randint(HOUR, los - HOUR))
+            changes.append((tu if tu < t_dis - HOUR else t0 + los // 2, "A08"))
+        current = v
+        for tc, what in sorted(changes):
+            if what == "A02":
+                new_ward = rng.choice(MH_WARDS if mental_health else ACUTE_WARDS)
+                if self.age < 16 or new_ward == current.ward:
+                    continue
+                current = replace(current, ward=new_ward, prior_ward=current.ward,
+                                  bed=f"B{rng.randint(1, 28):02d}")
+                self.add(tc, "adt", "A02", current)
+            else:
+                if mental_health:
+                    new = self.cat.legal_status[rng.randrange(len(self.cat.legal_status))]
+                    current = replace(current, legal=(new.code, new.display))
+                else:
+                    current = replace(current, consultant=self.consultant())
+                self.add(tc, "adt", "A08", current, diagnoses=[diag])
+            timeline.append((tc, current))
+        times = [t for t, _ in timeline]
+
+        def at(t: int) -> Visit:
+            return timeline[max(0, bisect.bisect_right(times, t) - 1)][1]
+
         # medicines on admission
         meds = self.cat.mh_medications if mental_health else self.cat.medications
         for med in rng.sample(meds, min(len(meds), rng.randint(1, 3))):
-            self.prescription(t0 + rng.randint(HOUR, 6 * HOUR), med, v, t_dis)
-        # bloods every day or two
+            tp = t0 + rng.randint(HOUR, 6 * HOUR)
+            self.prescription(tp, med, at(tp), t_dis)
+        # bloods soon after admission, then on the morning round every day or two
         t = t0 + rng.randint(HOUR, 8 * HOUR)
         labs = ("FBC", "UE", "CRP", "LFT", "COAG", "MSU") if not mental_health else (
             "FBC", "UE", "LFT", "LITH", "LIPID")
         while t < t_dis and "pathology" in self.sends:
             for key in rng.sample(labs, rng.randint(1, 3)):
-                self.lab(t, self.cat.panels[key], v)
-            t += rng.randint(DAY, 2 * DAY)
+                self.lab(t, self.cat.panels[key], at(t))
+            t = morning_round(rng, t + (DAY if rng.random() < 0.4 else 0))
         if not mental_health and rng.random() < 0.3:
-            self.imaging(t0 + rng.randint(2 * HOUR, 30 * HOUR), self.cat.radiology[
-                rng.randrange(len(self.cat.radiology))], v)
+            ti = t0 + rng.randint(2 * HOUR, 30 * HOUR)
+            self.imaging(ti, self.cat.radiology[rng.randrange(len(self.cat.radiology))], at(ti))
         if not mental_health and rng.random() < 0.2:
-            self.cardiology(t0 + rng.randint(HOUR, 20 * HOUR), self.cat.cardiology["ECG"], v)
-        # transfers and updates
-        current = v
-        n_moves = rng.choice((0, 0, 1, 1, 2)) if los > DAY else 0
-        for k in range(n_moves):
-            tm = t0 + (los * (k + 1)) // (n_moves + 1)
-            new_ward = rng.choice(MH_WARDS if mental_health else ACUTE_WARDS)
-            if self.age < 16:
-                continue
-            if new_ward == current.ward:
-                continue
-            current = replace(current, ward=new_ward, prior_ward=current.ward,
-                              bed=f"B{rng.randint(1, 28):02d}")
-            self.add(tm, "adt", "A02", current)
-        if rng.random() < (0.4 if mental_health else 0.15):
-            tu = t0 + rng.randint(HOUR, max(HOUR + 1, los - HOUR))
-            if mental_health:
-                new = self.cat.legal_status[rng.randrange(len(self.cat.legal_status))]
-                updated = replace(current, legal=(new.code, new.display))
-            else:
-                updated = replace(current, consultant=self.consultant())
-            self.add(tu, "adt", "A08", updated, diagnoses=[diag])
-            current = updated
+            te = t0 + rng.randint(HOUR, 20 * HOUR)
+            self.cardiology(te, self.cat.cardiology["ECG"], at(te))
         if dies:
             done = replace(current, discharge=t_dis, disposition="DIED")
             self.add(t_dis, "adt", "A03", done, diagnoses=[diag], deceased=True)
-            return
+            return t_dis
         done = replace(current, discharge=t_dis, disposition="HOME")
         self.add(t_dis, "adt", "A03", done, diagnoses=[diag])
-        if rng.random() < 0.03:  # discharge recorded too early: cancel it, discharge later
+        if rng.random() < CANCEL_DISCHARGE and (self.limit is None
+                                                or t_dis + 28 * HOUR < self.limit):
+            # discharge recorded too early: cancel it, discharge later
             t_cancel = t_dis + rng.randint(20 * 60, 90 * 60)
             self.add(t_cancel, "adt", "A13", replace(current, discharge=None))
             t_dis = t_cancel + rng.randint(2 * HOUR, 24 * HOUR)
@@ -317,10 +388,12 @@ class Journey:
             self.prescription(t_dis - rng.randint(HOUR, 3 * HOUR), med, done,
                               t_dis + 28 * DAY, tto=True)
         if rng.random() < 0.9:
-            self.document(t_dis + rng.randint(HOUR, 48 * HOUR), done, "DS", "Discharge summary",
-                          diag)
+            self.document(self.office(t_dis + rng.randint(HOUR, 48 * HOUR)), done, "DS",
+                          "Discharge summary", diag)
+        return t_dis
 
-    def mh_contact(self, t0: int, community: bool = False) -> None:
+    def mh_contact(self, t0: int, community: bool = False) -> int:
+        """A community mental-health contact; returns when it ends."""
         rng = self.rng
         team = "CAMHS" if self.age < 18 else rng.choice(MH_TEAMS)
         v = self._visit("O", team, self._mh_specialty(), t0, admit_type="R")
@@ -333,8 +406,9 @@ class Journey:
             self.prescription(t_out - 10 * 60, meds[rng.randrange(len(meds))], v,
                               t_out + 56 * DAY)
         if rng.random() < 0.3:
-            self.document(t_out + rng.randint(DAY, 10 * DAY), done, "CPA",
+            self.document(self.office(t_out + rng.randint(DAY, 10 * DAY)), done, "CPA",
                           "Care plan review letter", self._diagnosis(True))
+        return t_out
 
     def gp_request(self, t: int) -> None:
         """Bloods the GP sent to the hospital lab: no hospital visit, the GP orders."""
@@ -346,7 +420,7 @@ class Journey:
     def _mh_specialty(self) -> str:
         return "711" if self.age < 18 else "715" if self.age >= 65 else "710"
 
-    def urgent_care(self, t0: int) -> None:
+    def urgent_care(self, t0: int) -> int:
         rng = self.rng
         v = self._visit("E", "UTC", "180", t0, admit_type="A")
         t_out = t0 + rng.randint(HOUR, 3 * HOUR)
@@ -355,6 +429,7 @@ class Journey:
         self.add(t_out, "adt", "A03", done)
         self.document(t_out + rng.randint(5 * 60, HOUR), done, "UCR",
                       "Urgent care encounter report", self._diagnosis())
+        return t_out
 
     # --- results, orders, documents -------------------------------------------
     def _value(self, test: LabTest) -> tuple[str, str, str]:
@@ -440,7 +515,7 @@ class Journey:
             return
         rng = self.rng
         p = self.reg.person
-        author = self.consultant()
+        author = v.consultant  # the clinician responsible for the visit writes its letter
         plain = [
             f"{title} - {self.st.trust.name}",
             f"Patient: {p.given} {p.surname}, DOB {p.dob[6:8]}/{p.dob[4:6]}/{p.dob[:4]}",
@@ -452,6 +527,20 @@ class Journey:
             f"Dr {author[2]} {author[1]}",
         ]
         pdf = self.st.flavour.name != "classic-pas" and rng.random() < 0.3
-        self.add(t, "documents", "DOC", v, doc_type=doc_type, title=title, title_plain=title,
-                 plain_lines=plain, lines=[escape(x) for x in plain], pdf=pdf,
-                 doc_id=self.st.new_doc(), author=author, activity=v.discharge or v.admit)
+        doc = dict(doc_type=doc_type, title=title, title_plain=title, plain_lines=plain,
+                   lines=[escape(x) for x in plain], pdf=pdf, doc_id=self.st.new_doc(),
+                   author=author, activity=v.discharge or v.admit, originated=t)
+        self.add(t, "documents", "DOC", v, **doc)
+        roll = rng.random()
+        if roll < AMEND_DOCUMENT:  # corrected after it went out: same number, new content
+            t_edit = self.office(t + rng.randint(HOUR, 10 * DAY))
+            fixed = [*plain[:-1], rng.choice((
+                "Addendum: medication list corrected; see the plan above.",
+                "Addendum: follow-up date amended following the clinic review.",
+                "Addendum: allergy status updated.")), plain[-1]]
+            self.add(t_edit, "documents", "DOC", v, **{
+                **doc, "event": "T08", "plain_lines": fixed,
+                "lines": [escape(x) for x in fixed]})
+        elif roll < AMEND_DOCUMENT + CANCEL_DOCUMENT:  # filed against the wrong patient
+            self.add(self.office(t + rng.randint(HOUR, 5 * DAY)), "documents", "DOC", v,
+                     **{**doc, "event": "T11"})

@@ -2,7 +2,8 @@
 then merged (``heapq.merge``) into ``live/<ods>.hl7``.
 
 A live interface numbers its messages as it sends them, so MSH-10 is assigned here,
-in arrival order, continuing after the numbers the trust has already used; a resend
+in arrival order, per sending application (MSH-3: each of a trust's systems has its
+own counter), continuing after the numbers that system has already used; a resend
 gets the number its original was sent with (same bytes).
 """
 
@@ -63,29 +64,32 @@ class LiveSpool:
                 yield int(a), int(s), int(o), int(r), text.decode()
 
     def write(
-        self, out_dir: Path, numbering: dict[str, tuple[Callable[[int], str], int]]
+        self, out_dir: Path, numbering: dict[str, tuple[Callable[[int], str], dict[str, int]]]
     ) -> dict[str, int]:
         """Merge each trust's runs into ``out_dir/<ods>.hl7``, numbering MSH-10 with
-        ``numbering[ods] = (number → control id, first number)``; messages per trust."""
+        ``numbering[ods] = (number → control id, {MSH-3: first number})``; messages per
+        trust."""
         self.spill()
         counts: dict[str, int] = {}
         out_dir.mkdir(parents=True, exist_ok=True)
         for ods in self.order:
-            make_id, n = numbering[ods]
+            make_id, first = numbering[ods]
+            nexts = dict(first)
             pending: dict[int, str] = {}  # seq → MSH-10 of originals still to be resent
             written = 0
             with (out_dir / f"{ods}.hl7").open("w", encoding="utf-8", newline="") as fh:
                 for _, seq, original, resent, text in heapq.merge(
                     *(self._read(p) for p in self.runs.get(ods, []))
                 ):
+                    parts = text.split("|", 10)
                     if original:
                         control_id = pending.pop(original)
                     else:
+                        n = nexts.get(parts[2], 1)
                         control_id = make_id(n)
-                        n += 1
+                        nexts[parts[2]] = n + 1
                         if resent:
                             pending[seq] = control_id
-                    parts = text.split("|", 10)
                     parts[9] = control_id
                     fh.write("|".join(parts))
                     fh.write("\n")

@@ -37,13 +37,14 @@ def _structure(st: TrustState, code: str) -> str:
     return s
 
 
-def msh(st: TrustState, t: int, mtype: str) -> str:
+def msh(st: TrustState, t: int, mtype: str, dtype: str) -> str:
+    """MSH as the system sending this data type writes it (its MSH-3, its MSH-10)."""
     f = st.flavour
-    cid = st.new_control_id()
+    cid, n = st.new_control_id(st.apps[dtype])
     ts = f.ts(t)
-    if f.name == "mh-epr" and st.next_msg % 5 == 0:
-        ts = f"{ts}.{(t * 7 + st.next_msg) % 1000:03d}"  # this EPR sometimes sends milliseconds
-    return f"{st.msh_head}{ts}||{mtype}|{cid}|P|{f.version}{f.msh_tail}"
+    if f.name == "mh-epr" and (n + 1) % 5 == 0:
+        ts = f"{ts}.{(t * 7 + n + 1) % 1000:03d}"  # this EPR sometimes sends milliseconds
+    return f"{st.msh_heads[dtype]}{ts}||{mtype}|{cid}|P|{f.version}{f.msh_tail}"
 
 
 def pid(st: TrustState, reg: Reg, deceased: bool = False) -> str:
@@ -138,7 +139,7 @@ def _adt(st: TrustState, reg: Reg, ev: Event, tail: list[str]) -> tuple[str, str
     t = ev.time
     f = st.flavour
     mtype = f"ADT^{code}^{_structure(st, code)}"
-    segs = [msh(st, t + ev.data.get("lag", 30), mtype), f"EVN|{code}|{f.ts(t)}||||{f.ts(t)}"]
+    segs = [msh(st, t + ev.data.get("lag", 30), mtype, "adt"), f"EVN|{code}|{f.ts(t)}||||{f.ts(t)}"]
     segs.append(pid(st, reg, ev.data.get("deceased", False)))
     segs.append(pd1(st, reg))
     if code in _NK1_EVENTS and reg.person.next_of_kin:
@@ -209,7 +210,7 @@ def adt_merge(st: TrustState, reg: Reg, ev: Event) -> tuple[str, str]:
     t = ev.time
     old = ev.data["old_mrn"]
     segs = [
-        msh(st, t + 30, f"ADT^A40^{_structure(st, 'A40')}"),
+        msh(st, t + 30, f"ADT^A40^{_structure(st, 'A40')}", "adt"),
         f"EVN|A40|{f.ts(t)}||||{f.ts(t)}",
         pid(st, reg),
         pd1(st, reg),
@@ -254,7 +255,8 @@ def oru_lab(st: TrustState, reg: Reg, ev: Event) -> tuple[str, str]:
     consultant = v.consultant if v else reg.person.gp
     sys = st.lab_system
     service = f"{panel.local[f.name]}^{panel.display}^{sys}"
-    segs = [msh(st, ev.time + 20, "ORU^R01^ORU_R01"), pid(st, reg), *_pv1_or_none(st, v)]
+    segs = [msh(st, ev.time + 20, "ORU^R01^ORU_R01", "pathology"), pid(st, reg),
+            *_pv1_or_none(st, v)]
     segs.extend(_orc_obr(st, ev, service, "CH" if panel.key != "MSU" else "MB", status,
                          consultant))
     obs_ts = f.ts(d["collected"])
@@ -285,7 +287,8 @@ def oru_report(st: TrustState, reg: Reg, ev: Event) -> tuple[str, str]:
     v = ev.visit
     consultant = v.consultant if v else reg.person.gp
     service = f"{exam.local[f.name]}^{exam.display}^{sys}"
-    segs = [msh(st, ev.time + 20, "ORU^R01^ORU_R01"), pid(st, reg), *_pv1_or_none(st, v)]
+    segs = [msh(st, ev.time + 20, "ORU^R01^ORU_R01", ev.dtype), pid(st, reg),
+            *_pv1_or_none(st, v)]
     segs.extend(_orc_obr(st, ev, service, "RAD" if radiology else "EC", "F", consultant))
     obs_ts = f.ts(d["collected"])
     i = 0
@@ -317,7 +320,7 @@ def rde(st: TrustState, reg: Reg, ev: Event) -> tuple[str, str]:
     timing = f"1^{med.frequency}^^{start}^{end}"
     give = f"{med.local[f.name]}^{med.display}^{st.drug_system}^{med.dmd}^{med.display}^DMD"
     segs = [
-        msh(st, ev.time + 15, mtype),
+        msh(st, ev.time + 15, mtype, "prescribing"),
         pid(st, reg),
         *_pv1_or_none(st, v),
         f"ORC|NW|{placer}|||||{timing}||{start}|||{_xcn(consultant)}",
@@ -330,36 +333,48 @@ def rde(st: TrustState, reg: Reg, ev: Event) -> tuple[str, str]:
     return f"RDE^{event}", "\r".join(segs) + "\r"
 
 
-def txa(st: TrustState, d: dict, ts: str, activity: str) -> str:
+def txa(st: TrustState, d: dict, event: str, ts: str, activity: str) -> str:
+    """TXA: an edit (T08) keeps the document number and origination time and gives the
+    edit time in TXA-8; a cancellation (T11) makes the document unavailable."""
     f = [""] * 20  # f[n] is TXA-n
     f[1] = "1"
     f[2] = d["doc_type"]
     f[3] = "AP" if d["pdf"] else "TX"
     f[4] = activity  # the clinical activity the document is about
     f[5] = _xcn(d["author"])
-    f[6] = ts  # origination
+    f[6] = st.flavour.ts(d["originated"]) if event != "T02" else ts  # origination
+    if event == "T08":
+        f[8] = ts  # edit date/time
     f[9] = _xcn(d["author"])  # originator
     f[12] = f"{d['doc_id']}^{st.ods}"  # unique document number
     f[17] = "AU"  # authenticated
-    f[19] = "AV"  # available for patient care
+    f[19] = "UN" if event == "T11" else "AV"  # available for patient care, or no longer
     return "TXA|" + "|".join(f[1:])
 
 
+_MDM_STRUCTURE = {"T02": "MDM_T02", "T08": "MDM_T02", "T11": "MDM_T01"}
+
+
 def mdm(st: TrustState, reg: Reg, ev: Event) -> tuple[str, str]:
-    """Document: discharge summary, clinic letter, ED or urgent-care report (TX or PDF)."""
+    """Document: discharge summary, clinic letter, ED or urgent-care report (TX or PDF);
+    T02 original, T08 amended (same document number, new content), T11 cancelled (no
+    content: filed against the wrong patient)."""
     f = st.flavour
     d = ev.data
     v = ev.visit
+    event = d.get("event", "T02")
     ts = f.ts(ev.time)
     activity = f.ts(d["activity"])
     segs = [
-        msh(st, ev.time + 60, "MDM^T02^MDM_T02"),
-        f"EVN|T02|{ts}",
+        msh(st, ev.time + 60, f"MDM^{event}^{_MDM_STRUCTURE[event]}", "documents"),
+        f"EVN|{event}|{ts}",
         pid(st, reg),
         pv1(st, v) if v is not None else "PV1|1|N",
-        txa(st, d, ts, activity),
+        txa(st, d, event, ts, activity),
     ]
     title = d["title"]
+    if event == "T11":  # a cancellation carries no content
+        return f"MDM^{event}", "\r".join(segs) + "\r"
     if d["pdf"]:
         raw = make_pdf(d["title_plain"], d["plain_lines"])
         data = base64.b64encode(raw).decode("ascii")
@@ -368,7 +383,7 @@ def mdm(st: TrustState, reg: Reg, ev: Event) -> tuple[str, str]:
     else:
         for n, line in enumerate(d["lines"], 1):
             segs.append(f"OBX|{n}|TX|{d['doc_type']}^{title}^{st.ods}-DOC|{n}|{line}||||||F|||{ts}")
-    return "MDM^T02", "\r".join(segs) + "\r"
+    return f"MDM^{event}", "\r".join(segs) + "\r"
 
 
 WRITERS: dict[str, Callable[[TrustState, Reg, Event], tuple[str, str]]] = {

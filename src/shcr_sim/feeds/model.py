@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from .catalogue import load_people
 from .flavours import FLAVOURS, Flavour
 from .population import Person
 from .scenario import Trust
@@ -12,7 +14,8 @@ from .scenario import Trust
 
 @dataclass(slots=True)
 class TrustState:
-    """Per-trust counters: MRNs, visit/order/document numbers and MSH-10s, in generation order."""
+    """Per-trust counters: MRNs, visit/order/document numbers and, per sending
+    application, MSH-10s (each system numbers its own messages)."""
 
     trust: Trust
     flavour: Flavour = field(init=False)
@@ -22,10 +25,12 @@ class TrustState:
     rad_system: str = field(init=False)
     card_system: str = field(init=False)
     drug_system: str = field(init=False)
-    msh_head: str = field(init=False)
+    apps: dict[str, str] = field(init=False)  # data type → sending application (MSH-3)
+    msh_heads: dict[str, str] = field(init=False)  # data type → "MSH|…|MSH-6|"
+    consultants: tuple[tuple[str, str, str], ...] = field(init=False)
     next_mrn: int = 1
-    next_msg: int = 1
-    next_visit: int = 1
+    next_msg: dict[str, int] = field(init=False)  # sending application → next MSH-10 number
+    visits_in_hour: dict[int, int] = field(init=False)
     next_order: int = 1
     next_doc: int = 1
 
@@ -39,17 +44,26 @@ class TrustState:
         self.rad_system = f.rad_system.format(ods=t.ods)
         self.card_system = f.card_system.format(ods=t.ods)
         self.drug_system = f.drug_system.format(ods=t.ods)
-        self.msh_head = f"MSH|^~\\&|{t.sending_application}|{t.ods}|SHCR-CIE|SHCR|"
+        self.apps = dict(t.sending_applications)
+        self.msh_heads = {
+            dtype: f"MSH|^~\\&|{app}|{t.ods}|SHCR-CIE|SHCR|" for dtype, app in self.apps.items()
+        }
+        self.next_msg = dict.fromkeys(self.apps.values(), 1)
+        self.visits_in_hour = {}
+        self.consultants = consultant_pool(t.ods)
 
     def new_mrn(self) -> str:
         n = self.next_mrn
         self.next_mrn += 1
         return self.flavour.mrn(self.ods, n)
 
-    def new_visit(self) -> str:
-        n = self.next_visit
-        self.next_visit += 1
-        return f"{self.ods}V{n:08d}"
+    def new_visit(self, t: int) -> str:
+        """Visit numbers rise with time: the hour the visit starts, then the PAS's counter
+        within that hour (memory bounded by the hours in the window, not the visits)."""
+        hour = t // 3600
+        n = self.visits_in_hour.get(hour, 0) + 1
+        self.visits_in_hour[hour] = n
+        return f"{self.ods}V{hour:06d}{n:04d}"
 
     def new_order(self) -> int:
         n = self.next_order
@@ -61,10 +75,29 @@ class TrustState:
         self.next_doc += 1
         return f"{self.ods}-DOC-{n:08d}"
 
-    def new_control_id(self) -> str:
-        n = self.next_msg
-        self.next_msg += 1
-        return self.flavour.control_id(self.ods, n)
+    def new_control_id(self, app: str) -> tuple[str, int]:
+        """(MSH-10, its number) from this sending application's own counter."""
+        n = self.next_msg[app]
+        self.next_msg[app] = n + 1
+        return self.flavour.control_id(self.ods, n), n
+
+
+def consultant_pool(ods: str, size: int = 14) -> tuple[tuple[str, str, str], ...]:
+    """A trust's own consultants (code, surname, given): codes are ``C`` + a GMC-like
+    7-digit number, names drawn from the name lists, the same for the same ODS code."""
+    people = load_people()
+    rng = random.Random(f"consultants:{ods}")
+    pool = []
+    codes: set[str] = set()
+    while len(pool) < size:
+        code = f"C{rng.randrange(2_000_000, 7_999_999)}"
+        names = people.female if rng.random() < 0.5 else people.male
+        person = (code, people.surnames[rng.randrange(len(people.surnames))],
+                  names[rng.randrange(len(names))])
+        if code not in codes:
+            codes.add(code)
+            pool.append(person)
+    return tuple(pool)
 
 
 @dataclass(slots=True)

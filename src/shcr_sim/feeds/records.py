@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from .catalogue import load_catalogue, load_people
 from .clock import epoch_of
+from .daytime import office
 from .journeys import DAY, Journey
 from .model import Event, Reg, TrustState
 from .population import Person, make_person
@@ -73,16 +74,18 @@ def build_patient(
     dying_at: int | None = None
     for ti in trusts:
         st = states[ti]
-        registered = w.start + int(rng.random() ** 2 * span * 0.95)
+        # registered by the records office on a working day
+        registered = office(rng, w.start + int(rng.random() ** 2 * span * 0.95))
         view = person.copy()
         reg = Reg(st, st.new_mrn(), view, registered)
         jrng = random.Random(f"{seed}:journey:{index}:{st.ods}")
         j = Journey(reg, jrng, w.cut, end, sc.live.rate_multiplier, sc.correction_rate, cat)
-        j.build()
+        final = None
         if (person.died is not None and dying_at is None and st.trust.kind == "acute"
                 and registered < person.died - 10 * DAY):
             dying_at = ti  # dies in hospital here, after a short final admission
-            j.spell(person.died - jrng.randint(DAY, 10 * DAY), "E", None, dies=True)
+            final = person.died - jrng.randint(DAY, 10 * DAY)
+        j.build(final)
         out.regs.append(reg)
         if duplicate and "adt" in st.sends and registered + 2 * DAY < end:
             duplicate = False
@@ -121,7 +124,7 @@ def _duplicate(sc: Scenario, orig: Reg, rng: random.Random, w: Window, end: int)
     else:
         j.mh_contact(t_dup + 600)
     last = max((e.time for e in dup.events), default=t_dup)
-    t_merge = last + rng.randint(DAY, 21 * DAY)
+    t_merge = office(rng, last + rng.randint(DAY, 21 * DAY))  # data-quality team's work
     if t_merge < end:
         orig.events.append(Event(t_merge, 10_000_000, "adt", "A40", None, {"old_mrn": dup.mrn}))
     return dup

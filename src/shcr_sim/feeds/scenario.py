@@ -10,9 +10,16 @@ import tomllib
 from datetime import date
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 Flavour = Literal["itk-acute", "classic-pas", "mh-epr"]
 Kind = Literal["acute", "mental-health", "urgent-care", "community"]
@@ -20,6 +27,7 @@ DataType = Literal["adt", "pathology", "radiology", "cardiology", "prescribing",
 Encounter = Literal[
     "ed", "outpatient", "elective", "gp_requests", "contact", "admission", "attendance"
 ]
+AppName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,20}$")]
 DATA_TYPES: tuple[str, ...] = (
     "adt",
     "pathology",
@@ -30,19 +38,38 @@ DATA_TYPES: tuple[str, ...] = (
 )
 
 
+# A trust's clinical systems each send their own feed (own MSH-3, own MSH-10 counter):
+# an acute trust has a LIMS, a RIS, a cardiology system, ePrescribing and a document
+# system besides its PAS; a mental-health or urgent-care EPR sends everything itself.
+DEFAULT_APPLICATIONS = {
+    "pathology": "LIMS",
+    "radiology": "RIS",
+    "cardiology": "CVIS",
+    "prescribing": "EPMA",
+    "documents": "EDMS",
+}
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Trust(_Model):
-    """One sending organisation (MSH-4 = ods, MSH-3 = sending_application)."""
+    """One sending organisation (MSH-4 = ods; MSH-3 = sending_application for ADT,
+    ``sending_applications[data type]`` for everything; after validation that map
+    names the sender of every data type the trust sends)."""
 
     name: str = Field(min_length=1)
     ods: str = Field(pattern=r"^[A-Z0-9]{3,6}$")
-    sending_application: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,20}$")
+    sending_application: AppName
     kind: Kind
     flavour: Flavour
     data_types: list[DataType] = Field(min_length=1)
+    sending_applications: dict[DataType, AppName] = Field(
+        default_factory=dict,
+        description="MSH-3 per data type; defaults: the PAS for adt, LIMS / RIS / CVIS / "
+        "EPMA / EDMS at an acute trust, the trust's one EPR elsewhere",
+    )
     weight: float = Field(default=1.0, gt=0, description="relative share of patients seen here")
     activity: float = Field(default=1.0, gt=0, description="multiplier on encounter rates")
     backload_from: date | None = Field(
@@ -53,6 +80,23 @@ class Trust(_Model):
         default_factory=dict,
         description="encounters per patient-year, overriding the defaults for this kind",
     )
+
+    @model_validator(mode="after")
+    def _applications(self) -> Trust:
+        given = self.sending_applications
+        for dtype in given:
+            if dtype not in self.data_types:
+                raise ValueError(f"sending_applications.{dtype}: the trust does not send {dtype}")
+        if given.get("adt", self.sending_application) != self.sending_application:
+            raise ValueError("sending_applications.adt must be the sending_application (PAS)")
+        apps = {}
+        for dtype in self.data_types:
+            default = self.sending_application
+            if self.kind == "acute" and dtype != "adt":
+                default = DEFAULT_APPLICATIONS[dtype]
+            apps[dtype] = given.get(dtype, default)
+        object.__setattr__(self, "sending_applications", apps)
+        return self
 
     @model_validator(mode="after")
     def _rates_non_negative(self) -> Trust:
