@@ -49,11 +49,14 @@ class ReleaseStats:
 
 
 def trusts_from_scenario(scenario: object) -> list[TrustInfo]:
-    """TrustInfo for each trust of a ``feeds.scenario.Scenario``."""
-    return [
-        TrustInfo(t.sending_application, t.ods, t.flavour, t.name)  # type: ignore[attr-defined]
-        for t in scenario.trusts  # type: ignore[attr-defined]
-    ]
+    """TrustInfo for each sending application (MSH-3) of each trust of a
+    ``feeds.scenario.Scenario``: the PAS first, then its LIMS, RIS … (same ODS, flavour)."""
+    out = []
+    for t in scenario.trusts:  # type: ignore[attr-defined]
+        apps = [t.sending_application, *getattr(t, "sending_applications", {}).values()]
+        for app in dict.fromkeys(apps):
+            out.append(TrustInfo(app, t.ods, t.flavour, t.name))
+    return out
 
 
 def _mrg_keys(raw: str) -> list[str]:
