@@ -53,7 +53,14 @@ class SenderPolicy:
 
     @classmethod
     def from_trusts(cls, trusts: Iterable[TrustLike]) -> SenderPolicy:
-        return cls(frozenset((t.sending_application, t.ods) for t in trusts))
+        """Every sending application of each trust: its PAS and, when the trust names
+        them (``sending_applications``: data type → MSH-3), its LIMS, RIS …"""
+        pairs = set()
+        for t in trusts:
+            pairs.add((t.sending_application, t.ods))
+            for app in (getattr(t, "sending_applications", None) or {}).values():
+                pairs.add((app, t.ods))
+        return cls(frozenset(pairs))
 
 
 @dataclass(slots=True)
