@@ -286,3 +286,22 @@ def test_escaped_free_text_reads_back(feeds_messages: list[Generated]) -> None:
     cultures = [s.get_text(5) for g in feeds_messages if g.msg.message_type == "ORU^R01"
                 for s in g.msg.all("OBX") if s.get(2) == "TX" and "cfu" in s.get_text(5)]
     assert any(">10^5 cfu/mL" in t for t in cultures)
+
+
+def test_the_engine_accepts_every_sender_the_trusts_use(feeds_run, feeds_scenario,
+                                                        feeds_messages) -> None:
+    """Each sending application a run writes is a known sender for the engine, whether it
+    learns the trusts from the scenario or from the manifest of the generated folder."""
+    from shcr_sim.engine.mllp_server import SenderPolicy
+    from shcr_sim.engine.pipeline import trusts_from_scenario
+    from shcr_sim.engine.trusts import resolve_trusts
+
+    out, _ = feeds_run
+    senders = {g.msg.sender for g in feeds_messages}
+    assert len(senders) > 10
+    policy = SenderPolicy.from_trusts(feeds_scenario.trusts)
+    from_scenario = {(t.app, t.ods) for t in trusts_from_scenario(feeds_scenario)}
+    from_manifest = {(t.app, t.ods) for t in resolve_trusts(None, [out]) or []}
+    for sender in senders:
+        assert policy.permits(*sender), sender
+        assert sender in from_scenario and sender in from_manifest, sender
