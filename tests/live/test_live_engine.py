@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from shcr_sim.engine.live import LiveEngine, LiveOptions, StoreOutage, serve_forever
+from shcr_sim.engine.liverun import check_delivery
 from shcr_sim.engine.pipeline import trusts_from_scenario
 from shcr_sim.engine.reconcile import reconcile
 from shcr_sim.feeds.generate import generate
@@ -74,23 +75,30 @@ async def test_store_outage_holds_the_queue_then_drains(generated, tmp_path) -> 
     ods, msgs = next(iter(live_messages(out).items()))
     trust = next(t for t in sc.trusts if t.ods == ods)
     outage = StoreOutage()
-    with outage.guarded():
-        live = await started(tmp_path, sc)
-        try:
-            outage.start(30)  # down until we say otherwise
-            report = await run_feed(msgs, sender_cfg(live.mllp_port, trust))
-            async with asyncio.timeout(10):
-                while outage.refused == 0:  # the release loop tried the store and was refused
-                    await asyncio.sleep(0.01)
-            held = await live.inbound_depth("live")
-            outage.until = 0  # the store is back
-            assert await live.drain_live(30)
-            recon = await reconcile(live.engine.queue.conn)
-        finally:
-            await live.close()
+    live = await LiveEngine.start(tmp_path / "engine.db", trusts_from_scenario(sc),
+                                  LiveOptions(mllp_port=0, http_port=None), outage=outage)
+    try:
+        await outage.start(60)  # down until we say otherwise
+        report = await run_feed(msgs, sender_cfg(live.mllp_port, trust))
+        async with asyncio.timeout(10):
+            while live.engine.stats.store_refused < 2:  # tried, refused, retried, refused
+                await asyncio.sleep(0.01)
+        held = await live.inbound_depth("live")
+        stored_while_down = await live.engine.store.count()
+        released = (await live.engine.queue.counts()).get("released", 0)
+        await outage.end()  # the store is back
+        assert await live.drain_live(30)
+        recon = await reconcile(live.engine.queue.conn)
+        stored = await live.engine.store.count()
+    finally:
+        await live.close()
+    delivery = await check_delivery(tmp_path / "engine.db", {ods: msgs}, 0)
     assert report.delivered + report.errors == len(msgs)  # ACKed while the store was down
-    assert held > 0 and outage.refused > 0
+    assert held == recon.total.accepted - recon.total.duplicate - report.errors > 0
+    assert stored_while_down == 0 and stored > 0
+    assert 0 < released <= live.options.live_batch  # the refused batch waits as released
     assert recon.ok and recon.total.accepted == len(msgs) and recon.total.pending == 0
+    assert delivery.ok and delivery.distinct == len(msgs)
 
 
 async def test_silent_feed_alert_fires_and_clears(generated, tmp_path) -> None:

@@ -26,7 +26,7 @@ async def test_run_with_every_fault_loses_and_doubles_nothing(tmp_path) -> None:
     faults = RunFaults(store_outage=1.0, store_outage_at=0.0, silent_feed=first, silent_at=0.1,
                        silent_for=1.5, malformed_burst=6, ack_delay=0.5, slow_acks=0.05,
                        drop_acks=0.05, resets=0.05, mid_frame_resets=0.02)
-    opts = RunOptions(out=tmp_path / "run", messages=800, live_hours=48, live_rate=200,
+    opts = RunOptions(out=tmp_path / "run", messages=800, live_hours=240, live_rate=200,
                       heartbeat_interval=0.1, silent_after=0.5, http_port=None,
                       ack_timeout=0.3, monitor_tick=0.1, report_every=0.5, faults=faults)
     reports: list[dict] = []

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,64 +35,44 @@ from .queue import DurableQueue
 log = logging.getLogger(__name__)
 
 
-class StoreUnavailable(ConnectionError):
-    """The record store refused a write (the store-outage fault)."""
-
-
 @dataclass(slots=True)
 class StoreOutage:
-    """Fault: the record store refuses writes for a while; writers retry with back-off.
+    """Fault: the record store refuses writes for a while, then comes back.
 
-    ``guarded()`` wraps ``SqliteStore.apply`` for the duration of a run so every
-    engine in the process (live release and backload replay alike) sees the same
-    outage and waits it out: the queue keeps accepting, its depth grows, and once
+    It flips the store's own switch (``SqliteStore.set_unavailable``), which lives in
+    the database, so every engine writing to that store — the live release and a
+    backload replay in another process alike — is refused and waits it out
+    (``Engine.store_apply`` retries with back-off, the batch's rows stay released),
+    while the MLLP listener keeps accepting into the queue: its depth grows, and once
     the store is back the retried batch and everything behind it drain.
+    ``LiveEngine.start`` binds it to its store.
     """
 
-    until: float = 0.0  # monotonic time the outage ends
-    refused: int = 0  # writes refused (each one retried)
+    store: SqliteStore | None = None
+    until: float = 0.0  # wall-clock time (epoch s) the outage ends
     outages: int = 0
-    # a multiprocessing Value("d") shared with a backload process (the monotonic
-    # clock is system-wide), so one outage hits every engine of the run
-    shared: Any = None
 
-    def start(self, seconds: float) -> None:
-        self.set_until(time.monotonic() + seconds)
+    async def start(self, seconds: float) -> None:
+        self.until = time.time() + seconds
         self.outages += 1
+        await self._push()
 
-    def set_until(self, until: float) -> None:
-        self.until = until
-        if self.shared is not None:
-            self.shared.value = until
+    async def end(self) -> None:
+        self.until = 0.0
+        await self._push()
+
+    async def _push(self) -> None:
+        if self.store is None:
+            raise RuntimeError("StoreOutage is not bound to a store (LiveEngine.start binds it)")
+        await self.store.set_unavailable(self.until)
 
     @property
     def active(self) -> bool:
-        if self.shared is not None:
-            self.until = self.shared.value
-        return time.monotonic() < self.until
+        return time.time() < self.until
 
-    @contextlib.contextmanager
-    def guarded(self, backoff_max: float = 1.0) -> Iterator[StoreOutage]:
-        real = SqliteStore.apply
-        outage = self
-
-        async def apply(store: SqliteStore, writes):  # noqa: ANN001, ANN202
-            backoff = 0.05
-            while True:
-                try:
-                    if outage.active:
-                        raise StoreUnavailable("record store unavailable")
-                    return await real(store, writes)
-                except StoreUnavailable:
-                    outage.refused += 1
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, backoff_max)
-
-        SqliteStore.apply = apply  # type: ignore[method-assign]
-        try:
-            yield self
-        finally:
-            SqliteStore.apply = real  # type: ignore[method-assign]
+    @property
+    def left(self) -> float:
+        return max(self.until - time.time(), 0.0)
 
 
 @dataclass(slots=True)
@@ -145,6 +125,8 @@ class LiveEngine:
         self = cls(options or LiveOptions())
         opts = self.options
         self.engine = await Engine.open(db, trusts)
+        if outage is not None:
+            outage.store = self.engine.store
         if recover:
             await self.engine.queue.recover()
         if trusts is None:
@@ -175,7 +157,9 @@ class LiveEngine:
         await self.listener.start()
         if opts.http_port is not None:
             actions = _actions(outage, feeds)
-            self.monitor.controls = lambda: _controls(outage, feeds)
+            engine = self.engine
+            self.monitor.controls = lambda: {**_controls(outage, feeds),
+                                             "store_writes_refused": engine.stats.store_refused}
             self.http = await MonitorHTTP(self.monitor, actions).start(opts.http_host,
                                                                        opts.http_port)
         self._tasks = [
@@ -211,6 +195,7 @@ class LiveEngine:
                     n = await self.engine.release("backload", opts.backload_batch)
                 backoff = 0.05
             except Exception:  # rows stay released; recover() re-queues them on restart
+                # (a store that is merely unavailable is waited out in Engine.store_apply)
                 self.release_errors += 1
                 log.exception("release failed; retrying in %.2fs", backoff)
                 await asyncio.sleep(backoff)
@@ -252,14 +237,19 @@ class LiveEngine:
             await self.engine.close()
 
 
-def _actions(outage: StoreOutage | None,
-             feeds: Mapping[str, Any] | None) -> dict[str, Callable[[dict[str, str]], str]]:
-    actions: dict[str, Callable[[dict[str, str]], str]] = {}
+Action = Callable[[dict[str, str]], str | Awaitable[str]]
+
+
+def _actions(outage: StoreOutage | None, feeds: Mapping[str, Any] | None) -> dict[str, Action]:
+    actions: dict[str, Action] = {}
     if outage is not None:
-        def store_outage(params: dict[str, str]) -> str:
+        async def store_outage(params: dict[str, str]) -> str:
             seconds = min(float(params.get("seconds", "20")), 3600.0)
-            outage.start(seconds)
-            return f"record store down for {seconds:g} s"
+            if seconds > 0:
+                await outage.start(seconds)
+                return f"record store down for {seconds:g} s"
+            await outage.end()
+            return "record store back"
 
         actions["store-outage"] = store_outage
     if feeds:
@@ -274,8 +264,7 @@ def _actions(outage: StoreOutage | None,
 
 def _controls(outage: StoreOutage | None, feeds: Mapping[str, Any] | None) -> dict[str, Any]:
     return {
-        "store_down_s": round(max(outage.until - time.monotonic(), 0.0), 1)
-        if outage is not None and outage.active else 0.0,
+        "store_down_s": round(outage.left, 1) if outage is not None else 0.0,
         "silenced": sorted(name for name, f in (feeds or {}).items() if f.silent),
     }
 
@@ -288,17 +277,9 @@ async def serve_forever(
     stop: asyncio.Event | None = None,
 ) -> None:
     """``shcr-sim serve``: run until SIGINT/SIGTERM (or ``stop``), then close cleanly."""
-    outage = StoreOutage()
-    with outage.guarded():
-        await _serve(db, trusts, options, on_started, stop, outage)
-
-
-async def _serve(db: str | Path, trusts: Sequence[TrustInfo] | None, options: LiveOptions,
-                 on_started: Callable[[LiveEngine], None] | None, stop: asyncio.Event | None,
-                 outage: StoreOutage) -> None:
     import signal
 
-    live = await LiveEngine.start(db, trusts, options, outage=outage)
+    live = await LiveEngine.start(db, trusts, options, outage=StoreOutage())
     done = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

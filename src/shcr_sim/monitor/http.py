@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from urllib.parse import parse_qsl, urlsplit
 
@@ -34,11 +35,13 @@ def _response(status: str, body: bytes, content_type: str) -> bytes:
     return head.encode("ascii") + body
 
 
+Action = Callable[[dict[str, str]], str | Awaitable[str]]  # may be a coroutine
+
+
 class MonitorHTTP:
     """Serves the monitor; start with ``await MonitorHTTP(monitor).start(host, port)``."""
 
-    def __init__(self, monitor: Monitor,
-                 actions: dict[str, Callable[[dict[str, str]], str]] | None = None) -> None:
+    def __init__(self, monitor: Monitor, actions: dict[str, Action] | None = None) -> None:
         self.monitor = monitor
         self.actions = dict(actions or {})
         monitor.actions = sorted(self.actions)
@@ -60,7 +63,7 @@ class MonitorHTTP:
             self._server.close()
             await self._server.wait_closed()
 
-    def route(self, method: str, target: str) -> bytes:
+    async def route(self, method: str, target: str) -> bytes:
         url = urlsplit(target)
         path = url.path
         if method == "POST" and path.startswith("/action/"):
@@ -69,6 +72,8 @@ class MonitorHTTP:
                 return _response("404 Not Found", b"no such action\n", "text/plain")
             try:
                 result = action(dict(parse_qsl(url.query)))
+                if inspect.isawaitable(result):
+                    result = await result
             except (KeyError, ValueError) as exc:
                 return _response("400 Bad Request", f"{exc}\n".encode(), "text/plain")
             return _response("200 OK", f"{result}\n".encode(), "text/plain")
@@ -92,7 +97,7 @@ class MonitorHTTP:
             if len(parts) < 2:
                 writer.write(_response("400 Bad Request", b"bad request\n", "text/plain"))
             else:
-                response = self.route(parts[0], parts[1])
+                response = await self.route(parts[0], parts[1])
                 if parts[0] == "HEAD":
                     response = response.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
                 writer.write(response)
