@@ -346,36 +346,50 @@ def run(
     db: str | None = typer.Option(None, "--db", help="Engine database (default OUT/engine.db)"),
     messages: int = typer.Option(20_000, "--messages", min=1, help="About N messages"),
     live_hours: float | None = typer.Option(None, "--live-hours", help="Hours of live feed"),
-    live_rate: float = typer.Option(20.0, "--live-rate", help="Live messages/s, all trusts"),
-    pattern: str = typer.Option("steady", "--pattern", help="steady | bursty"),
-    heartbeat: float = typer.Option(1.0, "--heartbeat", help="Heartbeat interval (s)"),
-    silent_after: float = typer.Option(5.0, "--silent-after", help="Heartbeat alert (s)"),
+    live_rate: float | None = typer.Option(None, "--live-rate",
+                                           help="Live messages/s, all trusts [run].rate (20)"),
+    pattern: str | None = typer.Option(None, "--pattern", help="steady | bursty [run]"),
+    heartbeat: float | None = typer.Option(None, "--heartbeat",
+                                           help="Heartbeat interval s [run] (1)"),
+    silent_after: float | None = typer.Option(None, "--silent-after",
+                                              help="Heartbeat alert s [run] (5)"),
     mllp_port: int = typer.Option(0, "--mllp-port", help="MLLP port (0 = any free port)"),
     http_port: int = typer.Option(8080, "--http-port", help="Dashboard port (0 = any)"),
     linger: float = typer.Option(0.0, "--linger", help="Keep the dashboard up N s after"),
     keep: bool = typer.Option(False, "--keep", help="Keep an existing database (resume)"),
-    backload_batch: int = typer.Option(500, "--backload-batch", min=1,
-                                       help="Backload release batch (smaller: lower live p99)"),
-    store_outage: float = typer.Option(0.0, "--store-outage", help="Store down for N s"),
-    store_outage_at: float = typer.Option(5.0, "--store-outage-at", help="...starting at s"),
-    silent_feed: str = typer.Option("", "--silent-feed", help="ODS of a feed that goes quiet"),
-    silent_at: float = typer.Option(3.0, "--silent-at", help="...starting at s"),
-    silent_for: float = typer.Option(0.0, "--silent-for", help="...for s (0: 3x threshold)"),
-    malformed_burst: int = typer.Option(0, "--malformed-burst", help="N malformed messages"),
-    ack_delay: float = typer.Option(0.0, "--ack-delay", help="Hold ACKs back N s"),
-    slow_acks: float = typer.Option(0.2, "--slow-acks", help="...for this share of messages"),
-    drop_acks: float = typer.Option(0.0, "--drop-acks", help="Share of ACKs never sent"),
-    resets: float = typer.Option(0.0, "--resets", help="Share of ACKs replaced by a reset"),
-    mid_frame_resets: float = typer.Option(0.0, "--mid-frame-resets",
-                                           help="Chance per read of a reset inside a frame"),
+    backload_batch: int | None = typer.Option(
+        None, "--backload-batch", min=1,
+        help="Backload release batch [run] (500; smaller: lower live p99)"),
+    store_outage: float | None = typer.Option(None, "--store-outage",
+                                              help="Store down for N s [faults]"),
+    store_outage_at: float | None = typer.Option(None, "--store-outage-at",
+                                                 help="...starting at s (5)"),
+    silent_feed: str | None = typer.Option(None, "--silent-feed",
+                                           help="ODS of a feed that goes quiet [faults]"),
+    silent_at: float | None = typer.Option(None, "--silent-at", help="...starting at s (3)"),
+    silent_for: float | None = typer.Option(None, "--silent-for",
+                                            help="...for s (0: 3x threshold)"),
+    malformed_burst: int | None = typer.Option(None, "--malformed-burst",
+                                               help="N malformed messages [faults]"),
+    ack_delay: float | None = typer.Option(None, "--ack-delay", help="Hold ACKs back N s"),
+    slow_acks: float | None = typer.Option(None, "--slow-acks",
+                                           help="...for this share of messages (0.2)"),
+    drop_acks: float | None = typer.Option(None, "--drop-acks", help="Share of ACKs never sent"),
+    resets: float | None = typer.Option(None, "--resets",
+                                        help="Share of ACKs replaced by a reset"),
+    mid_frame_resets: float | None = typer.Option(
+        None, "--mid-frame-resets", help="Chance per read of a reset inside a frame"),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON"),
 ) -> None:
-    """Backload replay and live MLLP feeds at once, with live latency and optional faults."""
+    """Backload replay and live MLLP feeds at once, with live latency and optional faults.
+
+    The scenario's [run] and [faults] tables set the defaults; flags override them.
+    """
     import asyncio
     import json
     from pathlib import Path
 
-    from .engine.liverun import RunFaults, RunOptions, progress_line, run_simulation, summary
+    from .engine.liverun import progress_line, run_options, run_simulation, summary
     from .feeds.scenario import ScenarioError, load_scenario
 
     try:
@@ -383,22 +397,23 @@ def run(
     except ScenarioError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    if pattern not in ("steady", "bursty"):
+    if pattern not in (None, "steady", "bursty"):
         raise typer.BadParameter("--pattern must be steady or bursty")
+    if silent_feed and silent_feed not in {t.ods for t in sc.trusts}:
+        raise typer.BadParameter(f"--silent-feed {silent_feed}: no trust has that ODS code")
     out_dir = Path(out)
     db_path = Path(db) if db else out_dir / "engine.db"
     if not keep:
         for suffix in ("", "-wal", "-shm"):
             Path(str(db_path) + suffix).unlink(missing_ok=True)
-    faults = RunFaults(store_outage=store_outage, store_outage_at=store_outage_at,
-                       silent_feed=silent_feed, silent_at=silent_at, silent_for=silent_for,
-                       malformed_burst=malformed_burst, ack_delay=ack_delay, slow_acks=slow_acks,
-                       drop_acks=drop_acks, resets=resets, mid_frame_resets=mid_frame_resets)
-    opts = RunOptions(out=out_dir, db=db_path, messages=messages, live_hours=live_hours,
-                      live_rate=live_rate, pattern=pattern, heartbeat_interval=heartbeat,
-                      silent_after=silent_after, mllp_port=mllp_port,
-                      http_port=http_port, linger=linger, backload_batch=backload_batch,
-                      faults=faults)
+    opts = run_options(
+        sc, out_dir, db=db_path, messages=messages, live_hours=live_hours, live_rate=live_rate,
+        pattern=pattern, heartbeat_interval=heartbeat, silent_after=silent_after,
+        mllp_port=mllp_port, http_port=http_port, linger=linger, backload_batch=backload_batch,
+        store_outage=store_outage, store_outage_at=store_outage_at, silent_feed=silent_feed,
+        silent_at=silent_at, silent_for=silent_for, malformed_burst=malformed_burst,
+        ack_delay=ack_delay, slow_acks=slow_acks, drop_acks=drop_acks, resets=resets,
+        mid_frame_resets=mid_frame_resets)
 
     def ready(live) -> None:  # noqa: ANN001
         if not as_json:

@@ -17,8 +17,8 @@ import contextlib
 import multiprocessing
 import queue
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,36 @@ class RunOptions:
     monitor_tick: float = 1.0
     linger: float = 0.0  # keep serving the dashboard this long after the end
     faults: RunFaults = field(default_factory=RunFaults)
+
+
+# scenario [run] key -> RunOptions field (the [faults] keys are RunFaults' own names)
+RUN_KEYS = {"rate": "live_rate", "pattern": "pattern", "heartbeat_interval": "heartbeat_interval",
+            "silent_after": "silent_after", "ack_timeout": "ack_timeout",
+            "backload_batch": "backload_batch"}
+
+
+def run_options(scenario: Any, out: Path, **given: Any) -> RunOptions:
+    """RunOptions from the scenario's ``[run]`` and ``[faults]`` tables.
+
+    ``given`` are RunOptions or RunFaults fields set on the command line; a value
+    of None means "not given", so the scenario's (or the built-in default) stands.
+    """
+    run, faults = getattr(scenario, "run", None), getattr(scenario, "faults", None)
+    opts = RunOptions(out=out, **{f: getattr(run, k) for k, f in RUN_KEYS.items()
+                                  if run is not None})
+    fault_names = {f.name for f in fields(RunFaults)}
+    opts.faults = RunFaults(**{n: getattr(faults, n) for n in fault_names
+                               if faults is not None and hasattr(faults, n)})
+    for name, value in given.items():
+        if value is None:
+            continue
+        if name in fault_names:
+            opts.faults = replace(opts.faults, **{name: value})
+        elif name in {f.name for f in fields(RunOptions)}:
+            setattr(opts, name, value)
+        else:
+            raise TypeError(f"run_options: unknown option {name!r}")
+    return opts
 
 
 @dataclass(slots=True)
@@ -182,79 +212,81 @@ async def run_simulation(
     streams = {t.ods: list(read_stream(out / "live" / f"{t.ods}.hl7"))
                if (out / "live" / f"{t.ods}.hl7").is_file() else [] for t in sc.trusts}
     ctx = multiprocessing.get_context("spawn")
-    shared_until = ctx.Value("d", 0.0)
-    outage = StoreOutage(shared=shared_until)
+    outage = StoreOutage()  # bound to the store by LiveEngine.start; the dashboard offers it too
     progress: dict[str, Any] = {"phase": "starting"}
-    backload = _BackloadProcess(ctx, db, out, trusts, shared_until, opts.backload_batch, progress)
+    backload = _BackloadProcess(ctx, db, out, trusts, opts.backload_batch, progress)
 
     controls = {t.ods: FeedControl() for t in sc.trusts}
-    with outage.guarded():  # always: the dashboard can take the store down too
-        replay_task = asyncio.create_task(backload.run())
-        await asyncio.wait([replay_task, asyncio.create_task(backload.ready.wait())],
-                           return_when=asyncio.FIRST_COMPLETED)
-        if replay_task.done():
-            replay_task.result()  # raises if the replay failed at start
-        monitor_cfg = MonitorConfig(silent_after=opts.silent_after, tick=opts.monitor_tick)
-        live = await LiveEngine.start(db, trusts, LiveOptions(
-            mllp_host=opts.mllp_host, mllp_port=opts.mllp_port, http_host=opts.http_host,
-            http_port=opts.http_port, release_backload=False, monitor=monitor_cfg,
-            faults=ListenerFaults(ack_delay=faults.ack_delay, slow_ack_rate=faults.slow_acks,
-                                  drop_ack_rate=faults.drop_acks,
-                                  mid_frame_reset_rate=faults.mid_frame_resets,
-                                  reset_rate=faults.resets),
-        ), recover=False, outage=outage, feeds=controls)
-        assert live.monitor is not None
-        if on_ready is not None:
-            on_ready(live)
-        live.monitor.extra = lambda: dict(progress)
-        done = {t.ods: asyncio.Event() for t in sc.trusts}
-        feeding = [t for t in sc.trusts if streams[t.ods]]
-        total_live = sum(len(streams[t.ods]) for t in feeding) or 1
-        sends: dict[str, asyncio.Task[SendReport]] = {}
-        for i, t in enumerate(sc.trusts):
-            msgs = streams[t.ods]
-            if faults.malformed_burst and feeding and t is feeding[0]:
-                msgs = _with_burst(msgs, malformed(t.ods, t.sending_application,
-                                                   faults.malformed_burst))
-            cfg = SenderConfig(
-                # each trust's share of the rate follows its share of the live traffic,
-                # so the feeds finish together
-                host=opts.mllp_host, port=live.mllp_port,
-                rate=opts.live_rate * max(len(msgs), 1) / total_live if opts.live_rate else 0,
-                pattern=opts.pattern,  # type: ignore[arg-type]
-                heartbeat_interval=opts.heartbeat_interval, application=t.sending_application,
-                facility=t.ods, ack_timeout=opts.ack_timeout,
-            )
-            sends[t.ods] = asyncio.create_task(run_feed(
-                _until_done(msgs, done[t.ods]), cfg, controls[t.ods], linger=True),
-                name=f"feed-{i}-{t.ods}")
-        schedule = asyncio.create_task(_faults(faults, outage, controls, opts.silent_after))
-        reporter = asyncio.create_task(_report(live, opts.report_every, on_report))
-        try:
-            await replay_task
-            for ev in done.values():
-                await ev.wait()
-            await schedule
-            await live.drain_live(60)
-            await asyncio.sleep(0.2)
-            await live.monitor.tick()
-            if opts.linger:
-                await asyncio.sleep(opts.linger)
-        finally:
-            for c in controls.values():
-                c.stopped.set()
-            reports = {ods: await task for ods, task in sends.items()}
-            reporter.cancel()
-            schedule.cancel()
-            for task in (reporter, schedule):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            status = live.monitor.status()
-            await live.close()
+    replay_task = asyncio.create_task(backload.run())
+    await asyncio.wait([replay_task, asyncio.create_task(backload.ready.wait())],
+                       return_when=asyncio.FIRST_COMPLETED)
+    if replay_task.done():
+        replay_task.result()  # raises if the replay failed at start
+    monitor_cfg = MonitorConfig(silent_after=opts.silent_after, tick=opts.monitor_tick)
+    live = await LiveEngine.start(db, trusts, LiveOptions(
+        mllp_host=opts.mllp_host, mllp_port=opts.mllp_port, http_host=opts.http_host,
+        http_port=opts.http_port, release_backload=False, monitor=monitor_cfg,
+        faults=ListenerFaults(ack_delay=faults.ack_delay, slow_ack_rate=faults.slow_acks,
+                              drop_ack_rate=faults.drop_acks,
+                              mid_frame_reset_rate=faults.mid_frame_resets,
+                              reset_rate=faults.resets),
+    ), recover=False, outage=outage, feeds=controls)
+    assert live.monitor is not None
+    if on_ready is not None:
+        on_ready(live)
+    live.monitor.extra = lambda: dict(progress)
+    done = {t.ods: asyncio.Event() for t in sc.trusts}
+    feeding = [t for t in sc.trusts if streams[t.ods]]
+    total_live = sum(len(streams[t.ods]) for t in feeding) or 1
+    sends: dict[str, asyncio.Task[SendReport]] = {}
+    for i, t in enumerate(sc.trusts):
+        msgs = streams[t.ods]
+        if faults.malformed_burst and feeding and t is feeding[0]:
+            msgs = _with_burst(msgs, malformed(t.ods, t.sending_application,
+                                               faults.malformed_burst))
+        cfg = SenderConfig(
+            # each trust's share of the rate follows its share of the live traffic,
+            # so the feeds finish together
+            host=opts.mllp_host, port=live.mllp_port,
+            rate=opts.live_rate * max(len(msgs), 1) / total_live if opts.live_rate else 0,
+            pattern=opts.pattern,  # type: ignore[arg-type]
+            heartbeat_interval=opts.heartbeat_interval, application=t.sending_application,
+            facility=t.ods, ack_timeout=opts.ack_timeout,
+        )
+        sends[t.ods] = asyncio.create_task(run_feed(
+            _until_done(msgs, done[t.ods]), cfg, controls[t.ods], linger=True),
+            name=f"feed-{i}-{t.ods}")
+    schedule = asyncio.create_task(_faults(faults, outage, controls, opts.silent_after))
+    reporter = asyncio.create_task(_report(live, opts.report_every, on_report))
+    try:
+        await replay_task
+        for ev in done.values():
+            await ev.wait()
+        await schedule
+        await live.drain_live(60)
+        await asyncio.sleep(0.2)
+        await live.monitor.tick()
+        if opts.linger:
+            await asyncio.sleep(opts.linger)
+    finally:
+        for c in controls.values():
+            c.stopped.set()
+        reports = {ods: await task for ods, task in sends.items()}
+        reporter.cancel()
+        schedule.cancel()
+        for task in (reporter, schedule):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if outage.active:  # a run cut short leaves no switch behind in the database
+            with contextlib.suppress(Exception):
+                await outage.end()
+        status = live.monitor.status()
+        refused = live.engine.stats.store_refused if live.engine is not None else 0
+        await live.close()
     async with aiosqlite.connect(str(db)) as conn:
         recon = await reconcile(conn)
     delivery = await check_delivery(db, streams, faults.malformed_burst)
-    return RunResult(recon, replay_task.result(), delivery, reports, status, outage.refused,
+    return RunResult(recon, replay_task.result(), delivery, reports, status, refused,
                      time.monotonic() - started)
 
 
@@ -262,7 +294,7 @@ async def _faults(faults: RunFaults, outage: StoreOutage, controls: dict[str, Fe
                   silent_after: float) -> None:
     """The fault schedule, relative to the start of the live feeds."""
     t0 = time.monotonic()
-    steps: list[tuple[float, Callable[[], None]]] = []
+    steps: list[tuple[float, Callable[[], Awaitable[None]]]] = []
     if faults.store_outage:
         steps.append((faults.store_outage_at, lambda: outage.start(faults.store_outage)))
     if faults.silent_feed:
@@ -271,16 +303,16 @@ async def _faults(faults: RunFaults, outage: StoreOutage, controls: dict[str, Fe
             raise ValueError(f"--silent-feed {faults.silent_feed}: no such trust")
         span = faults.silent_for or silent_after * 3
 
-        def on() -> None:
+        async def on() -> None:
             control.silent = True
 
-        def off() -> None:
+        async def off() -> None:
             control.silent = False
 
         steps += [(faults.silent_at, on), (faults.silent_at + span, off)]
     for at, action in sorted(steps, key=lambda s: s[0]):
         await asyncio.sleep(max(t0 + at - time.monotonic(), 0))
-        action()
+        await action()
     while outage.active:
         await asyncio.sleep(0.1)
 
@@ -300,12 +332,13 @@ def _progress_json(p: Progress) -> dict[str, Any]:
             "depth_backload": p.depth_backload, "elapsed_s": round(p.elapsed, 1)}
 
 
-def _replay_child(db: Path, out: Path, trusts: list, messages: Any, until: Any,
-                  batch: int) -> None:
-    """The backload replay in its own process: its CPU never stalls the live event loop."""
+def _replay_child(db: Path, out: Path, trusts: list, messages: Any, batch: int) -> None:
+    """The backload replay in its own process: its CPU never stalls the live event loop.
+
+    It releases only the backload lane; the live engine releases the live lane.
+    """
 
     async def main() -> None:
-        outage = StoreOutage(shared=until)
         last = 0.0
 
         def on_progress(p: Progress) -> None:
@@ -315,9 +348,8 @@ def _replay_child(db: Path, out: Path, trusts: list, messages: Any, until: Any,
                 last = now
                 messages.put(("progress", _progress_json(p)))
 
-        with outage.guarded():
-            result = await replay(db, [out], [], trusts=trusts, on_progress=on_progress,
-                                  options=ReplayOptions(batch=batch))
+        result = await replay(db, [out], [], trusts=trusts, on_progress=on_progress,
+                              options=ReplayOptions(batch=batch, release_live=False))
         messages.put(("progress", _progress_json(result.progress)))
         messages.put(("done", result))
 
@@ -331,11 +363,11 @@ def _replay_child(db: Path, out: Path, trusts: list, messages: Any, until: Any,
 class _BackloadProcess:
     """Runs ``_replay_child`` and relays its progress; ``run()`` returns the ReplayResult."""
 
-    def __init__(self, ctx: Any, db: Path, out: Path, trusts: list, until: Any, batch: int,
+    def __init__(self, ctx: Any, db: Path, out: Path, trusts: list, batch: int,
                  progress: dict[str, Any]) -> None:
         self.messages = ctx.Queue()
         self.process = ctx.Process(target=_replay_child, name="shcr-backload",
-                                   args=(db, out, trusts, self.messages, until, batch),
+                                   args=(db, out, trusts, self.messages, batch),
                                    daemon=True)
         self.progress = progress
         self.ready = asyncio.Event()
