@@ -73,6 +73,7 @@ STRUCTURAL = frozenset({
     "MSH-17", "MSH-18", "MSH-19", "MSH-20", "MSH-21",
     "PID-1", "PV1-1", "NK1-1", "AL1-1", "DG1-1", "OBR-1", "OBX-1", "NTE-1", "TXA-1",
     "PD1-1", "EVN-1", "ORC-1", "NTE-2",
+    "TQ1-1",  # set id; the v2.5 timing itself is TQ1-2 onwards
 })
 
 

@@ -6,6 +6,7 @@ from ..hl7 import Segment
 from .datatypes import Ctx, codeable, practitioner_ref
 from .ids import stable_id
 from .results import decimal_text
+from .timing import as_needed, fhir_timing, order_timing, priority
 
 _STATUS = {"NW": "active", "XO": "active", "RP": "active", "RL": "active", "SC": "active",
            "OK": "active", "CA": "cancelled", "OC": "cancelled", "CR": "cancelled",
@@ -30,9 +31,22 @@ def medication_request(ctx: Ctx, orc: Segment, rxe: Segment | None, rxrs: list[S
         "identifier": [{"system": ctx.system(ctx.config.order_system), "value": number}],
         "status": _STATUS.get(orc.get(1).upper(), "unknown"),
         "intent": "order",
-        "medicationCodeableConcept": med,
-        "subject": patient_ref,
     }
+    # RXE-6 give dosage form lives on Medication.form (v2-to-FHIR IG; UK Core Medication),
+    # so a form makes the drug a contained Medication; without one it stays a concept.
+    form = codeable(ctx, rxe.get(6), "RXE-6")
+    if form:
+        res["contained"] = [{"resourceType": "Medication", "id": "med", "code": med,
+                             "form": form}]
+        ref: dict = {"reference": "#med"}
+        name = med.get("text") or next((c.get("display") for c in med.get("coding", [])
+                                        if c.get("display")), "")
+        if name:
+            ref["display"] = name
+        res["medicationReference"] = ref
+    else:
+        res["medicationCodeableConcept"] = med
+    res["subject"] = patient_ref
     if encounter_ref:
         res["encounter"] = encounter_ref
     authored = ctx.datetime(orc.get(9, comp=1), "ORC-9")
@@ -42,38 +56,29 @@ def medication_request(ctx: Ctx, orc: Segment, rxe: Segment | None, rxrs: list[S
     if requester:
         res["requester"] = requester
     dosage: dict = {}
+    timing, where = order_timing(ctx, orc, rxe, tq1)
     instructions = ctx.text(rxe.get(7, comp=2)) or ctx.text(rxe.get(7, comp=1))
     special = ctx.text(rxe.get(21))
-    text = "; ".join(x for x in (instructions, special) if x)
+    text = "; ".join(x for x in dict.fromkeys((instructions, special, timing.text)) if x)
     if text:
         dosage["text"] = text
-    # timing: RXE-1 (TQ, up to v2.4) or TQ1 (v2.5+): repeat pattern, start, end
-    if tq1 is not None:
-        interval = ctx.text(tq1.get(3, comp=1))
-        start_raw, start_where = tq1.get(7, comp=1), "TQ1-7"
-        end_raw, end_where = tq1.get(8, comp=1), "TQ1-8"
-    else:
-        interval = ctx.text(rxe.get(1, comp=2))
-        start_raw, start_where = rxe.get(1, comp=4), "RXE-1"
-        end_raw, end_where = rxe.get(1, comp=5), "RXE-1"
-    timing: dict = {}
-    if interval:
-        timing["code"] = {"text": interval}
-    bounds: dict = {}
-    start = ctx.datetime(start_raw.split(ctx.delims.subcomponent, 1)[0], start_where)
-    end = ctx.datetime(end_raw.split(ctx.delims.subcomponent, 1)[0], end_where)
-    if start:
-        bounds["start"] = start
-    if end:
-        bounds["end"] = end
-    if bounds:
-        timing["repeat"] = {"boundsPeriod": bounds}
-    if timing:
-        dosage["timing"] = timing
+    if timing.condition:
+        dosage["additionalInstruction"] = [{"text": timing.condition}]
+    fhir = fhir_timing(ctx, timing, where)
+    if fhir:
+        dosage["timing"] = fhir
+    if as_needed(timing):
+        dosage["asNeededBoolean"] = True
+    urgency = priority(timing)
+    if urgency:
+        res["priority"] = urgency
+    # RXE-3 give amount; the TQ quantity only when the order has none (it is usually "1")
     dose = decimal_text(ctx.text(rxe.get(3)))
+    unit = ctx.text(rxe.get(5, comp=2)) or ctx.text(rxe.get(5, comp=1))
+    if dose is None:  # RXE-5 is the unit of RXE-3, not of the TQ quantity
+        dose, unit = decimal_text(timing.quantity), ""
     if dose is not None:
         q: dict = {"value": dose}
-        unit = ctx.text(rxe.get(5, comp=2)) or ctx.text(rxe.get(5, comp=1))
         if unit:
             q["unit"] = unit
         dosage["doseAndRate"] = [{"doseQuantity": q}]
