@@ -36,3 +36,10 @@ def test_demo_runs_clean(tmp_path: Path) -> None:
     assert "demo OK" in out.stdout
     assert "MISMATCH" not in out.stdout and "DIFFERENCES" not in out.stdout
     assert "shared care record" in out.stdout
+    total = next(line for line in out.stdout.splitlines() if line.startswith("│ all"))
+    cells = [c.strip().replace(",", "") for c in total.split("│")[1:-1]]
+    accepted, applied, duplicate, dead, pending = (int(c) for c in cells[2:7])
+    assert applied > 0 and duplicate >= 5 and dead >= 3 and pending == 0  # every column
+    assert accepted == applied + duplicate + dead
+    assert "why entry" in out.stdout and "not an HL7 timestamp" in out.stdout
+    assert "DEMO-UNKNOWN" in out.stdout and "DEMO-NOPID" in out.stdout

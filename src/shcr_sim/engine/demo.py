@@ -61,17 +61,22 @@ def write_resends_and_faults(data: Path, dest: Path) -> list[str]:
 
     sources = sorted((data / "backload").rglob("*.hl7"))
     picked: list[str] = []
+    base = ""  # an ADT message with an EVN segment, to spoil
     for f in sources:
         for raw in iter_raw(f):
-            if raw.startswith("MSH") and "\rPID" in raw and "\rEVN" in raw:
+            if not raw.startswith("MSH") or "\rPID" not in raw:
+                continue
+            if len(picked) < RESENDS:
                 picked.append(raw)
-            if len(picked) >= RESENDS:
+            if not base and "\rEVN" in raw and f"{raw[3]}ADT{raw[4]}" in raw.split("\r", 1)[0]:
+                base = raw
+            if base and len(picked) >= RESENDS:
                 break
-        if len(picked) >= RESENDS:
+        if base and len(picked) >= RESENDS:
             break
     if not picked:
         picked = [next(iter_raw(sources[0]))]
-    base = picked[0]
+    base = base or picked[0]
     sep = base[3]
 
     def spoil_evn(seg: str) -> str:

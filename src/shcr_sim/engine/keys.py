@@ -118,6 +118,13 @@ def _event_candidates(msg: Message) -> list[tuple[str, str]]:
     return []
 
 
+def _bad_time(path: str, text: str, exc: Exception) -> str:
+    why = str(exc)
+    if why.startswith("not an HL7 timestamp") and repr(text) in why:
+        return f"{path}: {why}"
+    return f"{path}: not an HL7 timestamp: {text!r} ({why})"
+
+
 def event_time(msg: Message, tz: str = DEFAULT_TZ) -> tuple[float, str]:
     """(epoch, HL7 text) of the clinically relevant time.
 
@@ -140,14 +147,14 @@ def event_time(msg: Message, tz: str = DEFAULT_TZ) -> tuple[float, str]:
         try:
             ts = parse_ts(text, tz)
         except TimestampError as exc:
-            raise KeysError(f"{path}: not an HL7 timestamp: {text!r} ({exc})") from None
+            raise KeysError(_bad_time(path, text, exc)) from None
         if ts is not None:
             return ts.epoch, text
     text = msg.get("MSH-7.1")
     try:
         ts = parse_ts(text, tz)
     except TimestampError as exc:
-        raise KeysError(f"MSH-7: not an HL7 timestamp: {text!r} ({exc})") from None
+        raise KeysError(_bad_time("MSH-7", text, exc)) from None
     if ts is None:
         raise KeysError("MSH-7: no event time (message date/time is empty)")
     return ts.epoch, text
