@@ -18,7 +18,7 @@ from .clinical import allergy, condition
 from .config import MappingConfig
 from .datatypes import NHS_NUMBER, ODS, Ctx, org_ref
 from .documents import document_reference
-from .encounter import EVENT_STATUS, encounter_id, encounter_resource
+from .encounter import EVENT_STATUS, encounter_id, encounter_resource, update_status
 from .errors import ConversionError
 from .ids import stable_id
 from .medication import medication_request
@@ -44,6 +44,7 @@ MESSAGE_SYSTEM = "urn:shcr-sim:hl7v2:msh10"
 ADT_ENCOUNTER_EVENTS = frozenset(EVENT_STATUS)
 _TEXT_TYPES = frozenset({"TX", "FT", "ST"})
 ADT_PATIENT_EVENTS = frozenset({"A08", "A31", "A28"})
+ADT_VISIT_UPDATE_EVENTS = frozenset({"A08"})  # also update the Encounter (see _visit_update)
 ADT_MERGE_EVENTS = frozenset({"A40", "A34", "A30", "A39", "A18"})
 MDM_EVENTS = frozenset({f"T{n:02d}" for n in range(1, 12)})
 KNOWN_SEGMENTS = frozenset({
@@ -256,11 +257,33 @@ def _adt(ctx: Ctx, event: str, entries: _Entries):
         if enc_id is None:
             raise ctx.error("PV1", "PV1-19", "no visit number (PV1-19) or admit time (PV1-44)")
         entries.add(encounter_resource(ctx, pv1, msg.segment("PV2"), event, enc_id, patient_id))
+    elif event in ADT_VISIT_UPDATE_EVENTS and msg.segment("PV1") is not None:
+        enc_id = _visit_update(ctx, msg.segment("PV1"), event, patient_id, entries)
     for al1 in msg.all("AL1"):
         entries.add(allergy(ctx, al1, patient_id))
     for dg1 in msg.all("DG1"):
         entries.add(condition(ctx, dg1, patient_id, enc_id))
     return patient_id, None, event_time
+
+
+def _visit_update(ctx: Ctx, pv1: Segment, event: str, patient_id: str,
+                  entries: _Entries) -> str | None:
+    """A08 with a visit: update the Encounter when its PV1 states the status safely.
+
+    Returns the visit's Encounter id (its diagnoses belong to it) even when the
+    Encounter itself is left alone.
+    """
+    enc_id = encounter_id(ctx, pv1, patient_id)
+    if enc_id is None:
+        return None
+    status = update_status(pv1)
+    if status is None:
+        ctx.unmapped.append(f"PV1: ADT^{event} for a visit neither admitted (inpatient PV1-2 "
+                            "with PV1-44) nor discharged (PV1-45); Encounter not updated")
+        return enc_id
+    entries.add(encounter_resource(ctx, pv1, ctx.msg.segment("PV2"), event, enc_id,
+                                   patient_id, status))
+    return enc_id
 
 
 def _merge(ctx: Ctx, pid: Segment, entries: _Entries, event_time):

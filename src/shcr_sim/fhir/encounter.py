@@ -22,6 +22,8 @@ _CLASS = {
     "R": ("AMB", "ambulatory"), "B": ("IMP", "inpatient encounter"),
     "C": ("AMB", "ambulatory"), "N": ("AMB", "ambulatory"), "U": ("AMB", "ambulatory"),
 }
+PLANNED_START = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Encounter.plannedStartDate"
+PLANNED_END = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Encounter.plannedEndDate"
 PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 _PARTICIPANTS = ((7, "ATND", "attender"), (8, "REF", "referrer"), (9, "CON", "consultant"),
                  (17, "ADM", "admitter"))
@@ -44,9 +46,27 @@ def location_text(ctx: Ctx, raw: str) -> str:
     return " / ".join(p for p in parts if p)
 
 
+def update_status(pv1: Segment) -> str | None:
+    """The Encounter.status a visit update (A08) can state from its PV1 alone, else None.
+
+    The store keeps whole resources, so an A08 that writes the Encounter must
+    carry a status. Only two are safe to read off the visit's own state: a
+    discharge time (PV1-45) means finished, and an inpatient class with an
+    admission time (PV1-44) and no discharge means in-progress. Anything else
+    (an outpatient or ED attendance, a booking) would be a guess that could
+    overwrite planned/cancelled, so the A08 leaves the Encounter alone.
+    """
+    if pv1.get(45, comp=1):
+        return "finished"
+    klass = _CLASS.get(pv1.get(2, comp=1).upper(), ("", ""))[0]
+    if klass == "IMP" and pv1.get(44, comp=1):
+        return "in-progress"
+    return None
+
+
 def encounter_resource(ctx: Ctx, pv1: Segment, pv2: Segment | None, event: str,
-                       enc_id: str, patient_id: str) -> dict:
-    status = EVENT_STATUS.get(event, "unknown")
+                       enc_id: str, patient_id: str, status: str | None = None) -> dict:
+    status = status or EVENT_STATUS.get(event, "unknown")
     klass = _CLASS.get(pv1.get(2, comp=1).upper(), ("AMB", "ambulatory"))
     res: dict = {
         "resourceType": "Encounter",
@@ -79,8 +99,11 @@ def encounter_resource(ctx: Ctx, pv1: Segment, pv2: Segment | None, event: str,
         res["participant"] = participants
     period: dict = {}
     start = ctx.datetime(pv1.get(44, comp=1), "PV1-44")
+    expected = ctx.datetime(pv2.get(8, comp=1), "PV2-8") if pv2 is not None else None
     if start:
         period["start"] = start
+    elif expected and status == "planned":
+        period["start"] = expected  # a booking: when the admission is expected
     end = ctx.datetime(pv1.get(45, comp=1), "PV1-45")
     if end and event not in ("A13",):
         period["end"] = end
@@ -109,4 +132,10 @@ def encounter_resource(ctx: Ctx, pv1: Segment, pv2: Segment | None, event: str,
         reason = pv2.get(3)
         if reason:
             res["reasonCode"] = [codeable(ctx, reason, "PV2-3")]
+        # v2-to-FHIR IG: PV2-8/9 → R5 plannedStartDate/plannedEndDate (cross-version extensions)
+        planned = [(PLANNED_START, expected),
+                   (PLANNED_END, ctx.datetime(pv2.get(9, comp=1), "PV2-9"))]
+        ext = [{"url": url, "valueDateTime": v} for url, v in planned if v]
+        if ext:
+            res["extension"] = ext
     return res
