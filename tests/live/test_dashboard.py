@@ -115,8 +115,14 @@ async def test_dashboard_controls_switch_a_feed_off_and_take_the_store_down(tmp_
         dom = await dump_dom(f"http://127.0.0.1:{live.http_port}/", tmp_path)
         head, _ = await http_post(live.http_port, "/action/silence?feed=RXA&on=0")
         assert not feeds["RXA"].silent
+        down_for = await live.engine.store.unavailable_for()  # the store's own switch
+        head, _ = await http_post(live.http_port, "/action/store-outage?seconds=0")
+        assert head.startswith("HTTP/1.1 200") and not outage.active
+        back = await live.engine.store.unavailable_for()
     finally:
         await live.close()
     assert 'id="store-state"' in dom and "record store DOWN" in dom
+    assert 'data-post="/action/store-outage?seconds=0"' in dom and 'id="store-refused"' in dom
+    assert 25 < down_for <= 30 and back == 0.0
     assert 'data-post="/action/silence?feed=RXA&amp;on=0"' in dom  # RXA offers "resume"
     assert 'data-post="/action/silence?feed=RXB&amp;on=1"' in dom
