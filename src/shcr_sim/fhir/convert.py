@@ -152,8 +152,7 @@ def _convert(msg: Message, config: MappingConfig, merged) -> Conversion:
         "id": prov_id,
         "target": [{"reference": f"{r['resourceType']}/{r['id']}"} for r in resources],
         "recorded": recorded,
-        "activity": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
-                                 "code": "UPDATE", "display": "revise"}]},
+        "activity": {"coding": [_activity(msg, code, event)]},
         "agent": [{
             "type": {"coding": [{
                 "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
@@ -183,6 +182,30 @@ def _convert(msg: Message, config: MappingConfig, merged) -> Conversion:
     }
     return Conversion(bundle=bundle, resources=resources, patient_id=patient_id, merge=merge,
                       unmapped=ctx.unmapped, event_time=event_time)
+
+
+# -- Provenance.activity ------------------------------------------------------------
+DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
+CREATE_EVENTS = frozenset({"ADT^A01", "ADT^A04", "ADT^A05", "ADT^A28", "MDM^T01", "MDM^T02"})
+_REVISED_RESULT = frozenset({"C", "D", "W", "A"})  # OBR-25 / OBX-11: corrected, deleted …
+
+
+def _activity(msg: Message, code: str, event: str) -> dict:
+    """CREATE for messages that bring something new, UPDATE (revise) for the rest.
+
+    New: admission, registration, booking, new person, new document (A01 A04 A05
+    A28 T01 T02), results none of whose OBR-25/OBX-11 marks a correction or
+    withdrawal, and new orders (every ORC-1 NW).
+    """
+    if code == "ORU":
+        new = not any(seg.get(25 if seg.name == "OBR" else 11).upper() in _REVISED_RESULT
+                      for seg in msg.segments if seg.name in ("OBR", "OBX"))
+    elif code == "RDE":
+        new = all(seg.get(1).upper() == "NW" for seg in msg.all("ORC"))
+    else:
+        new = f"{code}^{event}" in CREATE_EVENTS
+    return ({"system": DATA_OPERATION, "code": "CREATE", "display": "create"} if new else
+            {"system": DATA_OPERATION, "code": "UPDATE", "display": "revise"})
 
 
 # -- shared: the patient --------------------------------------------------------
