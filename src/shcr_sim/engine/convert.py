@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from shcr_sim.hl7 import HL7Error, parse
-from shcr_sim.store import Write
+from shcr_sim.store import Write, prepare
 
 FLAVOUR_BY_VERSION = {
     "2.3": "classic-pas", "2.3.1": "classic-pas", "2.4": "itk-acute", "2.5": "mh-epr",
@@ -36,34 +36,89 @@ class TrustInfo:
 
 @dataclass(slots=True)
 class Converted:
-    writes: list[Write]
+    writes: list[Any]  # Write, or store.Prepared when converted with prepared=True
     patient_id: str | None
     merge: tuple[str, str] | None
 
 
 class MergeMap:
-    """Old Patient id → survivor, each effective from its merge's ordering key on."""
+    """Old Patient id → survivor, each effective from its merge's ordering key on.
+
+    ``at(order_key)`` is a lazy view: it costs nothing to make and a lookup only
+    reads the entries of the ids it follows, so millions of messages and
+    thousands of merges stay cheap.
+    """
 
     def __init__(self, entries: Iterable[tuple[str, str, str]] = ()) -> None:
         self.entries: list[tuple[str, str, str]] = sorted(entries)  # (order_key, old, survivor)
+        self._by_old: dict[str, list[tuple[str, str]]] = {}
+        for ok, old, surv in self.entries:
+            if old != surv:
+                self._by_old.setdefault(old, []).append((ok, surv))
 
     def add(self, order_key: str, old: str, survivor: str) -> None:
         self.entries.append((order_key, old, survivor))
         self.entries.sort()
+        if old != survivor:
+            chain = self._by_old.setdefault(old, [])
+            chain.append((order_key, survivor))
+            chain.sort()
 
-    def at(self, order_key: str) -> dict[str, str] | None:
+    def direct(self, old: str, order_key: str) -> str | None:
+        """The survivor ``old`` was last merged into at or before ``order_key``."""
+        found = None
+        for ok, surv in self._by_old.get(old, ()):
+            if ok > order_key:
+                break
+            found = surv
+        return found
+
+    def at(self, order_key: str) -> Mapping[str, str] | None:
         """The merges in force for a message with this ordering key (chains resolved)."""
-        direct = {old: surv for ok, old, surv in self.entries if ok <= order_key and old != surv}
-        if not direct:
+        if not self.entries or self.entries[0][0] > order_key:
             return None
-        resolved: dict[str, str] = {}
-        for old in direct:
-            target, hops = direct[old], 0
-            while target in direct and hops < 50:
-                target, hops = direct[target], hops + 1
-            if target != old:
-                resolved[old] = target
-        return resolved or None
+        return MergedAt(self, order_key)
+
+
+class MergedAt(Mapping[str, str]):
+    """The merges in force at one ordering key: old id → final survivor."""
+
+    __slots__ = ("merges", "order_key")
+
+    def __init__(self, merges: MergeMap, order_key: str) -> None:
+        self.merges = merges
+        self.order_key = order_key
+
+    def __getitem__(self, old: str) -> str:
+        direct = self.merges.direct
+        target = direct(old, self.order_key)
+        if target is None:
+            raise KeyError(old)
+        hops = 0
+        while hops < 50 and (nxt := direct(target, self.order_key)) is not None:
+            target, hops = nxt, hops + 1
+        if target == old:
+            raise KeyError(old)
+        return target
+
+    def _olds(self) -> list[str]:
+        return [old for old in self.merges._by_old if old in self]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._olds())
+
+    def __len__(self) -> int:
+        return len(self._olds())
+
+    def __bool__(self) -> bool:  # only called as ``merged or {}``: cheap, and lookups decide
+        return True
+
+    def __contains__(self, old: object) -> bool:
+        try:
+            self[old]  # type: ignore[index]
+        except KeyError:
+            return False
+        return True
 
 
 class Converter:
@@ -104,9 +159,13 @@ class Converter:
 
     def convert(
         self, raw: str, message_id: str, order_key: str, event_time: str,
-        merged: Mapping[str, str] | None, seq: int = 0,
+        merged: Mapping[str, str] | None, seq: int = 0, *, prepared: bool = False,
     ) -> Converted | str:
-        """Store writes for one message, or the reason it must be dead-lettered."""
+        """Store writes for one message, or the reason it must be dead-lettered.
+
+        ``prepared``: the writes come keyed, hashed and serialised (``store.Prepared``),
+        which is what a conversion worker sends back to the store writer.
+        """
         from shcr_sim.fhir import ConversionError, convert_message
 
         try:
@@ -132,7 +191,13 @@ class Converter:
                 self.validate_seconds += time.perf_counter() - t0
                 self.validated += 1
         patient_ref = f"Patient/{conv.patient_id}" if conv.patient_id else ""
-        writes = [
+        if prepared:
+            return Converted(
+                [prepare(res, order_key, event_time, message_id,
+                         "" if res.get("resourceType") in NOT_PATIENT_DATA else patient_ref)
+                 for res in conv.resources],
+                conv.patient_id, conv.merge)
+        writes: list[Any] = [
             Write(res, order_key, event_time, message_id,
                   "" if res.get("resourceType") in NOT_PATIENT_DATA else patient_ref)
             for res in conv.resources

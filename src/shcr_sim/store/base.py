@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 
@@ -75,6 +75,57 @@ def content_hash(resource: Resource) -> str:
             resource.pop("meta")
     return hashlib.blake2b(orjson.dumps(resource, option=orjson.OPT_SORT_KEYS),
                            digest_size=16).hexdigest()
+
+
+class Prepared(NamedTuple):
+    """A ``Write`` made ready for the store: keyed, hashed and serialised once.
+
+    Conversion workers build these, so the single store writer neither hashes nor
+    serialises. ``body`` is the resource as sorted-key JSON without the store-owned
+    meta (``hash`` is its digest, i.e. ``content_hash``); ``meta`` holds any other
+    meta fields the resource carried, which the store merges back.
+    """
+
+    rkey: str
+    rtype: str
+    rid: str
+    hash: str
+    body: bytes
+    meta: dict | None
+    idents: tuple[str, ...]
+    order_key: str
+    event_time: str
+    message_id: str
+    patient_key: str
+
+
+def _identifiers(resource: Resource) -> tuple[str, ...]:
+    out = []
+    for ident in resource.get("identifier") or []:
+        if isinstance(ident, dict) and ident.get("value"):
+            out.append(f"{ident.get('system', '')}|{ident['value']}")
+    return tuple(out)
+
+
+def prepare(resource: Resource, order_key: str, event_time: str, message_id: str,
+            patient_key: str = "") -> Prepared:
+    """Key, hash and serialise one resource version (see ``Prepared``)."""
+    meta = resource.get("meta")
+    rest: dict | None = None
+    if isinstance(meta, dict):
+        rest = {k: v for k, v in meta.items() if k not in ("versionId", "lastUpdated")} or None
+        resource = {k: v for k, v in resource.items() if k != "meta"}
+        if rest:
+            resource["meta"] = rest
+    body = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
+    rtype, rid = resource["resourceType"], resource["id"]
+    return Prepared(f"{rtype}/{rid}", rtype, rid,
+                    hashlib.blake2b(body, digest_size=16).hexdigest(), body, rest,
+                    _identifiers(resource), order_key, event_time, message_id, patient_key)
+
+
+def prepare_write(w: Write) -> Prepared:
+    return prepare(w.resource, w.order_key, w.event_time, w.message_id, w.patient_key)
 
 
 def strip_meta(resource: Resource) -> Resource:

@@ -7,6 +7,7 @@ One batch = one transaction: current rows for the batch are read with chunked
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
@@ -16,7 +17,15 @@ from typing import Any
 import aiosqlite
 import orjson
 
-from .base import ApplyResult, Resource, StoreUnavailable, Version, Write, content_hash
+from .base import (
+    ApplyResult,
+    Prepared,
+    Resource,
+    StoreUnavailable,
+    Version,
+    Write,
+    prepare_write,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS resource (
@@ -44,10 +53,9 @@ CREATE TABLE IF NOT EXISTS resource_history (
   order_key TEXT NOT NULL,
   message_id TEXT NOT NULL,
   hash TEXT NOT NULL,
-  json BLOB NOT NULL,
+  json BLOB,                        -- NULL while this version is current (JSON in resource)
   PRIMARY KEY (rkey, version)
 );
-CREATE INDEX IF NOT EXISTS history_message ON resource_history(message_id);
 CREATE TABLE IF NOT EXISTS patient_index (
   patient_key TEXT NOT NULL, rkey TEXT NOT NULL, PRIMARY KEY (patient_key, rkey)
 ) WITHOUT ROWID;
@@ -68,12 +76,13 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _identifiers(resource: Resource) -> list[str]:
-    out = []
-    for ident in resource.get("identifier") or []:
-        if isinstance(ident, dict) and ident.get("value"):
-            out.append(f"{ident.get('system', '')}|{ident['value']}")
-    return out
+def _with_meta(p: Prepared, version: int, now: str, now_b: bytes) -> bytes:
+    """The stored JSON: the prepared body with the store's meta spliced in."""
+    if p.meta is None:
+        return b'{"meta":{"versionId":"%d","lastUpdated":"%s"},%s' % (version, now_b, p.body[1:])
+    res = orjson.loads(p.body)
+    res["meta"] = {**p.meta, "versionId": str(version), "lastUpdated": now}
+    return orjson.dumps(res)
 
 
 class SqliteStore:
@@ -124,128 +133,151 @@ class SqliteStore:
 
     async def apply(self, writes: Sequence[Write]) -> ApplyResult:
         """Apply a batch in one transaction; see the module docstring of ``base``."""
-        result = ApplyResult()
-        if not writes:
-            return result
-        now = _now()
-        prepared = []
-        for w in writes:
-            r = w.resource
-            rkey = f"{r['resourceType']}/{r['id']}"
-            prepared.append((rkey, content_hash(r), w))
-        rkeys = sorted({p[0] for p in prepared})
-        msg_ids = sorted({p[2].message_id for p in prepared})
-        await self.conn.execute("BEGIN IMMEDIATE")
+        return await self.apply_prepared([prepare_write(w) for w in writes])
+
+    async def apply_prepared(self, items: Sequence[Prepared]) -> ApplyResult:
+        """``apply`` for writes already keyed, hashed and serialised (by workers)."""
+        if not items:
+            return ApplyResult()
+        # the whole transaction in one hop to the connection's thread (aiosqlite's
+        # ``_execute`` runs a function there); sqlite3 releases the GIL while it works
+        return await self.conn._execute(self._apply_in_transaction, items, _now())
+
+    def _apply_in_transaction(self, items: Sequence[Prepared], now: str) -> ApplyResult:
+        db: sqlite3.Connection = self.conn._conn  # type: ignore[attr-defined]
+        db.execute("BEGIN IMMEDIATE")
         try:
-            async with self.conn.execute(UNAVAILABLE_SQL) as cur:
-                if (left := _remaining(await cur.fetchone())) > 0:
-                    raise StoreUnavailable(f"record store unavailable for another {left:.1f} s")
-            state: dict[str, dict[str, Any]] = {
-                row[0]: {"version": row[1], "max_version": row[2], "order_key": row[3],
-                         "hash": row[4], "event_time": row[5], "message_id": row[6]}
-                for row in await self._fetch_in(
-                    "SELECT rkey, version, max_version, order_key, hash, event_time, message_id "
-                    "FROM resource WHERE rkey IN ({marks})",
-                    rkeys,
-                )
-            }
-            seen = {
-                (row[0], row[1], row[2])
-                for row in await self._fetch_in(
-                    "SELECT rkey, message_id, hash FROM resource_history "
-                    "WHERE message_id IN ({marks})",
-                    msg_ids,
-                )
-            }
-            history: list[tuple] = []
-            current: dict[str, tuple] = {}
-            touched: set[str] = set()  # existing rows whose bookkeeping changed
-            pindex: set[tuple[str, str]] = set()
-            iindex: set[tuple[str, str]] = set()
-            for rkey, h, w in prepared:
-                if (rkey, w.message_id, h) in seen:
-                    result.unchanged += 1
-                    continue
-                cur = state.get(rkey)
-                if cur is not None and h == cur["hash"]:
-                    result.unchanged += 1
-                    if w.order_key > cur["order_key"]:  # same content, newer event
-                        cur.update(order_key=w.order_key, event_time=w.event_time,
-                                   message_id=w.message_id)
-                        touched.add(rkey)
-                    continue
-                seen.add((rkey, w.message_id, h))
-                version = (cur["max_version"] if cur else 0) + 1
-                make_current = cur is None or w.order_key >= cur["order_key"]
-                res = dict(w.resource)
-                meta = dict(res.get("meta") or {})
-                meta["versionId"] = str(version)
-                meta["lastUpdated"] = now
-                res["meta"] = meta
-                blob = orjson.dumps(res)
-                history.append((rkey, version, int(make_current), now, w.event_time,
-                                w.order_key, w.message_id, h, blob))
-                if cur is None:
-                    result.created += 1
-                    cur = state[rkey] = {"version": version, "order_key": w.order_key,
-                                         "hash": h}
-                elif make_current:
-                    result.updated += 1
-                else:
-                    result.history_only += 1
-                cur["max_version"] = version
-                touched.add(rkey)
-                if make_current:
-                    cur.update(version=version, order_key=w.order_key, hash=h,
-                               event_time=w.event_time, message_id=w.message_id)
-                    current[rkey] = (rkey, res["resourceType"], res["id"], version, version,
-                                     now, w.event_time, w.order_key, w.message_id,
-                                     w.patient_key, h, blob)
-                    for ident in _identifiers(res):
-                        iindex.add((ident, rkey))
-                if w.patient_key:
-                    pindex.add((w.patient_key, rkey))
-            if history:
-                await self.conn.executemany(
-                    "INSERT OR IGNORE INTO resource_history(rkey, version, made_current, "
-                    "last_updated, event_time, order_key, message_id, hash, json) "
-                    "VALUES(?,?,?,?,?,?,?,?,?)",
-                    history,
-                )
-            if current:
-                await self.conn.executemany(
-                    "INSERT INTO resource(rkey, rtype, rid, version, max_version, last_updated, "
-                    "event_time, order_key, message_id, patient_key, hash, json) "
-                    "VALUES(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(rkey) DO UPDATE SET "
-                    "version=excluded.version, last_updated=excluded.last_updated, "
-                    "event_time=excluded.event_time, order_key=excluded.order_key, "
-                    "message_id=excluded.message_id, "
-                    "patient_key=CASE WHEN excluded.patient_key != '' "
-                    "THEN excluded.patient_key ELSE resource.patient_key END, "
-                    "hash=excluded.hash, json=excluded.json",
-                    list(current.values()),
-                )
-            if touched:
-                await self.conn.executemany(
-                    "UPDATE resource SET max_version=?, order_key=?, event_time=?, message_id=? "
-                    "WHERE rkey=?",
-                    [(state[k]["max_version"], state[k]["order_key"], state[k]["event_time"],
-                      state[k]["message_id"], k) for k in sorted(touched)],
-                )
-            if pindex:
-                await self.conn.executemany(
-                    "INSERT OR IGNORE INTO patient_index(patient_key, rkey) VALUES(?,?)",
-                    sorted(pindex),
-                )
-            if iindex:
-                await self.conn.executemany(
-                    "INSERT OR IGNORE INTO identifier_index(ident, rkey) VALUES(?,?)",
-                    sorted(iindex),
-                )
+            if (left := _remaining(db.execute(UNAVAILABLE_SQL).fetchone())) > 0:
+                raise StoreUnavailable(f"record store unavailable for another {left:.1f} s")
+            result = self._apply_sync(items, now)
         except BaseException:
-            await self.conn.execute("ROLLBACK")
+            db.execute("ROLLBACK")
             raise
-        await self.conn.execute("COMMIT")
+        db.execute("COMMIT")
+        return result
+
+    def _apply_sync(self, items: Sequence[Prepared], now: str) -> ApplyResult:
+        """The whole batch on the connection's own thread: reads, decisions, writes.
+
+        Only the current version's JSON is stored in ``resource``; its history row
+        holds NULL until a newer version supersedes it, when the JSON moves there.
+        So every version's JSON is on disk once.
+        """
+        db: sqlite3.Connection = self.conn._conn  # type: ignore[attr-defined]
+        result = ApplyResult()
+        rkeys = sorted({p.rkey for p in items})
+        state: dict[str, list[Any]] = {}
+        for i in range(0, len(rkeys), 500):
+            part = rkeys[i : i + 500]
+            for row in db.execute(
+                "SELECT rkey, version, max_version, order_key, hash, event_time, message_id "
+                f"FROM resource WHERE rkey IN ({','.join('?' * len(part))})", part
+            ):
+                # [version, max_version, order_key, hash, event_time, message_id, stored]
+                state[row[0]] = [*row[1:], True]
+        seen: set[tuple[str, str, str]] = set()
+        existing = sorted(state)
+        for i in range(0, len(existing), 500):
+            part = existing[i : i + 500]
+            seen.update(db.execute(
+                "SELECT rkey, message_id, hash FROM resource_history "
+                f"WHERE rkey IN ({','.join('?' * len(part))})", part
+            ))
+        history: list[list[Any]] = []
+        in_batch: dict[str, int] = {}  # rkey → index in history of its batch-current version
+        moved: list[tuple[str, int]] = []  # stored current versions superseded here
+        current: dict[str, tuple] = {}
+        touched: set[str] = set()  # existing rows whose bookkeeping changed
+        pindex: set[tuple[str, str]] = set()
+        iindex: set[tuple[str, str]] = set()
+        now_b = now.encode()
+        for p in items:
+            rkey, h = p.rkey, p.hash
+            if (rkey, p.message_id, h) in seen:
+                result.unchanged += 1
+                continue
+            cur = state.get(rkey)
+            if cur is not None and h == cur[3]:
+                result.unchanged += 1
+                if p.order_key > cur[2]:  # same content, newer event
+                    cur[2], cur[4], cur[5] = p.order_key, p.event_time, p.message_id
+                    touched.add(rkey)
+                continue
+            seen.add((rkey, p.message_id, h))
+            version = (cur[1] if cur else 0) + 1
+            make_current = cur is None or p.order_key >= cur[2]
+            blob = _with_meta(p, version, now, now_b)
+            history.append([rkey, version, int(make_current), now, p.event_time, p.order_key,
+                            p.message_id, h, None if make_current else blob])
+            if cur is None:
+                result.created += 1
+                cur = state[rkey] = [version, version, p.order_key, h, p.event_time,
+                                     p.message_id, False]
+            elif make_current:
+                result.updated += 1
+                j = in_batch.get(rkey)
+                if j is not None:  # superseded within this batch: its JSON goes to history
+                    history[j][8] = current[rkey][11]
+                elif cur[6]:
+                    moved.append((rkey, cur[0]))
+            else:
+                result.history_only += 1
+            cur[1] = version
+            touched.add(rkey)
+            if make_current:
+                cur[0], cur[2], cur[3], cur[4], cur[5] = (version, p.order_key, h, p.event_time,
+                                                          p.message_id)
+                in_batch[rkey] = len(history) - 1
+                current[rkey] = (rkey, p.rtype, p.rid, version, version, now, p.event_time,
+                                 p.order_key, p.message_id, p.patient_key, h, blob)
+                for ident in p.idents:
+                    iindex.add((ident, rkey))
+            if p.patient_key:
+                pindex.add((p.patient_key, rkey))
+        if moved:  # before the current rows are overwritten
+            db.executemany(
+                "UPDATE resource_history SET json = (SELECT r.json FROM resource r "
+                "WHERE r.rkey = resource_history.rkey) WHERE rkey=? AND version=?",
+                moved,
+            )
+        if history:
+            db.executemany(
+                "INSERT OR IGNORE INTO resource_history(rkey, version, made_current, "
+                "last_updated, event_time, order_key, message_id, hash, json) "
+                "VALUES(?,?,?,?,?,?,?,?,?)",
+                history,
+            )
+        if current:
+            db.executemany(
+                "INSERT INTO resource(rkey, rtype, rid, version, max_version, last_updated, "
+                "event_time, order_key, message_id, patient_key, hash, json) "
+                "VALUES(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(rkey) DO UPDATE SET "
+                "version=excluded.version, last_updated=excluded.last_updated, "
+                "event_time=excluded.event_time, order_key=excluded.order_key, "
+                "message_id=excluded.message_id, "
+                "patient_key=CASE WHEN excluded.patient_key != '' "
+                "THEN excluded.patient_key ELSE resource.patient_key END, "
+                "hash=excluded.hash, json=excluded.json",
+                list(current.values()),
+            )
+        touched.difference_update(current)  # new current rows already carry it all
+        if touched:
+            db.executemany(
+                "UPDATE resource SET max_version=?, order_key=?, event_time=?, message_id=? "
+                "WHERE rkey=?",
+                [(state[k][1], state[k][2], state[k][4], state[k][5], k)
+                 for k in sorted(touched)],
+            )
+        if pindex:
+            db.executemany(
+                "INSERT OR IGNORE INTO patient_index(patient_key, rkey) VALUES(?,?)",
+                sorted(pindex),
+            )
+        if iindex:
+            db.executemany(
+                "INSERT OR IGNORE INTO identifier_index(ident, rkey) VALUES(?,?)",
+                sorted(iindex),
+            )
         return result
 
     # -- reads -------------------------------------------------------------
@@ -264,8 +296,9 @@ class SqliteStore:
 
     async def history(self, rtype: str, rid: str) -> list[Version]:
         async with self.conn.execute(
-            "SELECT version, made_current, last_updated, event_time, order_key, message_id, "
-            "json FROM resource_history WHERE rkey=? ORDER BY version",
+            "SELECT h.version, h.made_current, h.last_updated, h.event_time, h.order_key, "
+            "h.message_id, COALESCE(h.json, r.json) FROM resource_history h "
+            "LEFT JOIN resource r ON r.rkey = h.rkey WHERE h.rkey=? ORDER BY h.version",
             (f"{rtype}/{rid}",),
         ) as cur:
             rows = await cur.fetchall()
