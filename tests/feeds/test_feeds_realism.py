@@ -48,6 +48,16 @@ def _mrn(g: Generated) -> str:
     raise AssertionError(m.control_id)
 
 
+def _person(g: Generated) -> str:
+    """The NHS number when known (joins a duplicate record to its original), else MRN."""
+    m = g.msg
+    for rep in m["PID"].repetitions(3) + ([m.get("PID-2")] if m.get("PID-2") else []):
+        parts = rep.split("^")
+        if parts[3:4] == ["NHS"]:
+            return parts[0]
+    return _mrn(g)
+
+
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory: pytest.TempPathFactory) -> list[Generated]:
     """The built-in scenario, about 3,000 messages: what a newcomer generates first."""
@@ -164,19 +174,20 @@ def test_each_message_carries_the_visit_as_it_stood_then(
 
 
 def test_no_other_contact_while_admitted(feeds_messages: list[Generated]) -> None:
-    """At one trust, a patient in an inpatient bed has no separate attendance (A04)."""
+    """At one trust, a patient in an inpatient bed has no separate attendance (A04), not
+    even under a duplicate registration."""
     stays: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
     admitted: dict[tuple[str, str, str], int] = {}
     msgs = [g for g in _unique(feeds_messages) if g.msg.message_type.startswith("ADT")
             and g.msg.message_type != "ADT^A40"]
     for g in msgs:
         m = g.msg
-        key = (g.ods, _mrn(g), m.get("PV1-19.1"))
+        key = (g.ods, _person(g), m.get("PV1-19.1"))
         if m.message_type == "ADT^A01":
             admitted[key] = _t(m.get("EVN-2"))
     for g in msgs:  # the last discharge (or cancellation) of each admission ends it
         m = g.msg
-        key = (g.ods, _mrn(g), m.get("PV1-19.1"))
+        key = (g.ods, _person(g), m.get("PV1-19.1"))
         if key in admitted and m.message_type in ("ADT^A03", "ADT^A11"):
             stays[key[:2]].append((admitted[key], _t(m.get("EVN-2"))))
     attendances = 0
@@ -185,8 +196,8 @@ def test_no_other_contact_while_admitted(feeds_messages: list[Generated]) -> Non
         if m.message_type != "ADT^A04":
             continue
         t = _t(m.get("EVN-2"))
-        for start, end in stays.get((g.ods, _mrn(g)), ()):
-            assert not start <= t <= end, (g.ods, _mrn(g), m.get("PV1-19.1"))
+        for start, end in stays.get((g.ods, _person(g)), ()):
+            assert not start <= t <= end, (g.ods, _person(g), m.get("PV1-19.1"))
         attendances += 1
     assert attendances > 500 and len(stays) > 50
 
@@ -255,3 +266,27 @@ def test_document_edits_and_cancellations_follow_their_original(
         else:
             assert not m.all("OBX") and m.get("TXA-19") == "UN"
             assert m.get("MSH-9") == "MDM^T11^MDM_T01"
+
+
+def test_a_duplicate_registration_never_lands_inside_an_open_visit() -> None:
+    """The duplicate record's contact is moved past the original record's open stay."""
+    import random
+
+    from shcr_sim.feeds.model import Event, Reg, TrustState, Visit
+    from shcr_sim.feeds.records import _free_time
+
+    sc = load_scenario(None)
+    st = TrustState(sc.trusts[0])
+    person = None
+    reg = Reg(st, st.new_mrn(), person, 0)  # type: ignore[arg-type]
+    t0 = 1_720_000_000
+    stay = Visit("V1", "I", "AMU", "B01", "300", st.consultants[0], t0)
+    reg.events += [Event(t0 - 20 * 86400, 1, "adt", "A05", stay),  # booking: not a stay
+                   Event(t0, 2, "adt", "A01", stay),
+                   Event(t0 + 5 * 86400, 3, "adt", "A03", stay)]
+    rng = random.Random(1)
+    assert _free_time(reg, t0 - 30 * 86400, rng) == t0 - 30 * 86400  # well before: kept
+    for t in (t0 - 4 * HOUR, t0, t0 + 86400, t0 + 5 * 86400):
+        moved = _free_time(reg, t, rng)
+        assert moved > t0 + 5 * 86400
+    assert _free_time(reg, t0 + 6 * 86400, rng) == t0 + 6 * 86400

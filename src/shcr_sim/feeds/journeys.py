@@ -81,6 +81,7 @@ class Journey:
         self.kind = self.st.trust.kind
         self.age = 1970 + cut // int(YEAR) - reg.person.birth_year  # age at the cut-over
         self.limit: int | None = None  # a final admission starts here: other stays end before
+        self.may_admit = True  # False: ED attendances end in the department
 
     # --- helpers ------------------------------------------------------------
     def add(self, t: int, dtype: str, kind: str, visit: Visit | None = None, **data) -> None:
@@ -224,7 +225,7 @@ class Journey:
         if rng.random() < 0.3:
             self.cardiology(t0 + rng.randint(10 * 60, 40 * 60), self.cat.cardiology["ECG"], v)
         t_out = t0 + rng.randint(2 * HOUR, 4 * HOUR)
-        admitted = rng.random() < 0.25
+        admitted = rng.random() < 0.25 and self.may_admit
         done = replace(v, discharge=t_out, disposition="ADM" if admitted else "HOME")
         self.add(t_out, "adt", "A03", done, diagnoses=[diag])
         if admitted:

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 
 from .catalogue import load_catalogue, load_people
 from .clock import epoch_of
-from .daytime import office
-from .journeys import DAY, Journey
+from .daytime import DAY, HOUR, office
+from .journeys import Journey
 from .model import Event, Reg, TrustState
 from .population import Person, make_person
 from .scenario import Scenario
@@ -114,8 +114,10 @@ def _duplicate(sc: Scenario, orig: Reg, rng: random.Random, w: Window, end: int)
     else:
         p.given = p.given[:-1] if len(p.given) > 3 else p.given + "e"
     t_dup = orig.registered + DAY + int(rng.random() * (end - orig.registered - 2 * DAY))
+    t_dup = _free_time(orig, t_dup, rng)  # the same person: never while already in a bed
     dup = Reg(st, st.new_mrn(), p, t_dup)
     j = Journey(dup, rng, w.cut, end, sc.live.rate_multiplier, sc.correction_rate)
+    j.may_admit = False  # a short contact: nothing to overlap the original record's visits
     j.add(t_dup, "adt", "A28")
     if st.trust.kind == "acute":
         j.ed_attendance(t_dup + 600)
@@ -128,3 +130,21 @@ def _duplicate(sc: Scenario, orig: Reg, rng: random.Random, w: Window, end: int)
     if t_merge < end:
         orig.events.append(Event(t_merge, 10_000_000, "adt", "A40", None, {"old_mrn": dup.mrn}))
     return dup
+
+
+def _free_time(orig: Reg, t: int, rng: random.Random) -> int:
+    """The first time at or after ``t`` with no visit of the original record open for the
+    next eight hours (a visit spans its ADT events, a booking's A05 aside)."""
+    spans: dict[str, list[int]] = {}
+    for ev in orig.events:
+        if ev.visit is not None and ev.dtype == "adt" and ev.kind != "A05":
+            span = spans.setdefault(ev.visit.number, [ev.time, ev.time])
+            span[0] = min(span[0], ev.time)
+            span[1] = max(span[1], ev.time)
+    for start, stop in sorted(spans.values()):
+        if stop < t:
+            continue
+        if start > t + 8 * HOUR:
+            break
+        t = stop + rng.randint(HOUR, 2 * DAY)
+    return t
