@@ -96,6 +96,8 @@ def _planned(g: Generated) -> str | None:
         return "outpatient / community contact"
     if mtype == "MDM^T02" and m.get("TXA-2") in ("CL", "DS", "CPA"):
         return "letter"
+    if mtype == "ORU^R01" and m.get("OBR-4.2")[:3] in ("MR ", "US "):  # on the day lists
+        return "MR / ultrasound"
     if mtype == "ORU^R01" and "PV1" not in m:  # GP bloods, elective imaging, echo
         return f"elective {m.get('OBR-24')}"
     return None
@@ -120,6 +122,7 @@ def test_planned_work_happens_in_office_hours(default_run: list[Generated]) -> N
         weekend += weekday >= 5
     assert {"ADT^A28", "ADT^A05", "letter", "outpatient / community contact",
             "elective CH", "elective RAD"} <= set(planned)
+    assert planned["MR / ultrasound"] > 10
     for kind, n in planned.items():
         assert night[kind] <= 0.03 * n, (kind, night[kind], n)
     assert weekend <= 0.03 * sum(planned.values())

@@ -365,8 +365,12 @@ class Journey:
                 self.lab(t, self.cat.panels[key], at(t))
             t = morning_round(rng, t + (DAY if rng.random() < 0.4 else 0))
         if not mental_health and rng.random() < 0.3:
+            exam = self.cat.radiology[rng.randrange(len(self.cat.radiology))]
             ti = t0 + rng.randint(2 * HOUR, 30 * HOUR)
-            self.imaging(ti, self.cat.radiology[rng.randrange(len(self.cat.radiology))], at(ti))
+            if exam.modality in ("MR", "US"):  # not an emergency: on the day list
+                ti = daytime(rng, ti, 8 * HOUR, 10 * HOUR)
+            if ti < t_dis:
+                self.imaging(ti, exam, at(ti))
         if not mental_health and rng.random() < 0.2:
             te = t0 + rng.randint(HOUR, 20 * HOUR)
             self.cardiology(te, self.cat.cardiology["ECG"], at(te))
