@@ -161,3 +161,31 @@ def test_a_trust_extract_can_start_later(tmp_path: Path) -> None:
             earliest[ods] = min(earliest.get(ods, day), day)
     assert earliest["RZ1"] >= "20250701"
     assert earliest["RZ2"] < "20240401"
+
+
+def test_sending_applications_default_per_kind_of_trust() -> None:
+    data = default_data()
+    for t in data["trusts"]:
+        t.pop("sending_applications", None)
+    sc = parse_scenario(data)
+    acute = next(t for t in sc.trusts if t.ods == "RZ1")
+    assert acute.sending_applications == {
+        "adt": "NFPAS", "pathology": "LIMS", "radiology": "RIS", "cardiology": "CVIS",
+        "prescribing": "EPMA", "documents": "EDMS"}
+    mh = next(t for t in sc.trusts if t.kind == "mental-health")
+    assert set(mh.sending_applications.values()) == {mh.sending_application}
+    # the resolved map validates again as it stands (a manifest or model_dump round trip)
+    again = parse_scenario(sc.model_dump(mode="json"))
+    assert again.trusts == sc.trusts
+
+
+def test_bad_sending_applications_name_the_field() -> None:
+    data = default_data()
+    data["trusts"][1]["sending_applications"] = {"cardiology": "CGH_CARD"}  # not sent there
+    data["trusts"][0]["sending_applications"] = {"adt": "OTHER"}
+    data["trusts"][2]["sending_applications"] = {"pathology": "bad name!"}
+    message = _error(data)
+    assert "trusts[1]: Value error, sending_applications.cardiology" in message
+    assert "trusts[0]: Value error, sending_applications.adt must be the sending_application" \
+        in message
+    assert "trusts[2].sending_applications.pathology: String should match pattern" in message
