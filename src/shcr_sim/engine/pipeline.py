@@ -14,15 +14,15 @@ idempotent writes make the second application a no-op.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from shcr_sim.hl7 import HL7Error, parse
-from shcr_sim.store import ApplyResult, SqliteStore, Write
+from shcr_sim.store import ApplyResult, Prepared, SqliteStore, Write
 from shcr_sim.store.base import StoreUnavailable
 
 from .convert import Converted, Converter, MergeMap, TrustInfo
@@ -30,6 +30,10 @@ from .keys import MERGE_TYPES
 from .queue import ROW_COLUMNS, DurableQueue, Lane, QueueRow
 from .stages import StageClock
 from .throttle import TokenBucket
+from .workers import ConvertPool, Job, Outcome, convert_here
+
+# outcomes in claim order, convert seconds, validate seconds, bundles validated
+Converting = tuple[list[Outcome], float, float, int]
 
 MERGES_SCHEMA = """
 CREATE TABLE IF NOT EXISTS merges (
@@ -95,6 +99,11 @@ class Engine:
         self._merge_scan_seq = 0
         self.clock = StageClock()
         self.store_retry = (0.05, 2.0)  # back-off (first, longest) while the store is down
+        self.trusts: list[TrustInfo] | None = None
+        self.workers = 0  # conversion worker processes (0: convert in this process)
+        self.pool_min = 200  # smaller batches convert here: a worker hop costs more
+        self.pool: ConvertPool | None = None
+        self._pending: dict[Lane, tuple[list[QueueRow], asyncio.Future[Converting]]] = {}
 
     @classmethod
     async def open(
@@ -104,9 +113,11 @@ class Engine:
         *,
         validate: str = "off",
         rate: float | None = None,
+        workers: int = 0,
     ) -> Engine:
         """Open the engine's database. ``trusts`` are remembered in the database, so
-        later commands (``deadletter retry``, an MLLP listener) use the same ones."""
+        later commands (``deadletter retry``, an MLLP listener) use the same ones.
+        ``workers`` > 0 converts big batches in that many worker processes."""
         queue = await DurableQueue.open(db_path)
         await queue.conn.executescript(MERGES_SCHEMA)
         if trusts is not None:
@@ -124,6 +135,8 @@ class Engine:
             await queue.set_senders(converter.timezones())
         store = await SqliteStore.open(db_path)
         engine = cls(queue, store, converter, rate)
+        engine.trusts = list(trusts) if trusts is not None else None
+        engine.workers = workers
         async with queue.conn.execute(
             "SELECT order_key, old_id, survivor_id FROM merges WHERE old_id IS NOT NULL"
         ) as cur:
@@ -134,8 +147,14 @@ class Engine:
         return engine
 
     async def close(self) -> None:
-        await self.store.close()
-        await self.queue.close()
+        try:
+            await self.flush()
+        finally:
+            if self.pool is not None:
+                self.pool.close()
+                self.pool = None
+            await self.store.close()
+            await self.queue.close()
 
     async def refresh_merges(self) -> None:
         """Learn the merges (A40/A34) accepted since the last look, before releasing.
@@ -173,6 +192,8 @@ class Engine:
                 found,
             )
         self._merge_scan_seq = top
+        if learned:  # batches converted without these merges are stored first, then redone
+            await self.flush()
         for seq, order_key, keys in learned:
             await self._reapply_after(seq, order_key, keys)
 
@@ -197,10 +218,19 @@ class Engine:
         The batch's rows stay ``released`` meanwhile (a restart re-queues them), and
         inbound keeps accepting into the queue, so the queue grows and then drains.
         """
+        return await self._retrying(self.store.apply, writes)
+
+    async def store_apply_prepared(self, items: Sequence[Prepared]) -> ApplyResult:
+        """``store_apply`` for writes prepared by the converter (or its workers)."""
+        return await self._retrying(self.store.apply_prepared, items)
+
+    async def _retrying(
+        self, apply: Callable[[Any], Awaitable[ApplyResult]], batch: Any
+    ) -> ApplyResult:
         delay, longest = self.store_retry
         while True:
             try:
-                return await self.store.apply(writes)
+                return await apply(batch)
             except StoreUnavailable:
                 self.stats.store_refused += 1
                 await asyncio.sleep(delay)
@@ -224,17 +254,41 @@ class Engine:
                 ok.append(r.seq)
         return writes, ok, dead
 
-    async def apply_rows(self, rows: Sequence[QueueRow]) -> int:
-        """Convert, throttle, store and finish already-released rows."""
-        clock, conv = self.clock, self.converter
-        t0, v0, n0 = time.perf_counter(), conv.validate_seconds, conv.validated
-        writes, ok, dead = self.convert_rows(rows)
-        validated = conv.validate_seconds - v0
-        clock.add("convert", time.perf_counter() - t0 - validated, len(rows))
-        clock.add("validate", validated, conv.validated - n0)
+    # -- the release path: claim → convert (workers) → store, pipelined ---------
+    def _start_convert(self, rows: Sequence[QueueRow]) -> asyncio.Future[Converting]:
+        """Start converting claimed rows: in the worker pool when the batch is big
+        enough to pay for the hop, else here and now."""
+        jobs: list[Job] = [
+            (r.seq, r.raw, f"{r.sender_app}|{r.sender_fac}|{r.control_id}", r.order_key,
+             r.event_time, r.patient_key) for r in rows
+        ]
+        if self.workers > 0 and len(jobs) >= self.pool_min:
+            if self.pool is None:
+                self.pool = ConvertPool(self.trusts, self.converter.validate, self.workers)
+            return asyncio.ensure_future(self.pool.convert(jobs, self.merges))
+        fut: asyncio.Future[Converting] = asyncio.get_running_loop().create_future()
+        fut.set_result(convert_here(self.converter, jobs, self.merges))
+        return fut
+
+    async def _finish_batch(self, rows: Sequence[QueueRow],
+                            converting: asyncio.Future[Converting]) -> int:
+        """Wait for a batch's conversion, then store it and record terminal states."""
+        outcomes, conv_s, val_s, validated = await converting
+        clock = self.clock
+        clock.add("convert", conv_s, len(rows))
+        clock.add("validate", val_s, validated)
+        prepared: list[Prepared] = []
+        ok: list[int] = []
+        dead: list[tuple[int, str]] = []
+        for r, out in zip(rows, outcomes, strict=True):
+            if isinstance(out, str):
+                dead.append((r.seq, out))
+            else:
+                prepared.extend(out[2])
+                ok.append(r.seq)
         await self.bucket.take(len(rows))
         with clock.time("store", len(rows)):
-            result = await self.store_apply(writes)
+            result = await self.store_apply_prepared(prepared)
             await self.queue.finish(ok, dead)
         self.stats.released += len(rows)
         self.stats.applied += len(ok)
@@ -242,18 +296,39 @@ class Engine:
         self.stats.store += result
         return len(rows)
 
-    async def release(self, lane: Lane, limit: int) -> int:
-        """Release up to ``limit`` messages of a lane; returns how many were released."""
+    async def flush(self, lane: Lane | None = None) -> None:
+        """Store the batch (of one lane, or all) still being converted."""
+        for key in [lane] if lane is not None else list(self._pending):
+            pending = self._pending.pop(key, None)  # type: ignore[arg-type]
+            if pending is not None:
+                await self._finish_batch(*pending)
+
+    async def apply_rows(self, rows: Sequence[QueueRow]) -> int:
+        """Convert, throttle, store and finish already-released rows."""
+        return await self._finish_batch(rows, self._start_convert(rows))
+
+    async def release_next(self, lane: Lane, limit: int) -> int:
+        """Claim the next batch and start converting it, then store the lane's previous
+        batch: conversion of batch k+1 overlaps the store writing batch k. Batches of
+        a lane are stored in claim order; ``flush`` stores the last one."""
         with self.clock.time("sequence"):
             await self.refresh_merges()
             rows = await self.queue.claim(lane, limit)
         self.clock.messages["sequence"] += len(rows)
-        if not rows:
-            return 0
-        return await self.apply_rows(rows)
+        converting = self._start_convert(rows) if rows else None
+        await self.flush(lane)
+        if rows and converting is not None:
+            self._pending[lane] = (rows, converting)
+        return len(rows)
+
+    async def release(self, lane: Lane, limit: int) -> int:
+        """Release up to ``limit`` messages of a lane; returns how many were released."""
+        n = await self.release_next(lane, limit)
+        await self.flush(lane)
+        return n
 
     async def drain(self, lane: Lane, batch: int = 1000) -> int:
         total = 0
-        while n := await self.release(lane, batch):
+        while n := await self.release_next(lane, batch):
             total += n
         return total

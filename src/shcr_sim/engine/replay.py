@@ -27,6 +27,7 @@ from .pipeline import Engine
 from .queue import Inbound
 from .reconcile import Reconciliation, reconcile
 from .stages import StageClock
+from .workers import default_workers, tuned_gc
 
 
 @dataclass(slots=True)
@@ -60,6 +61,7 @@ class ReplayOptions:
     accept_batch: int = 1000
     live_chunk: int = 100  # live messages "arriving" between backload batches
     release_live: bool = True  # False when another process (an MLLP engine) releases live
+    workers: int | None = None  # conversion worker processes; None: one per core
 
 
 @dataclass(slots=True)
@@ -154,11 +156,28 @@ async def replay(
     options: ReplayOptions | None = None,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> ReplayResult:
+    with tuned_gc():  # the hot path allocates many short-lived dicts: see tuned_gc
+        return await _replay(db, dirs, live, trusts=trusts, rate=rate, validate=validate,
+                             options=options, on_progress=on_progress)
+
+
+async def _replay(
+    db: Path,
+    dirs: Sequence[Path],
+    live: Sequence[Path],
+    *,
+    trusts: Sequence[TrustInfo] | None,
+    rate: float | None,
+    validate: str,
+    options: ReplayOptions | None,
+    on_progress: Callable[[Progress], None] | None,
+) -> ReplayResult:
     opts = options or ReplayOptions()
     progress = Progress()
     files = discover(list(dirs), list(live))
     progress.files_total = len(files)
-    engine = await Engine.open(db, trusts, validate=validate, rate=rate)
+    workers = default_workers() if opts.workers is None else opts.workers
+    engine = await Engine.open(db, trusts, validate=validate, rate=rate, workers=workers)
     try:
         await engine.queue.recover()
         backload = _Feed(engine, [f for f in files if f.lane == "backload"], opts.accept_batch,
@@ -196,7 +215,7 @@ async def replay(
         progress.phase = "release"
         while True:
             await live_step()
-            n = await engine.release("backload", opts.batch)
+            n = await engine.release_next("backload", opts.batch)
             await tick()
             if n == 0:
                 break
