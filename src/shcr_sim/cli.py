@@ -439,6 +439,11 @@ def run(
                    f"{d['duplicates_absorbed']}, dead-lettered {d['dead_lettered']}")
         typer.echo(f"live feed-to-store latency: p50 {lat['p50']} ms, p90 {lat['p90']} ms, "
                    f"p99 {lat['p99']} ms (last {lat['window']:,} of {lat['count']:,} messages)")
+        dur = data["live_latency_during_backload_ms"]
+        if dur.get("count"):
+            typer.echo(f"while the backload drained ({dur['drain_s']:,} s): {dur['count']:,} live"
+                       f" messages, queued → applied p50 {dur['p50']} ms, p99 {dur['p99']} ms, "
+                       f"max {dur['max']} ms")
         for e in data["alert_events"]:
             typer.echo(f"alert {e['state']}: {e['message']}")
     raise typer.Exit(0 if data["ok"] else 1)

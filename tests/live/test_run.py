@@ -46,6 +46,8 @@ async def test_run_with_every_fault_loses_and_doubles_nothing(tmp_path) -> None:
     assert (f"heartbeat:{first}", "raised") in events
     assert (f"heartbeat:{first}", "cleared") in events
     assert data["live_latency_ms"]["count"] == d.distinct
+    during = data["live_latency_during_backload_ms"]  # live messages that met the drain
+    assert 0 < during["count"] <= d.distinct and during["p50"] <= during["p99"] <= during["max"]
     assert data["ok"] and reports  # progress was reported while it ran
 
 
