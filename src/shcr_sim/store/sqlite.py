@@ -183,6 +183,7 @@ class SqliteStore:
                 "SELECT rkey, message_id, hash FROM resource_history "
                 f"WHERE rkey IN ({','.join('?' * len(part))})", part
             ))
+        known = {(r, h) for r, _m, h in seen}  # (rkey, content hash) already in history
         history: list[list[Any]] = []
         in_batch: dict[str, int] = {}  # rkey → index in history of its batch-current version
         moved: list[tuple[str, int]] = []  # stored current versions superseded here
@@ -203,9 +204,15 @@ class SqliteStore:
                     cur[2], cur[4], cur[5] = p.order_key, p.event_time, p.message_id
                     touched.add(rkey)
                 continue
-            seen.add((rkey, p.message_id, h))
-            version = (cur[1] if cur else 0) + 1
             make_current = cur is None or p.order_key >= cur[2]
+            if not make_current and (rkey, h) in known:
+                # an older event whose content is already in history (it was absorbed as
+                # "same content" when first applied): re-applying it adds nothing
+                result.unchanged += 1
+                continue
+            seen.add((rkey, p.message_id, h))
+            known.add((rkey, h))
+            version = (cur[1] if cur else 0) + 1
             blob = _with_meta(p, version, now, now_b)
             history.append([rkey, version, int(make_current), now, p.event_time, p.order_key,
                             p.message_id, h, None if make_current else blob])
