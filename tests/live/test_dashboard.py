@@ -84,9 +84,9 @@ async def test_dashboard_shows_live_numbers_in_chromium(queue, tmp_path) -> None
     assert "<polyline" in dom  # the charts were drawn from /status history
 
 
-async def http_post(port: int, path: str) -> tuple[str, str]:
+async def http_post(port: int, path: str, method: str = "POST") -> tuple[str, str]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode())
+    writer.write(f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode())
     await writer.drain()
     data = await asyncio.wait_for(reader.read(), 5)
     writer.close()
@@ -113,6 +113,7 @@ async def test_dashboard_controls_switch_a_feed_off_and_take_the_store_down(tmp_
         assert bad.startswith("HTTP/1.1 400") and missing.startswith("HTTP/1.1 404")
         await live.monitor.tick()
         dom = await dump_dom(f"http://127.0.0.1:{live.http_port}/", tmp_path)
+        _, metrics = await http_post(live.http_port, "/metrics", "GET")
         head, _ = await http_post(live.http_port, "/action/silence?feed=RXA&on=0")
         assert not feeds["RXA"].silent
         down_for = await live.engine.store.unavailable_for()  # the store's own switch
@@ -124,5 +125,8 @@ async def test_dashboard_controls_switch_a_feed_off_and_take_the_store_down(tmp_
     assert 'id="store-state"' in dom and "record store DOWN" in dom
     assert 'data-post="/action/store-outage?seconds=0"' in dom and 'id="store-refused"' in dom
     assert 25 < down_for <= 30 and back == 0.0
+    down = re.search(r"^shcr_store_unavailable_seconds ([0-9.]+)$", metrics, re.M)
+    assert down and 20 < float(down.group(1)) <= 30
+    assert re.search(r"^shcr_store_writes_refused_total 0\.0$", metrics, re.M)
     assert 'data-post="/action/silence?feed=RXA&amp;on=0"' in dom  # RXA offers "resume"
     assert 'data-post="/action/silence?feed=RXB&amp;on=1"' in dom

@@ -102,6 +102,15 @@ class MonitorCollector:
         yield age
         yield up
         yield beats
+        controls = m.controls() if m.controls is not None else {}
+        if "store_down_s" in controls:
+            yield GaugeMetricFamily("shcr_store_unavailable_seconds",
+                                    "Seconds the record store goes on refusing writes (0: up)",
+                                    value=float(controls["store_down_s"]))
+        if "store_writes_refused" in controls:
+            yield CounterMetricFamily("shcr_store_writes_refused",
+                                      "Store writes refused while it was unavailable (retried)",
+                                      value=float(controls["store_writes_refused"]))
         alerts = GaugeMetricFamily("shcr_alert_active", "1 for each active alert",
                                    labels=["kind", "subject"])
         for a in m.alerts.active.values():
