@@ -142,6 +142,14 @@ class Run(_Model):
     ack_timeout: float = Field(default=2.0, gt=0, description="a sender's wait for an ACK")
     backload_batch: int = Field(default=500, ge=1, description="backload release batch")
 
+    @model_validator(mode="after")
+    def _silence_outlasts_a_lost_ack(self) -> Run:
+        # a sender waiting out one lost ACK sends no heartbeat meanwhile: not silence
+        if self.silent_after <= self.ack_timeout + self.heartbeat_interval:
+            raise ValueError("silent_after must be more than ack_timeout + heartbeat_interval "
+                             "(else every lost ACK raises a heartbeat alert)")
+        return self
+
 
 class Faults(_Model):
     """Faults ``shcr-sim run`` injects; times count from the start of the live feeds."""
