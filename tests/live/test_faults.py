@@ -126,10 +126,14 @@ def test_command_line_flags_override_the_scenario(tmp_path) -> None:
     assert defaults.faults.store_outage == 0 and defaults.live_rate == 20
 
 
-def test_a_bad_fault_option_is_refused_naming_the_field(tmp_path) -> None:
-    for faults, expected in (("drop_acks = 2\n", "faults.drop_acks: Input should be less"),
-                             ('silent_feed = "NOPE"\n', "faults.silent_feed: no trust"),
-                             ("store_down = 5\n", "faults.store_down: Extra inputs")):
-        toml = scenario_file(tmp_path, faults)
+def test_a_bad_option_is_refused_naming_the_field(tmp_path) -> None:
+    cases = (("[faults]\ndrop_acks = 2\n", "faults.drop_acks: Input should be less"),
+             ('[faults]\nsilent_feed = "NOPE"\n', "faults.silent_feed: no trust"),
+             ("[faults]\nstore_down = 5\n", "faults.store_down: Extra inputs"),
+             # ack_timeout 2 + heartbeat 1: a lost ACK alone would look like silence
+             ("[run]\nsilent_after = 2.0\n", "run: Value error, silent_after must be more"))
+    for table, expected in cases:
+        toml = tmp_path / "bad.toml"
+        toml.write_text(default_scenario_text() + "\n" + table)
         res = CliRunner().invoke(app, ["run", str(toml), "--out", str(tmp_path / "o")])
         assert res.exit_code == 2 and expected in res.output, res.output
