@@ -299,6 +299,8 @@ def demo(
 def serve(
     db: str = typer.Option(..., "--db", help="SQLite file holding the queue and the record"),
     scenario: str | None = typer.Option(None, "--scenario", help="Scenario TOML (the trusts)"),
+    trusts_file: str | None = typer.Option(None, "--trusts", help=_TRUSTS_HELP),
+    trust: list[str] = typer.Option(None, "--trust", help=_TRUST_HELP),  # noqa: B008
     mllp_port: int = typer.Option(2575, "--mllp-port", help="MLLP listener port"),
     http_port: int = typer.Option(8080, "--http-port", help="Dashboard, /status, /metrics"),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on"),
@@ -309,13 +311,18 @@ def serve(
     import asyncio
     from pathlib import Path
 
+    from .engine.commands import CommandError, pick_trusts
     from .engine.live import LiveOptions, serve_forever
-    from .engine.trusts import resolve_trusts
     from .monitor.metrics import MonitorConfig
 
     if ack_mode not in ("auto", "original", "enhanced"):
         raise typer.BadParameter("--ack-mode must be auto, original or enhanced")
-    trusts = resolve_trusts(Path(scenario) if scenario else None, [], default=False)
+    try:
+        trusts = pick_trusts(Path(db), Path(scenario) if scenario else None,
+                             Path(trusts_file) if trusts_file else None, trust or [], [])
+    except CommandError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     opts = LiveOptions(mllp_host=host, mllp_port=mllp_port, http_host=host, http_port=http_port,
                        ack_mode=ack_mode, monitor=MonitorConfig(silent_after=silent_after))
 

@@ -168,3 +168,25 @@ def test_demo_layering_no_cli_import() -> None:
     for mod in ("commands", "views", "demo"):
         src = Path(demo.__file__).with_name(f"{mod}.py").read_text()
         assert "import typer" not in src
+
+
+def test_serve_takes_the_same_trusts(tmp_path: Path) -> None:
+    import select
+    import subprocess
+    import sys
+
+    trusts = tmp_path / "trusts.toml"
+    trusts.write_text('[riverside]\nods = "RAB01"\nsending_application = "MYPAS"\n'
+                      'flavour = "classic-pas"\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shcr_sim.cli", "serve", "--db", str(tmp_path / "s.db"),
+         "--trusts", str(trusts), "--trust", "RCD02=EPR:mh-epr", "--mllp-port", "0",
+         "--http-port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 60)  # never hang the suite
+        first = proc.stdout.readline() if ready else ""
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    assert "RAB01/MYPAS" in first and "RCD02/EPR" in first
