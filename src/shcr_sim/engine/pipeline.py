@@ -262,13 +262,19 @@ class Engine:
             (r.seq, r.raw, f"{r.sender_app}|{r.sender_fac}|{r.control_id}", r.order_key,
              r.event_time, r.patient_key) for r in rows
         ]
-        if self.workers > 0 and len(jobs) >= self.pool_min:
-            if self.pool is None:
-                self.pool = ConvertPool(self.trusts, self.converter.validate, self.workers)
-            return asyncio.ensure_future(self.pool.convert(jobs, self.merges))
+        if (pool := self.pool_for(len(jobs))) is not None:
+            return asyncio.ensure_future(pool.convert(jobs, self.merges))
         fut: asyncio.Future[Converting] = asyncio.get_running_loop().create_future()
         fut.set_result(convert_here(self.converter, jobs, self.merges))
         return fut
+
+    def pool_for(self, n: int) -> ConvertPool | None:
+        """The worker pool (started on first use) when a batch of ``n`` is worth it."""
+        if self.workers <= 0 or n < self.pool_min:
+            return None
+        if self.pool is None:
+            self.pool = ConvertPool(self.trusts, self.converter.validate, self.workers)
+        return self.pool
 
     async def _finish_batch(self, rows: Sequence[QueueRow],
                             converting: asyncio.Future[Converting]) -> int:

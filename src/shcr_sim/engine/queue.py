@@ -137,6 +137,32 @@ def _header_guess(raw: str) -> tuple[str, str, str, str]:
     return f(3), f(4), f(10), "^".join(fields[9].split(comp)[:2]) if len(fields) > 9 else ""
 
 
+def key_message(raw: str, senders: Mapping[Sender, str] | None) -> MessageKeys | str:
+    """The message's keys, or the reason it must be dead-lettered.
+
+    A plain function of (message, configured senders → time zone), so conversion
+    workers can key a big batch while the queue writes the previous one.
+    """
+    try:
+        msg, keys = parse_and_extract(raw, DEFAULT_TZ)
+    except (HL7Error, KeysError) as exc:
+        return str(exc)
+    if senders is not None:
+        sender = msg.sender
+        tz = senders.get(sender)
+        if tz is None:
+            return (
+                f"MSH-3/MSH-4: unknown sender {sender[0]!r}/{sender[1]!r} "
+                "(not a configured trust)"
+            )
+        if tz != DEFAULT_TZ:
+            try:
+                _, keys = parse_and_extract(raw, tz)
+            except (HL7Error, KeysError) as exc:
+                return str(exc)
+    return keys
+
+
 class DurableQueue:
     """SQLite-backed queue shared by file inbound, the MLLP listener and the sequencer."""
 
@@ -199,27 +225,11 @@ class DurableQueue:
     # -- accept --------------------------------------------------------------
     def _keys(self, raw: str) -> MessageKeys | str:
         """The message's keys, or the reason it must be dead-lettered."""
-        try:
-            msg, keys = parse_and_extract(raw, DEFAULT_TZ)
-        except (HL7Error, KeysError) as exc:
-            return str(exc)
-        if self.senders is not None:
-            sender = msg.sender
-            tz = self.senders.get(sender)
-            if tz is None:
-                return (
-                    f"MSH-3/MSH-4: unknown sender {sender[0]!r}/{sender[1]!r} "
-                    "(not a configured trust)"
-                )
-            if tz != DEFAULT_TZ:
-                try:
-                    _, keys = parse_and_extract(raw, tz)
-                except (HL7Error, KeysError) as exc:
-                    return str(exc)
-        return keys
+        return key_message(raw, self.senders)
 
     async def accept(
-        self, items: Sequence[Inbound], *, file_progress: tuple[str, str, int, bool] | None = None
+        self, items: Sequence[Inbound], *, file_progress: tuple[str, str, int, bool] | None = None,
+        keyed: Sequence[MessageKeys | str] | None = None,
     ) -> list[Accepted]:
         """Queue a batch in one transaction; returns only once it is committed.
 
@@ -228,7 +238,8 @@ class DurableQueue:
         """
         if not items and file_progress is None:
             return []
-        keyed = [self._keys(it.raw) for it in items]
+        if keyed is None or len(keyed) != len(items):  # ``keyed``: from key_message
+            keyed = [self._keys(it.raw) for it in items]
         now = time.time()
         results: list[Accepted] = []
         async with transaction(self.conn) as conn:

@@ -16,10 +16,12 @@ committed batch.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .convert import TrustInfo
 from .inbound import SourceFile, discover, iter_raw
@@ -86,6 +88,10 @@ def _file_batches(sf: SourceFile, skip: int, size: int) -> Iterator[tuple[list[s
     yield batch, max(n, skip), True
 
 
+# (file, messages, messages done after it, file complete?, keys being computed)
+_Chunk = tuple[SourceFile, list[str], int, bool, "asyncio.Future[list[Any]] | None"]
+
+
 class _Feed:
     """Messages of a list of files, accepted chunk by chunk with durable progress."""
 
@@ -97,6 +103,7 @@ class _Feed:
         self.progress = progress
         self._plan: list[tuple[SourceFile, int]] = []
         self._gen = self._chunks()
+        self._next: _Chunk | None = None  # read ahead, being keyed in the workers
         self.exhausted = False
 
     def _chunks(self) -> Iterator[tuple[SourceFile, list[str], int, bool]]:
@@ -115,23 +122,42 @@ class _Feed:
         self._plan = plan
         self._gen = self._chunks()
 
+    def _read_next(self) -> _Chunk | None:
+        """Read the next chunk; a big one starts being keyed in the worker pool."""
+        clock = self.engine.clock
+        t0 = time.perf_counter()
+        try:
+            sf, batch, done, complete = next(self._gen)
+        except StopIteration:
+            return None
+        finally:
+            clock.add("read", time.perf_counter() - t0, 0)
+        clock.messages["read"] += len(batch)
+        pool = self.engine.pool_for(len(batch))
+        keying = (asyncio.ensure_future(pool.keys(batch, self.engine.queue.senders))
+                  if pool is not None else None)
+        return sf, batch, done, complete, keying
+
     async def pump(self) -> int:
-        """Accept the next chunk; returns messages accepted (0 when exhausted)."""
+        """Accept the next chunk; returns messages accepted (0 when exhausted).
+
+        With a worker pool the chunk after this one is read and keyed while this
+        one is written to the queue.
+        """
         clock = self.engine.clock
         while not self.exhausted:
-            t0 = time.perf_counter()
-            try:
-                sf, batch, done, complete = next(self._gen)
-            except StopIteration:
+            cur, self._next = self._next or self._read_next(), None
+            if cur is None:
                 self.exhausted = True
                 return 0
-            finally:
-                clock.add("read", time.perf_counter() - t0, 0)
-            clock.messages["read"] += len(batch)
+            sf, batch, done, complete, keying = cur
+            if keying is not None:
+                self._next = self._read_next()
             with clock.time("enqueue", len(batch)):
+                keyed = await keying if keying is not None else None
                 res = await self.engine.queue.accept(
                     [Inbound(raw, sf.lane, sf.name) for raw in batch],  # type: ignore[arg-type]
-                    file_progress=(sf.key, sf.name, done, complete),
+                    file_progress=(sf.key, sf.name, done, complete), keyed=keyed,
                 )
             p = self.progress
             p.read += len(batch)

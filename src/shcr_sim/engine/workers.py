@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from .convert import Converted, Converter, MergeMap, TrustInfo
+from .queue import key_message
 
 # seq, raw, message id, ordering key, event time, patient key
 Job = tuple[int, str, str, str, str, str]
@@ -89,6 +90,11 @@ def _convert_jobs(conv: Converter, jobs: Sequence[Job], merges: MergeMap | None)
     return out, time.perf_counter() - t0 - validated, validated, conv.validated - n0
 
 
+def key_shard(raws: Sequence[str], senders: dict[tuple[str, str], str] | None) -> list[Any]:
+    """Queue keys (or dead-letter reasons) for a slice of an inbound batch, in a worker."""
+    return [key_message(raw, senders) for raw in raws]
+
+
 def shards(jobs: Sequence[Job], n: int) -> list[Sequence[Job]]:
     """``n`` contiguous slices of about equal size, never splitting a patient key."""
     if n <= 1 or len(jobs) < 2:
@@ -134,6 +140,17 @@ class ConvertPool:
             val_s += v
             validated += n
         return out, conv_s, val_s, validated
+
+    async def keys(self, raws: Sequence[str],
+                   senders: dict[tuple[str, str], str] | None) -> list[Any]:
+        """``queue.key_message`` for every message, in the workers, in order."""
+        loop = asyncio.get_running_loop()
+        size = -(-len(raws) // (self.workers * 2))
+        parts = await asyncio.gather(*(
+            loop.run_in_executor(self.executor, key_shard, raws[i : i + size], senders)
+            for i in range(0, len(raws), size)
+        ))
+        return [k for part in parts for k in part]
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
