@@ -361,12 +361,16 @@ class DurableQueue:
             )
 
     async def depth(self, lane: Lane | None = None) -> int:
-        """Messages waiting (queued or released but not finished)."""
-        sql = "SELECT COUNT(*) FROM queue WHERE state IN ('queued', 'released')"
-        args: tuple = ()
-        if lane is not None:
-            sql += " AND lane=?"
-            args = (lane,)
+        """Messages waiting (queued or released but not finished).
+
+        Counted from the two partial indexes alone: a filter on ``lane`` through the
+        state index would read every waiting row (about a second per 200,000).
+        """
+        where = " AND lane=?" if lane is not None else ""
+        sql = (f"SELECT (SELECT COUNT(*) FROM queue INDEXED BY queue_ready "
+               f"WHERE state='queued'{where}) + (SELECT COUNT(*) FROM queue "
+               f"INDEXED BY queue_released WHERE state='released'{where})")
+        args: tuple = (lane, lane) if lane is not None else ()
         async with self.conn.execute(sql, args) as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0

@@ -220,7 +220,8 @@ async def _replay(
             progress.applied = engine.stats.applied
             progress.dead = engine.stats.dead
             now = time.monotonic()
-            if force or now - last_depth[0] >= 0.5:  # depth is a COUNT: sample it
+            # depth is a COUNT over an index: sampled, and only when someone looks
+            if force or (on_progress is not None and now - last_depth[0] >= 1.0):
                 last_depth[0] = now
                 progress.depth_backload = await engine.queue.depth("backload")
                 progress.depth_live = await engine.queue.depth("live")
