@@ -65,6 +65,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS queue_dedup ON queue(dedup_key)
 CREATE INDEX IF NOT EXISTS queue_ready ON queue(lane, patient_key, order_key)
   WHERE state = 'queued';
 CREATE INDEX IF NOT EXISTS queue_released ON queue(state) WHERE state = 'released';
+-- a merge learned late re-applies that patient's later messages: found by patient
+CREATE INDEX IF NOT EXISTS queue_patient ON queue(patient_key, order_key);
 CREATE INDEX IF NOT EXISTS queue_state ON queue(state, sender_fac, message_type);
 CREATE TABLE IF NOT EXISTS engine_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS inbound_files (
