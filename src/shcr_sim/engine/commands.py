@@ -214,10 +214,10 @@ def record_command(
     db: Path, nhs_number: str | None, mrn: str | None, as_json: bool, console: Console,
 ) -> int:
     """A patient's shared record by NHS number or by ``ODS:MRN``; 1 when not found."""
+    from shcr_sim.nhs_number import is_valid as valid_nhs_number
     from shcr_sim.store import SqliteStore
     from shcr_sim.store.record import load_record, load_record_by_mrn
 
-    from .keys import valid_nhs_number
     from .views import record_view
 
     if (nhs_number is None) == (mrn is None):

@@ -1,28 +1,18 @@
-"""NHS numbers: ten digits, the last a modulus-11 check digit. Test numbers start 999."""
+"""NHS numbers for the simulated population: valid modulus-11 test numbers (999 prefix).
+
+The check itself is ``shcr_sim.nhs_number`` (one implementation for the whole
+project); ``check_digit`` and ``nhs_number_is_valid`` are re-exported here for
+the feeds' public API.
+"""
 
 from __future__ import annotations
 
 import random
 
-_WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
+from ..nhs_number import check_digit
+from ..nhs_number import is_valid as nhs_number_is_valid
 
-
-def check_digit(first9: str) -> int | None:
-    """The modulus-11 check digit for nine digits, or None when 10 (never issued)."""
-    total = sum(int(d) * w for d, w in zip(first9, _WEIGHTS, strict=True))
-    check = 11 - total % 11
-    if check == 11:
-        return 0
-    if check == 10:
-        return None
-    return check
-
-
-def nhs_number_is_valid(value: str) -> bool:
-    """True for a ten-digit number whose last digit is its modulus-11 check digit."""
-    if len(value) != 10 or not value.isdigit():
-        return False
-    return check_digit(value[:9]) == int(value[9])
+__all__ = ["check_digit", "make_nhs_number", "nhs_number_is_valid"]
 
 
 def make_nhs_number(rng: random.Random) -> str:
