@@ -8,8 +8,9 @@ import pytest
 from engine_helpers import adt
 
 from shcr_sim.engine import throttle
-from shcr_sim.engine.keys import KeysError, extract, valid_nhs_number
+from shcr_sim.engine.keys import KeysError, extract
 from shcr_sim.hl7 import parse
+from shcr_sim.nhs_number import is_valid as valid_nhs_number
 
 
 def test_nhs_number_check_digit() -> None:

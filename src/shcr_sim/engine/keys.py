@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shcr_sim.hl7 import HL7Error, Message, TimestampError, parse, parse_ts
+from shcr_sim.patient_identity import DEFAULT_RULES, identify, pid_reps
 
 DEFAULT_TZ = "Europe/London"
 
@@ -69,38 +70,24 @@ class MessageKeys:
         return f"{self.sender_app}|{self.sender_fac}|{self.control_id}"
 
 
-def valid_nhs_number(value: str) -> bool:
-    """Modulus-11 check used by NHS numbers (10 digits, weights 10..2)."""
-    if len(value) != 10 or not value.isdigit():
-        return False
-    total = sum(int(d) * w for d, w in zip(value[:9], range(10, 1, -1), strict=True))
-    check = 11 - total % 11
-    if check == 11:
-        check = 0
-    return check != 10 and check == int(value[9])
-
-
 def patient_key(msg: Message) -> str:
-    """NHS number (valid mod-11) when present, else (assigning authority, MRN)."""
+    """NHS number (valid mod-11) when present, else (assigning authority, MRN).
+
+    Which identifier is the NHS number and which MRN keys the patient is
+    ``shcr_sim.patient_identity.identify`` — the converter's own rule (CX-4 ``NHS``
+    or CX-5 ``NH``/``NHS`` with an empty CX-4; the sending trust's own MRN first),
+    with the rules every flavour shares, so the queue's patient is the record's.
+    """
     pid = msg.segment("PID")
     if pid is None:
         raise KeysError("PID: no PID segment, so no patient identifier")
     d = pid.delims
-    candidates: list[str] = []
-    for n in (3, 2):
-        candidates.extend(pid.repetitions(n))
-    for cx in candidates:
-        comps = cx.split(d.component)
-        value = comps[0].strip() if comps else ""
-        authority = comps[3].split(d.subcomponent)[0] if len(comps) > 3 else ""
-        if authority.upper() == "NHS" and valid_nhs_number(value.replace(" ", "")):
-            return "nhs:" + value.replace(" ", "")
-    for cx in pid.repetitions(3) + pid.repetitions(2):
-        comps = cx.split(d.component)
-        value = comps[0].strip() if comps else ""
-        authority = comps[3].split(d.subcomponent)[0] if len(comps) > 3 else ""
-        if value and authority.upper() != "NHS":
-            return f"mrn:{authority or msg.sender[1]}|{value}"
+    found = identify(pid_reps(((n, pid.field(n)) for n in DEFAULT_RULES.fields), d),
+                     msg.sender[1], d)
+    if found.nhs:
+        return "nhs:" + found.nhs
+    if found.mrn:
+        return f"mrn:{found.authority}|{found.mrn}"
     raise KeysError("PID-3: no patient identifier (no NHS number or local MRN in PID-3/PID-2)")
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ..hl7 import Segment
-from ..nhs_number import is_valid as is_valid_nhs
+from ..patient_identity import IdentifierRules, identify, pid_reps
+from .config import MappingConfig
 from .datatypes import (
     GMP,
     NHS_NUMBER,
@@ -64,60 +66,38 @@ class PatientKey:
     id: str = ""
 
 
-def _is_nhs(ctx: Ctx, comps: list[str]) -> bool:
-    cfg = ctx.config
-    auth = comps[3].split(ctx.delims.subcomponent, 1)[0] if len(comps) > 3 else ""
-    typ = comps[4] if len(comps) > 4 else ""
-    return auth in cfg.nhs_authorities or (not auth and typ in cfg.nhs_type_codes)
+@lru_cache(maxsize=64)
+def _rules(nhs_fields: tuple[str, ...], authorities: tuple[str, ...], types: tuple[str, ...],
+           mrn_types: tuple[str, ...]) -> IdentifierRules:
+    return IdentifierRules(tuple(int(f.split("-")[1]) for f in nhs_fields), authorities, types,
+                           mrn_types)
 
 
-def _id_reps(ctx: Ctx, seg: Segment, fields: tuple[int, ...]) -> list[tuple[int, list[str]]]:
-    out = []
-    for n in fields:
-        for rep in ctx.reps(seg.field(n)):
-            out.append((n, ctx.comps(rep)))
-    return out
+def identifier_rules(cfg: MappingConfig) -> IdentifierRules:
+    """The mapping's identifier rules in the shared form (``shcr_sim.patient_identity``)."""
+    return _rules(cfg.nhs_fields, cfg.nhs_authorities, cfg.nhs_type_codes, cfg.mrn_type_codes)
 
 
 def patient_key(ctx: Ctx, pid: Segment, where: str = "PID") -> tuple[PatientKey, list[dict]]:
-    """Find NHS number and local MRN wherever the flavour puts them; build identifiers."""
+    """Find NHS number and local MRN wherever the flavour puts them; build identifiers.
+
+    Which identifier is which is ``patient_identity.identify`` — the same rule the
+    engine's patient key uses.
+    """
     cfg = ctx.config
-    fields = tuple(sorted({int(f.split("-")[1]) for f in cfg.nhs_fields} | {3}))
-    key = PatientKey()
-    bad_nhs = ""
+    rules = identifier_rules(cfg)
+    found = identify(pid_reps(((n, pid.field(n)) for n in rules.fields), ctx.delims),
+                     ctx.ods, ctx.delims, rules)
+    key = PatientKey(nhs=found.nhs, mrn=found.mrn, authority=found.authority)
+    for n, value in found.invalid_nhs:
+        # UK practice: an invalid number is never shown as an NHS number
+        ctx.unmapped.append(f"{where}-{n}: NHS number {value!r} fails the modulus-11 "
+                            "check; not used (patient keyed by local MRN)")
+    bad_nhs = found.invalid_nhs[0][1] if found.invalid_nhs else ""
     identifiers: list[dict] = []
-    others: list[dict] = []
-    for n, c in _id_reps(ctx, pid, fields):
-        value = ctx.text(c[0]) if c else ""
-        if not value:
-            continue
-        if _is_nhs(ctx, c):
-            number = value.replace(" ", "")
-            if not is_valid_nhs(number):
-                # UK practice: an invalid number is never shown as an NHS number
-                ctx.unmapped.append(f"{where}-{n}: NHS number {value!r} fails the modulus-11 "
-                                    "check; not used (patient keyed by local MRN)")
-                bad_nhs = bad_nhs or value
-            elif not key.nhs:
-                key.nhs = number
-            continue
-        if n == 2:
-            continue  # PID-2 is only read for the NHS number (external id)
-        auth = ctx.text(c[3].split(ctx.delims.subcomponent, 1)[0]) if len(c) > 3 else ""
-        typ = c[4] if len(c) > 4 else ""
-        if typ == "SS":
-            others.append({"system": SSN, "value": value})
-            continue
-        own = not auth or auth == ctx.ods
-        if (typ in cfg.mrn_type_codes or not typ) and (
-            not key.mrn or (own and key.authority != ctx.ods)
-        ):
-            # the sending trust's own MRN is the key; another trust's becomes an identifier
-            if key.mrn:
-                others.append(_local_ident(ctx, key.mrn, key.authority, ""))
-            key.mrn, key.authority = value, auth or ctx.ods
-            continue
-        others.append(_local_ident(ctx, value, auth or ctx.ods, typ))
+    others = [{"system": SSN, "value": value} if typ == "SS"
+              else _local_ident(ctx, value, authority, typ)
+              for value, authority, typ in found.others]
     if key.mrn:
         authority = key.authority
         identifiers.append({
