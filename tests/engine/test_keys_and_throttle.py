@@ -8,7 +8,7 @@ import pytest
 from engine_helpers import adt
 
 from shcr_sim.engine import throttle
-from shcr_sim.engine.keys import KeysError, extract
+from shcr_sim.engine.keys import OTHER_PRECEDENCE, KeysError, extract
 from shcr_sim.hl7 import parse
 from shcr_sim.nhs_number import is_valid as valid_nhs_number
 
@@ -99,3 +99,26 @@ def test_event_time_follows_the_converters_rule_evn6_before_evn2() -> None:
     assert conv.event_time is not None and conv.event_time.startswith("2024-01-01T08:00")
     only_evn2 = extract(parse(adt("2", "20240105090000+0000")))
     assert only_evn2.event_time == "20240105090000+0000"
+
+
+def _mdm(cid: str, event: str, txa6: str, msh7: str) -> str:
+    return "\r".join([
+        f"MSH|^~\\&|EDMS|RXX01|SHCR|SHCR|{msh7}||MDM^{event}|{cid}|P|2.4",
+        f"EVN|{event}|{msh7}",
+        "PID|1||9990000018^^^NHS^NH",
+        f"TXA|1|CL|TX|{txa6}||{txa6}||||||DOC1^EDMS|||||AU",
+    ])
+
+
+def test_documents_at_one_instant_add_then_replace_then_cancel() -> None:
+    """T01/T02 add, T08 replaces, T11 cancels — whatever order MSH-7 (sending) says."""
+    t = "20240101120000+0000"
+    # sent in the reverse order: the cancel was stamped first
+    cancel = extract(parse(_mdm("1", "T11", t, "20240101120100+0000")))
+    edit = extract(parse(_mdm("2", "T08", t, "20240101120200+0000")))
+    content = extract(parse(_mdm("3", "T02", t, "20240101120300+0000")))
+    notice = extract(parse(_mdm("4", "T01", t, "20240101120400+0000")))
+    assert {k.event_time for k in (cancel, edit, content, notice)} == {t}
+    ordered = sorted([cancel, edit, content, notice], key=lambda k: k.order_key)
+    assert [k.message_type for k in ordered] == ["MDM^T01", "MDM^T02", "MDM^T08", "MDM^T11"]
+    assert all(k.precedence < OTHER_PRECEDENCE for k in ordered)

@@ -37,9 +37,15 @@ PRECEDENCE: dict[str, int] = {
     "ADT^A34": 70,  # merge patient id
     "ADT^A40": 71,  # merge patient
     "ORU^R01": 100,
-    "MDM^T02": 110,
-    "MDM^T04": 111,
-    "MDM^T10": 112,
+    # documents at one instant: add (T01 notification before the T02 that carries
+    # the content, so the content wins a tie), status change (T04), replacement
+    # (T10), edit/replace (T08), and the cancel (T11) last, after whatever it cancels
+    "MDM^T01": 109,  # original document notification
+    "MDM^T02": 110,  # original document notification and content
+    "MDM^T04": 111,  # status change notification and content
+    "MDM^T10": 112,  # replacement notification and content
+    "MDM^T08": 113,  # edit notification and content (replaces the document)
+    "MDM^T11": 115,  # cancel notification
     "OMP^O09": 120,
     "RDE^O11": 121,
     "RDS^O13": 122,
