@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from shcr_sim.engine.live import LiveEngine, LiveOptions, StoreOutage, serve_forever
-from shcr_sim.engine.liverun import check_delivery
+from shcr_sim.engine.liverun import check_delivery, yield_to_live
 from shcr_sim.engine.pipeline import trusts_from_scenario
 from shcr_sim.engine.reconcile import reconcile
 from shcr_sim.feeds.generate import generate
@@ -149,3 +149,38 @@ async def test_serve_runs_until_stopped_and_applies_what_it_acks(generated, tmp_
     await asyncio.wait_for(server, 10)
     assert report.delivered + report.errors == len(msgs)
     assert recon.ok and recon.total.accepted == len(msgs) and recon.total.applied > 0
+
+
+async def test_live_work_is_flagged_until_the_live_lane_is_empty(generated, tmp_path) -> None:
+    out, sc = generated
+    ods, msgs = next(iter(live_messages(out).items()))
+    trust = next(t for t in sc.trusts if t.ods == ods)
+    live = await started(tmp_path, sc)
+    flags: list[bool] = []
+    live.on_live_busy = flags.append
+    try:
+        await run_feed(msgs, sender_cfg(live.mllp_port, trust))
+        assert await live.drain_live(30)
+        async with asyncio.timeout(10):
+            while not flags or flags[-1]:  # the release loop finds the lane empty
+                await asyncio.sleep(0.01)
+    finally:
+        await live.close()
+    assert flags[0] is True and flags[-1] is False
+    assert all(a != b for a, b in zip(flags, flags[1:], strict=False))  # transitions only
+
+
+def test_the_backload_yields_while_live_work_is_flagged() -> None:
+    import multiprocessing
+    import threading
+
+    busy = multiprocessing.get_context("spawn").RawValue("b", 1)
+    clear = threading.Timer(0.05, lambda: setattr(busy, "value", 0))
+    clear.start()
+    waited = yield_to_live(busy, most=30)
+    clear.join()
+    assert busy.value == 0 and waited < 30  # it waited for the flag, not the cap
+    busy.value = 1
+    assert yield_to_live(busy, most=0.01) >= 0.01  # the cap: the backload always moves
+    busy.value = 0
+    assert yield_to_live(busy) == 0.0  # no live work: no pause

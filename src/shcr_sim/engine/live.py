@@ -30,7 +30,7 @@ from shcr_sim.store.sqlite import SqliteStore
 from .convert import TrustInfo
 from .mllp_server import ListenerConfig, ListenerFaults, MLLPListener, SenderPolicy
 from .pipeline import Engine
-from .queue import DurableQueue
+from .queue import Accepted, DurableQueue, Inbound
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,10 @@ class LiveEngine:
         self.http: MonitorHTTP | None = None
         self.monitor: Monitor | None = None
         self.release_errors = 0
+        # called with True when live messages start their way to the store, False once
+        # the live lane is empty: another process (a backload replay) can yield to them
+        self.on_live_busy: Callable[[bool], None] | None = None
+        self._busy = False
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
@@ -143,7 +147,7 @@ class LiveEngine:
             SenderPolicy())
         self.monitor = Monitor(opts.monitor, probe=self.probe, heartbeats=tracker)
         self.listener = MLLPListener(
-            self.inbound.accept,
+            self._accept,
             ListenerConfig(
                 host=opts.mllp_host, port=opts.mllp_port, lane="live", policy=policy,
                 ack_mode=opts.ack_mode,  # type: ignore[arg-type]
@@ -177,6 +181,18 @@ class LiveEngine:
     def http_port(self) -> int | None:
         return self.http.port if self.http is not None else None
 
+    def _live_busy(self, busy: bool) -> None:
+        if busy != self._busy:
+            self._busy = busy
+            if self.on_live_busy is not None:
+                self.on_live_busy(busy)
+
+    async def _accept(self, items: list[Inbound]) -> list[Accepted]:
+        """The listener's sink: the durable queue, flagging live work from this moment."""
+        assert self.inbound is not None
+        self._live_busy(True)
+        return await self.inbound.accept(items)
+
     def _on_accepted(self, seq: int, feed: str, status: str, arrived_at: float) -> None:
         assert self.monitor is not None
         self.monitor.on_accepted(seq, feed, status, arrived_at)
@@ -191,6 +207,8 @@ class LiveEngine:
             self.arrived.clear()
             try:
                 n = await self.engine.release("live", opts.live_batch)
+                if not n and not self.arrived.is_set():
+                    self._live_busy(False)
                 if not n and opts.release_backload:
                     n = await self.engine.release("backload", opts.backload_batch)
                 backoff = 0.05

@@ -241,7 +241,8 @@ async def run_simulation(
     ctx = multiprocessing.get_context("spawn")
     outage = StoreOutage()  # bound to the store by LiveEngine.start; the dashboard offers it too
     progress: dict[str, Any] = {"phase": "starting"}
-    backload = _BackloadProcess(ctx, db, out, trusts, opts.backload_batch, progress)
+    live_busy = ctx.RawValue("b", 0)  # set while live messages are on their way to the store
+    backload = _BackloadProcess(ctx, db, out, trusts, opts.backload_batch, progress, live_busy)
 
     controls = {t.ods: FeedControl() for t in sc.trusts}
     replay_task = asyncio.create_task(backload.run())
@@ -259,6 +260,7 @@ async def run_simulation(
                               reset_rate=faults.resets),
     ), recover=False, outage=outage, feeds=controls)
     assert live.monitor is not None
+    live.on_live_busy = lambda busy: setattr(live_busy, "value", int(busy))
     if on_ready is not None:
         on_ready(live)
     live.monitor.extra = lambda: dict(progress)
@@ -359,10 +361,29 @@ def _progress_json(p: Progress) -> dict[str, Any]:
             "depth_backload": p.depth_backload, "elapsed_s": round(p.elapsed, 1)}
 
 
-def _replay_child(db: Path, out: Path, trusts: list, messages: Any, batch: int) -> None:
+YIELD_MAX = 0.25  # longest pause of the backload between two batches for live work
+
+
+def yield_to_live(busy: Any, most: float = YIELD_MAX) -> float:
+    """Live first across processes: wait while live messages are on their way to the
+    store, so the backload's next transaction does not hold the write lock they need.
+
+    At most ``most`` seconds, so the backload always moves. Returns the seconds waited.
+    """
+    if not busy.value:
+        return 0.0
+    started = time.monotonic()
+    while busy.value and time.monotonic() - started < most:
+        time.sleep(0.002)
+    return time.monotonic() - started
+
+
+def _replay_child(db: Path, out: Path, trusts: list, messages: Any, batch: int,
+                  live_busy: Any) -> None:
     """The backload replay in its own process: its CPU never stalls the live event loop.
 
     It releases only the backload lane; the live engine releases the live lane.
+    The replay reports progress between batches; that is where it yields to live work.
     """
 
     async def main() -> None:
@@ -370,6 +391,7 @@ def _replay_child(db: Path, out: Path, trusts: list, messages: Any, batch: int) 
 
         def on_progress(p: Progress) -> None:
             nonlocal last
+            yield_to_live(live_busy)
             now = time.monotonic()
             if now - last >= 0.5 or p.phase == "done":
                 last = now
@@ -391,10 +413,10 @@ class _BackloadProcess:
     """Runs ``_replay_child`` and relays its progress; ``run()`` returns the ReplayResult."""
 
     def __init__(self, ctx: Any, db: Path, out: Path, trusts: list, batch: int,
-                 progress: dict[str, Any]) -> None:
+                 progress: dict[str, Any], live_busy: Any) -> None:
         self.messages = ctx.Queue()
         self.process = ctx.Process(target=_replay_child, name="shcr-backload",
-                                   args=(db, out, trusts, self.messages, batch),
+                                   args=(db, out, trusts, self.messages, batch, live_busy),
                                    daemon=False)  # the replay may start conversion workers
         self.progress = progress
         self.ready = asyncio.Event()
