@@ -180,10 +180,29 @@ def summary(r: Resource) -> str:
         dose = ""
         for d in r.get("dosageInstruction") or []:
             dose = d.get("text", "") or dose
-        return f"{_text(r.get('medicationCodeableConcept'))} {dose} [{r.get('status', '')}]"
+        return f"{medication_name(r)} {dose} [{r.get('status', '')}]"
     if t in ("AllergyIntolerance", "Condition"):
         return _text(r.get("code"))
     return _text(r.get("code")) or r.get("id", "")
+
+
+def medication_name(r: Resource) -> str:
+    """The drug a MedicationRequest is for: its concept, else its medicationReference.
+
+    The converter writes ``medicationCodeableConcept`` when no dose form is known,
+    otherwise a contained Medication (code + form) referenced with the drug name
+    as ``display``; the contained Medication's code is the fallback.
+    """
+    if "medicationCodeableConcept" in r:
+        return _text(r["medicationCodeableConcept"])
+    ref = r.get("medicationReference") or {}
+    if ref.get("display"):
+        return str(ref["display"])
+    target = str(ref.get("reference", ""))
+    for c in r.get("contained") or []:
+        if target.startswith("#") and c.get("id") == target[1:]:
+            return _text(c.get("code"))
+    return ""
 
 
 def patient_name(p: Resource) -> str:
