@@ -293,8 +293,7 @@ def test_the_engine_accepts_every_sender_the_trusts_use(feeds_run, feeds_scenari
     """Each sending application a run writes is a known sender for the engine, whether it
     learns the trusts from the scenario or from the manifest of the generated folder."""
     from shcr_sim.engine.mllp_server import SenderPolicy
-    from shcr_sim.engine.pipeline import trusts_from_scenario
-    from shcr_sim.engine.trusts import resolve_trusts
+    from shcr_sim.engine.trusts import resolve_trusts, trusts_from_scenario
 
     out, _ = feeds_run
     senders = {g.msg.sender for g in feeds_messages}

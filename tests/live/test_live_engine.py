@@ -9,8 +9,8 @@ import pytest
 
 from shcr_sim.engine.live import LiveEngine, LiveOptions, StoreOutage, serve_forever
 from shcr_sim.engine.liverun import check_delivery, yield_to_live
-from shcr_sim.engine.pipeline import trusts_from_scenario
 from shcr_sim.engine.reconcile import reconcile
+from shcr_sim.engine.trusts import trusts_from_scenario
 from shcr_sim.feeds.generate import generate
 from shcr_sim.feeds.scenario import load_scenario
 from shcr_sim.feeds.sender import FeedControl, SenderConfig, read_stream, run_feed

@@ -30,9 +30,9 @@ from shcr_sim.monitor.metrics import MonitorConfig, percentile
 
 from .live import LiveEngine, LiveOptions, StoreOutage
 from .mllp_server import ListenerFaults
-from .pipeline import trusts_from_scenario
 from .reconcile import Reconciliation, reconcile
 from .replay import Progress, ReplayOptions, ReplayResult, replay
+from .trusts import trusts_from_scenario
 
 
 @dataclass(slots=True)
@@ -68,6 +68,7 @@ class RunOptions:
     report_every: float = 2.0
     ack_timeout: float = 2.0
     backload_batch: int = 500  # release batch of the backload replay
+    backload_workers: int | None = None  # its conversion worker processes (None: per core)
     monitor_tick: float = 1.0
     linger: float = 0.0  # keep serving the dashboard this long after the end
     faults: RunFaults = field(default_factory=RunFaults)
@@ -242,7 +243,9 @@ async def run_simulation(
     outage = StoreOutage()  # bound to the store by LiveEngine.start; the dashboard offers it too
     progress: dict[str, Any] = {"phase": "starting"}
     live_busy = ctx.RawValue("b", 0)  # set while live messages are on their way to the store
-    backload = _BackloadProcess(ctx, db, out, trusts, opts.backload_batch, progress, live_busy)
+    backload = _BackloadProcess(ctx, db, out, trusts, progress, live_busy,
+                                ReplayOptions(batch=opts.backload_batch, release_live=False,
+                                              workers=opts.backload_workers))
 
     controls = {t.ods: FeedControl() for t in sc.trusts}
     replay_task = asyncio.create_task(backload.run())
@@ -378,8 +381,8 @@ def yield_to_live(busy: Any, most: float = YIELD_MAX) -> float:
     return time.monotonic() - started
 
 
-def _replay_child(db: Path, out: Path, trusts: list, messages: Any, batch: int,
-                  live_busy: Any) -> None:
+def _replay_child(db: Path, out: Path, trusts: list, messages: Any, live_busy: Any,
+                  options: ReplayOptions) -> None:
     """The backload replay in its own process: its CPU never stalls the live event loop.
 
     It releases only the backload lane; the live engine releases the live lane.
@@ -398,7 +401,7 @@ def _replay_child(db: Path, out: Path, trusts: list, messages: Any, batch: int,
                 messages.put(("progress", _progress_json(p)))
 
         result = await replay(db, [out], [], trusts=trusts, on_progress=on_progress,
-                              options=ReplayOptions(batch=batch, release_live=False))
+                              options=options)
         messages.put(("progress", _progress_json(result.progress)))
         messages.put(("done", result))
 
@@ -412,11 +415,11 @@ def _replay_child(db: Path, out: Path, trusts: list, messages: Any, batch: int,
 class _BackloadProcess:
     """Runs ``_replay_child`` and relays its progress; ``run()`` returns the ReplayResult."""
 
-    def __init__(self, ctx: Any, db: Path, out: Path, trusts: list, batch: int,
-                 progress: dict[str, Any], live_busy: Any) -> None:
+    def __init__(self, ctx: Any, db: Path, out: Path, trusts: list, progress: dict[str, Any],
+                 live_busy: Any, options: ReplayOptions) -> None:
         self.messages = ctx.Queue()
         self.process = ctx.Process(target=_replay_child, name="shcr-backload",
-                                   args=(db, out, trusts, self.messages, batch, live_busy),
+                                   args=(db, out, trusts, self.messages, live_busy, options),
                                    daemon=False)  # the replay may start conversion workers
         self.progress = progress
         self.ready = asyncio.Event()

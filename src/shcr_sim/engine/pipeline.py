@@ -52,17 +52,6 @@ class ReleaseStats:
     store: ApplyResult = field(default_factory=ApplyResult)
 
 
-def trusts_from_scenario(scenario: object) -> list[TrustInfo]:
-    """TrustInfo for each sending application (MSH-3) of each trust of a
-    ``feeds.scenario.Scenario``: the PAS first, then its LIMS, RIS … (same ODS, flavour)."""
-    out = []
-    for t in scenario.trusts:  # type: ignore[attr-defined]
-        apps = [t.sending_application, *getattr(t, "sending_applications", {}).values()]
-        for app in dict.fromkeys(apps):
-            out.append(TrustInfo(app, t.ods, t.flavour, t.name))
-    return out
-
-
 def _mrg_keys(raw: str) -> list[str]:
     """Queue patient keys of the merged-away record named in MRG-1."""
     try:
