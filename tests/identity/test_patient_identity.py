@@ -15,7 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from shcr_sim.cli import app
-from shcr_sim.engine.keys import KeysError, patient_key
+from shcr_sim.engine import pipeline
+from shcr_sim.engine.keys import KeysError, merged_away_keys, patient_key
 from shcr_sim.feeds.scenario import load_scenario
 from shcr_sim.fhir import ConversionError, convert_message, load_mapping
 from shcr_sim.fhir.config import MappingConfig
@@ -128,3 +129,39 @@ def test_the_sending_trusts_own_mrn_is_preferred() -> None:
 def test_invalid_nhs_number_alone_is_no_key() -> None:
     with pytest.raises(KeysError, match="PID-3"):
         patient_key(parse(_adt("9990000019^^^NHS^NH")))
+
+
+def test_merged_away_keys_name_the_converters_old_patient_first() -> None:
+    checked = 0
+    for path in sorted(MAPPINGS.glob("*.hl7")):
+        raw = path.read_bytes().decode("utf-8-sig")
+        if "\rMRG|" not in raw.replace("\n", "\r"):
+            continue
+        msg = parse(raw)
+        doc = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+        config = load_mapping(doc["mapping"]) if doc.get("mapping") else mapping_for_message(
+            msg, None, TRUSTS)
+        try:
+            conv = convert_message(msg, config)
+        except ConversionError:
+            continue
+        old = next(r for r in conv.resources if r["id"] == conv.merge[0])
+        nhs = [i["value"] for i in old["identifier"] if i["system"] == NHS]
+        usual = next((i for i in old["identifier"] if i.get("use") == "usual"), None)
+        expected = (f"nhs:{nhs[0]}" if nhs else
+                    f"mrn:{usual['assigner']['identifier']['value']}|{usual['value']}")
+        assert merged_away_keys(msg)[0] == expected, path.name
+        checked += 1
+    assert checked >= 2
+
+
+def test_a_merged_away_mrn_without_authority_is_the_sending_trusts() -> None:
+    raw = "\r".join([
+        "MSH|^~\\&|PAS|RZ1|SHCR|CIE|20240615103000+0100||ADT^A40^ADT_A39|C9|P|2.4",
+        "EVN|A40|20240615102500+0100",
+        "PID|1||R7^^^RZ1^PI||LEE^KIM||19600101|F",
+        "MRG|R6~9990000019^^^NHS^NH",
+    ])
+    # an invalid NHS number is no key (patient_key would never have produced it)
+    assert merged_away_keys(parse(raw)) == ["mrn:RZ1|R6"]
+    assert pipeline._mrg_keys(raw) == ["mrn:RZ1|R6"]

@@ -97,6 +97,27 @@ def patient_key(msg: Message) -> str:
     raise KeysError("PID-3: no patient identifier (no NHS number or local MRN in PID-3/PID-2)")
 
 
+def merged_away_keys(msg: Message) -> list[str]:
+    """Patient keys the merged-away record named in MRG may have been queued under.
+
+    MRG is read as the converter reads it (``fhir.patient.mrg_key``: MRG-1 as the
+    patient identifier list, MRG-4 as the external id) with the same rule as
+    ``patient_key``: the key that record's own messages carry comes first, then
+    the key of every other identifier it lists (its messages may have been keyed
+    by any of them). Empty without an MRG segment.
+    """
+    mrg = msg.segment("MRG")
+    if mrg is None:
+        return []
+    d = mrg.delims
+    found = identify(pid_reps(((2, mrg.field(4)), (3, mrg.field(1))), d), msg.sender[1], d)
+    keys = [f"nhs:{found.nhs}"] if found.nhs else []
+    if found.mrn:
+        keys.append(f"mrn:{found.authority}|{found.mrn}")
+    keys += [f"mrn:{auth}|{value}" for value, auth, typ in found.others if typ != "SS"]
+    return list(dict.fromkeys(keys))
+
+
 def _event_candidates(msg: Message) -> list[tuple[str, str]]:
     """The clinical time fields of a message, most specific first (see ``event_time``)."""
     kind = msg.message_type.split("^", 1)[0]

@@ -26,7 +26,7 @@ from shcr_sim.store import ApplyResult, Prepared, SqliteStore, Write
 from shcr_sim.store.base import StoreUnavailable
 
 from .convert import Converted, Converter, MergeMap, TrustInfo
-from .keys import MERGE_TYPES
+from .keys import MERGE_TYPES, merged_away_keys
 from .queue import ROW_COLUMNS, DurableQueue, Lane, QueueRow
 from .stages import StageClock
 from .throttle import TokenBucket
@@ -53,24 +53,11 @@ class ReleaseStats:
 
 
 def _mrg_keys(raw: str) -> list[str]:
-    """Queue patient keys of the merged-away record named in MRG-1."""
+    """Queue patient keys of the merged-away record named in MRG (``keys.merged_away_keys``)."""
     try:
-        mrg = parse(raw).segment("MRG")
+        return merged_away_keys(parse(raw))
     except HL7Error:
         return []
-    if mrg is None:
-        return []
-    d = mrg.delims
-    out = []
-    for cx in mrg.repetitions(1):
-        comps = cx.split(d.component)
-        value = comps[0]
-        authority = comps[3].split(d.subcomponent)[0] if len(comps) > 3 else ""
-        if value and authority.upper() == "NHS":
-            out.append(f"nhs:{value}")
-        elif value:
-            out.append(f"mrn:{authority}|{value}")
-    return out
 
 
 class Engine:

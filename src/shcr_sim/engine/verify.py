@@ -39,7 +39,14 @@ from shcr_sim.store import SqliteStore, strip_meta
 
 from .convert import Converted, Converter, TrustInfo
 from .inbound import discover, iter_raw
-from .keys import DEFAULT_TZ, MERGE_TYPES, PRECEDENCE, KeysError, parse_and_extract
+from .keys import (
+    DEFAULT_TZ,
+    MERGE_TYPES,
+    PRECEDENCE,
+    KeysError,
+    merged_away_keys,
+    parse_and_extract,
+)
 
 OTHER = 900
 
@@ -126,23 +133,6 @@ def position(msg: Message, event_time: str, tz: str) -> str:
     prec = PRECEDENCE.get(msg.message_type, OTHER)
     return "|".join([f"{event + 10**15:017d}", f"{prec:04d}", f"{msh7 + 10**15:017d}", app,
                      fac, msg.control_id])
-
-
-def _mrg_patients(msg: Message) -> list[str]:
-    """Patient keys named in MRG-1 (the merged-away record), as ``keys`` builds them."""
-    mrg = msg.segment("MRG")
-    if mrg is None:
-        return []
-    d, out = mrg.delims, []
-    for cx in mrg.repetitions(1):
-        comps = cx.split(d.component)
-        value = comps[0].strip()
-        authority = comps[3].split(d.subcomponent)[0] if len(comps) > 3 else ""
-        if value and authority.upper() == "NHS":
-            out.append(f"nhs:{value.replace(' ', '')}")
-        elif value:
-            out.append(f"mrn:{authority or msg.sender[1]}|{value}")
-    return out
 
 
 class _Groups:
@@ -287,7 +277,7 @@ def _merges(conn: sqlite3.Connection, converter: Converter
             msg, _ = parse_and_extract(raw)
         except (HL7Error, KeysError):
             continue
-        for other in _mrg_patients(msg):
+        for other in merged_away_keys(msg):
             groups.join(patient, other)
     merges.sort()
     return merges, groups
