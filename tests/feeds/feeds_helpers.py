@@ -54,3 +54,24 @@ def read_all(out: Path) -> list[Generated]:
 
 def tree_bytes(out: Path) -> dict[str, bytes]:
     return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def unique(messages: list[Generated]) -> list[Generated]:
+    """Drop live resends (same sender -- MSH-3, MSH-4 -- and MSH-10 seen before)."""
+    seen: set[tuple[str, str, str]] = set()
+    out = []
+    for g in messages:
+        key = (g.msg.sender[0], g.ods, g.msg.control_id)
+        if key not in seen:
+            seen.add(key)
+            out.append(g)
+    return out
+
+
+def local_mrn(g: Generated) -> str:
+    """The sending trust's own MRN in PID-3 (assigning authority = its ODS code)."""
+    for rep in g.msg["PID"].repetitions(3):
+        parts = rep.split("^")
+        if parts[3:4] == [g.ods]:
+            return parts[0]
+    raise AssertionError(f"no local MRN in {g.msg.control_id}")

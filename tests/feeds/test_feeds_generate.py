@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from feeds_helpers import Generated, small_scenario, tree_bytes
+from feeds_helpers import Generated, local_mrn, small_scenario, tree_bytes
 from typer.testing import CliRunner
 
 from shcr_sim.cli import app
@@ -119,7 +119,7 @@ def test_backload_files_are_in_local_id_order(feeds_messages: list[Generated]) -
             by_file.setdefault(g.path, []).append(g)
     out_of_time_order = 0
     for path, msgs in by_file.items():
-        mrns = [_mrn(g) for g in msgs]
+        mrns = [local_mrn(g) for g in msgs]
         assert mrns == sorted(mrns), path
         times = [parse_ts(g.msg.get("MSH-7")).epoch for g in msgs]
         out_of_time_order += sum(1 for x, y in zip(times, times[1:], strict=False) if y < x)
@@ -226,15 +226,6 @@ def test_messages_option_scales_the_run(tmp_path: Path) -> None:
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert 2000 <= manifest["total"] <= 4500
     assert manifest["seed"] == 5
-
-
-def _mrn(g: Generated) -> str:
-    m = g.msg
-    for rep in m["PID"].repetitions(3):
-        parts = rep.split("^")
-        if parts[3:4] == [g.ods]:
-            return parts[0]
-    raise AssertionError(f"no local MRN in {m.control_id}")
 
 
 def _event_time(g: Generated) -> float:

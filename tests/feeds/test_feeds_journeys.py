@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from feeds_helpers import Generated
+from feeds_helpers import Generated, unique
 
 from shcr_sim.hl7 import parse_ts
 
@@ -21,21 +21,9 @@ def _t(value: str) -> float:
     return parse_ts(value).epoch
 
 
-def _unique(messages: list[Generated]) -> list[Generated]:
-    """Drop live resends (same sender -- MSH-3, MSH-4 -- and MSH-10 seen before)."""
-    seen: set[tuple[str, str, str]] = set()
-    out = []
-    for g in messages:
-        key = (g.msg.sender[0], g.ods, g.msg.control_id)
-        if key not in seen:
-            seen.add(key)
-            out.append(g)
-    return out
-
-
 def test_visits_follow_admission_transfer_discharge(feeds_messages: list[Generated]) -> None:
     visits: dict[tuple[str, str], list[tuple[float, str, str]]] = defaultdict(list)
-    for g in _unique(feeds_messages):
+    for g in unique(feeds_messages):
         m = g.msg
         if m.message_type.startswith("ADT") and "PV1" in m and m.get("PV1-19"):
             event = m.message_type.split("^")[1]
@@ -104,7 +92,7 @@ def test_discharge_never_before_admission(feeds_messages: list[Generated]) -> No
 
 def test_corrections_follow_their_original(feeds_messages: list[Generated]) -> None:
     reports: dict[tuple[str, str], list[tuple[float, str]]] = defaultdict(list)
-    for g in _unique(feeds_messages):
+    for g in unique(feeds_messages):
         m = g.msg
         if m.message_type == "ORU^R01":
             status = m.get("OBR-25")
@@ -125,7 +113,7 @@ def test_corrections_follow_their_original(feeds_messages: list[Generated]) -> N
 def test_merges_reference_registered_mrns(feeds_messages: list[Generated]) -> None:
     registered: dict[tuple[str, str], float] = {}
     merges = []
-    for g in _unique(feeds_messages):
+    for g in unique(feeds_messages):
         m = g.msg
         if m.message_type == "ADT^A28":
             for rep in m["PID"].repetitions(3):
@@ -229,7 +217,7 @@ def test_specialties_fit_the_patient_age(feeds_messages: list[Generated]) -> Non
 def test_every_record_starts_with_its_registration(feeds_messages: list[Generated]) -> None:
     """At each trust, a record's first ADT event (by event time) is its A28."""
     first: dict[tuple[str, str], tuple[float, str]] = {}
-    for g in _unique(feeds_messages):
+    for g in unique(feeds_messages):
         m = g.msg
         if not m.message_type.startswith("ADT") or m.message_type == "ADT^A40":
             continue
@@ -288,7 +276,7 @@ def test_reference_ranges_and_flags_agree(feeds_messages: list[Generated]) -> No
 def test_withdrawn_results_follow_their_original(feeds_messages: list[Generated]) -> None:
     finals: dict[tuple[str, str], float] = {}
     withdrawn = []
-    for g in _unique(feeds_messages):
+    for g in unique(feeds_messages):
         m = g.msg
         if m.message_type != "ORU^R01":
             continue

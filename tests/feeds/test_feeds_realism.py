@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
-from feeds_helpers import Generated, read_all
+from feeds_helpers import Generated, local_mrn, read_all, unique
 
 from shcr_sim.feeds.daytime import local_clock
 from shcr_sim.feeds.generate import generate
@@ -28,26 +28,6 @@ def _t(value: str) -> int:
     return int(parse_ts(value).epoch)
 
 
-def _unique(messages: list[Generated]) -> list[Generated]:
-    seen: set[tuple[str, str, str]] = set()
-    out = []
-    for g in messages:
-        key = (g.msg.sender[0], g.ods, g.msg.control_id)
-        if key not in seen:
-            seen.add(key)
-            out.append(g)
-    return out
-
-
-def _mrn(g: Generated) -> str:
-    m = g.msg
-    for rep in m["PID"].repetitions(3):
-        parts = rep.split("^")
-        if parts[3:4] == [g.ods]:
-            return parts[0]
-    raise AssertionError(m.control_id)
-
-
 def _person(g: Generated) -> str:
     """The NHS number when known (joins a duplicate record to its original), else MRN."""
     m = g.msg
@@ -55,7 +35,7 @@ def _person(g: Generated) -> str:
         parts = rep.split("^")
         if parts[3:4] == ["NHS"]:
             return parts[0]
-    return _mrn(g)
+    return local_mrn(g)
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +126,7 @@ def test_each_message_carries_the_visit_as_it_stood_then(
     """PV1-3 of an A08, a discharge, a result or a prescription is the ward after the
     last admission/transfer before it, not the ward the patient ended up on."""
     moves: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
-    msgs = _unique(feeds_messages)
+    msgs = unique(feeds_messages)
     for g in msgs:
         m = g.msg
         if m.message_type in ("ADT^A01", "ADT^A02"):
@@ -181,7 +161,7 @@ def test_no_other_contact_while_admitted(feeds_messages: list[Generated]) -> Non
     even under a duplicate registration."""
     stays: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
     admitted: dict[tuple[str, str, str], int] = {}
-    msgs = [g for g in _unique(feeds_messages) if g.msg.message_type.startswith("ADT")
+    msgs = [g for g in unique(feeds_messages) if g.msg.message_type.startswith("ADT")
             and g.msg.message_type != "ADT^A40"]
     for g in msgs:
         m = g.msg
@@ -208,7 +188,7 @@ def test_no_other_contact_while_admitted(feeds_messages: list[Generated]) -> Non
 def test_visit_numbers_rise_with_time(feeds_messages: list[Generated]) -> None:
     """Per trust, a later visit number never starts in an earlier hour."""
     starts: dict[str, dict[str, int]] = defaultdict(dict)
-    for g in _unique(feeds_messages):
+    for g in unique(feeds_messages):
         m = g.msg
         if m.message_type in ("ADT^A01", "ADT^A04"):
             starts[g.ods][m.get("PV1-19.1")] = _t(m.get("EVN-2"))
@@ -249,7 +229,7 @@ def test_document_edits_and_cancellations_follow_their_original(
     time after it; T11 comes after the original and carries no content."""
     originals: dict[tuple[str, str], Generated] = {}
     later: list[Generated] = []
-    for g in _unique(feeds_messages):
+    for g in unique(feeds_messages):
         m = g.msg
         if m.message_type == "MDM^T02":
             originals[(g.ods, m.get("TXA-12.1"))] = g
