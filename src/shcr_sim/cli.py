@@ -367,6 +367,9 @@ def run(
     backload_batch: int | None = typer.Option(
         None, "--backload-batch", min=1,
         help="Backload release batch [run] (500; smaller: lower live p99)"),
+    backload_workers: int | None = typer.Option(
+        None, "--backload-workers", min=0,
+        help="Backload conversion worker processes (default: one per core; 0: none)"),
     store_outage: float | None = typer.Option(None, "--store-outage",
                                               help="Store down for N s [faults]"),
     store_outage_at: float | None = typer.Option(None, "--store-outage-at",
@@ -417,6 +420,7 @@ def run(
         sc, out_dir, db=db_path, messages=messages, live_hours=live_hours, live_rate=live_rate,
         pattern=pattern, heartbeat_interval=heartbeat, silent_after=silent_after,
         mllp_port=mllp_port, http_port=http_port, linger=linger, backload_batch=backload_batch,
+        backload_workers=backload_workers,
         store_outage=store_outage, store_outage_at=store_outage_at, silent_feed=silent_feed,
         silent_at=silent_at, silent_for=silent_for, malformed_burst=malformed_burst,
         ack_delay=ack_delay, slow_acks=slow_acks, drop_acks=drop_acks, resets=resets,
