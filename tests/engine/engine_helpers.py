@@ -96,3 +96,12 @@ def live_files(gen: Path) -> list[str]:
 
 def manifest_total(gen: Path) -> int:
     return int(json.loads((gen / "manifest.json").read_text())["total"])
+
+
+def count_while_running(db: Path, sql: str) -> int:
+    """A COUNT(*) read while another process writes the database; 0 until it exists."""
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            return int(conn.execute(sql).fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from engine_helpers import cli, live_files, manifest_total, replay_json
+from engine_helpers import cli, count_while_running, live_files, manifest_total, replay_json
 
 
 def _applied(db: Path) -> int:
-    try:
-        with sqlite3.connect(db, timeout=5) as conn:
-            row = conn.execute("SELECT COUNT(*) FROM queue WHERE state='applied'").fetchone()
-        return int(row[0])
-    except sqlite3.OperationalError:
-        return 0
+    return count_while_running(db, "SELECT COUNT(*) FROM queue WHERE state='applied'")
 
 
 def test_sigkill_mid_replay_then_resume(generated: Path, tmp_path: Path) -> None:

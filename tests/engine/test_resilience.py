@@ -15,6 +15,7 @@ from pathlib import Path
 from engine_helpers import (
     adt,
     cli,
+    count_while_running,
     live_files,
     manifest_total,
     queue_states,
@@ -84,14 +85,6 @@ def test_re_applying_applied_messages_writes_nothing_new(generated: Path, tmp_pa
     assert versions(db) == (current, history)  # idempotent: no new version of anything
 
 
-def _count(db: Path, sql: str) -> int:
-    try:
-        with sqlite3.connect(db, timeout=5) as conn:
-            return int(conn.execute(sql).fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0
-
-
 def test_sigkill_during_ingest_then_resume(generated: Path, tmp_path: Path) -> None:
     db = tmp_path / "crash.db"
     args = ["--db", str(db), str(generated), *live_files(generated)]
@@ -101,14 +94,14 @@ def test_sigkill_during_ingest_then_resume(generated: Path, tmp_path: Path) -> N
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 60
-    while (_count(db, "SELECT COUNT(*) FROM queue WHERE state='applied'") < 1
+    while (count_while_running(db, "SELECT COUNT(*) FROM queue WHERE state='applied'") < 1
            and time.monotonic() < deadline and proc.poll() is None):
         time.sleep(0.05)
     assert proc.poll() is None, "replay finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
-    accepted = _count(db, "SELECT COUNT(*) FROM queue")
-    files_done = _count(db, "SELECT COUNT(*) FROM inbound_files WHERE complete=1")
+    accepted = count_while_running(db, "SELECT COUNT(*) FROM queue")
+    files_done = count_while_running(db, "SELECT COUNT(*) FROM inbound_files WHERE complete=1")
     files = sum(1 for _ in (generated / "backload").rglob("*.hl7"))
     files += len(live_files(generated)) // 2
     assert 0 < accepted < manifest_total(generated)  # killed before every file was accepted
