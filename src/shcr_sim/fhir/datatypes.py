@@ -89,6 +89,11 @@ def _c(parts: list[str], n: int) -> str:
     return parts[n - 1] if 0 < n <= len(parts) else ""
 
 
+def compact(**elements: object) -> dict:
+    """The elements that have a value, in the order given (FHIR omits empty elements)."""
+    return {k: v for k, v in elements.items() if v}
+
+
 # -- names ------------------------------------------------------------------
 _NAME_USE = {"L": "official", "D": "usual", "M": "maiden", "N": "nickname", "A": "usual",
              "C": "usual", "B": "official", "U": "temp", "P": "official", "S": "anonymous"}
@@ -101,21 +106,10 @@ def human_name(ctx: Ctx, raw: str) -> dict | None:
     given = [g for g in (ctx.text(_c(c, 2)), ctx.text(_c(c, 3))) if g]
     if not family and not given:
         return None
-    name: dict = {}
-    use = _NAME_USE.get(_c(c, 7))
-    if use:
-        name["use"] = use
-    if family:
-        name["family"] = family
-    if given:
-        name["given"] = given
     prefix = ctx.text(_c(c, 5))
-    if prefix:
-        name["prefix"] = [prefix]
     suffix = ctx.text(_c(c, 4))
-    if suffix:
-        name["suffix"] = [suffix]
-    return name
+    return compact(use=_NAME_USE.get(_c(c, 7)), family=family, given=given,
+                   prefix=[prefix] if prefix else None, suffix=[suffix] if suffix else None)
 
 
 # -- addresses ----------------------------------------------------------------
@@ -131,23 +125,10 @@ def address(ctx: Ctx, raw: str) -> dict | None:
     city, district, postcode, country = (ctx.text(_c(c, i)) for i in (3, 4, 5, 6))
     if not (lines or city or district or postcode):
         return None
-    out: dict = {}
-    use = _ADDR_USE.get(_c(c, 7))
-    if use:
-        out["use"] = use
-    if _c(c, 7) == "M":
-        out["type"] = "postal"
-    if lines:
-        out["line"] = lines
-    if city:
-        out["city"] = city
-    if district:
-        out["district"] = district
-    if postcode:
-        out["postalCode"] = postcode
-    if country:
-        out["country"] = country
-    return out
+    kind = _c(c, 7)
+    return compact(use=_ADDR_USE.get(kind), type="postal" if kind == "M" else None,
+                   line=lines, city=city, district=district, postalCode=postcode,
+                   country=country)
 
 
 # -- telecom ------------------------------------------------------------------

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, fields
 
 from ..hl7 import Segment
-from .datatypes import Ctx
+from .datatypes import Ctx, compact
 
 # pattern → (frequency, period, unit, when)
 _PATTERNS: dict[str, tuple[int, int, str, str]] = {
@@ -111,13 +111,8 @@ def fhir_timing(ctx: Ctx, t: Timing, where: dict[str, str]) -> dict:
             repeat.update(frequency=1, period=int(every.group(1)), periodUnit="h")
     if t.count.isdigit() and int(t.count) > 0:
         repeat["count"] = int(t.count)
-    bounds: dict = {}
-    start = ctx.datetime(t.start, _where(where.get("start", ""), 7))
-    end = ctx.datetime(t.end, _where(where.get("end", ""), 8))
-    if start:
-        bounds["start"] = start
-    if end:
-        bounds["end"] = end
+    bounds = compact(start=ctx.datetime(t.start, _where(where.get("start", ""), 7)),
+                     end=ctx.datetime(t.end, _where(where.get("end", ""), 8)))
     if bounds:
         repeat["boundsPeriod"] = bounds
     if repeat:
