@@ -91,6 +91,14 @@ def _rehome_encoded_timing(msg) -> None:
             order.add(new)
 
 
+def _validate_strict(text: str) -> None:
+    """hl7apy strict parse + validate (raises on the first problem)."""
+    msg = parse_message(text, validation_level=VALIDATION_LEVEL.STRICT, find_groups=True)
+    if msg.name == "RDE_O11" and msg.version == "2.5.1":
+        _rehome_encoded_timing(msg)
+    msg.validate()
+
+
 def test_sample_covers_every_type_and_flavour(sample: list[Generated]) -> None:
     kinds = {(g.msg.version, g.msg.message_type) for g in sample}
     for version in ("2.4", "2.3.1", "2.5.1"):
@@ -119,11 +127,7 @@ def test_sample_passes_hl7apy_strict_validation(sample: list[Generated]) -> None
             assert raw.startswith(b"%PDF-1.4") and raw.rstrip().endswith(b"%%EOF")
             pdfs += 1
         try:
-            msg = parse_message(text, validation_level=VALIDATION_LEVEL.STRICT,
-                                find_groups=True)
-            if msg.name == "RDE_O11" and msg.version == "2.5.1":
-                _rehome_encoded_timing(msg)
-            msg.validate()
+            _validate_strict(text)
         except Exception as exc:  # collect all, report together
             failures.append(f"{_features(g)} {g.msg.control_id}: {type(exc).__name__}: {exc}")
     assert not failures, "\n".join(failures[:20])
@@ -200,11 +204,7 @@ def test_every_event_kind_validates_in_every_flavour(flavour: str) -> None:
     for text in texts:
         cleaned, _ = _for_hl7apy(text)
         try:
-            msg = parse_message(cleaned, validation_level=VALIDATION_LEVEL.STRICT,
-                                find_groups=True)
-            if msg.name == "RDE_O11" and msg.version == "2.5.1":
-                _rehome_encoded_timing(msg)
-            msg.validate()
+            _validate_strict(cleaned)
         except Exception as exc:
             failures.append(f"{text.split('|')[8]}: {type(exc).__name__}: {exc}")
     assert not failures, "\n".join(failures)
