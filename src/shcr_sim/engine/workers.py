@@ -16,6 +16,7 @@ import asyncio
 import gc
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -59,8 +60,30 @@ def default_workers() -> int:
     return 0 if n < 2 else min(n, 8)
 
 
-def _init(trusts: list[TrustInfo] | None, validate: str) -> None:
+def _watch_engine(pid: int, create_time: float) -> None:
+    """Exit this worker once the engine process is gone (even SIGKILLed).
+
+    Workers hold both ends of the pool's pipes, so they never see EOF when the
+    engine dies; without this they would linger, idle, for ever.
+    """
+    import psutil
+
+    while True:
+        time.sleep(0.5)
+        try:
+            engine = psutil.Process(pid)
+            alive = (abs(engine.create_time() - create_time) < 1.0
+                     and engine.status() != psutil.STATUS_ZOMBIE)
+        except psutil.Error:
+            alive = False
+        if not alive:
+            os._exit(0)
+
+
+def _init(trusts: list[TrustInfo] | None, validate: str, engine: tuple[int, float]) -> None:
     global _converter
+    threading.Thread(target=_watch_engine, args=engine, daemon=True,
+                     name="watch-engine").start()
     _converter = Converter(trusts, validate)
     if validate != "off":
         from shcr_sim.fhir import validate_bundle  # noqa: F401 - import the models now
@@ -115,12 +138,17 @@ class ConvertPool:
     """Worker processes converting shards; ``await convert(jobs, merges)``."""
 
     def __init__(self, trusts: Sequence[TrustInfo] | None, validate: str, workers: int) -> None:
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["shcr_sim.engine.workers", "shcr_sim.fhir"])
+        import psutil
+
+        # spawn: fresh interpreters, so nothing of the engine's threads or open
+        # SQLite connections is inherited; workers are the engine's own children
+        ctx = multiprocessing.get_context("spawn")
         self.workers = workers
+        me = psutil.Process()
         self.executor = ProcessPoolExecutor(
             workers, mp_context=ctx, initializer=_init,
-            initargs=(list(trusts) if trusts is not None else None, validate),
+            initargs=(list(trusts) if trusts is not None else None, validate,
+                      (me.pid, me.create_time())),
         )
 
     async def convert(self, jobs: Sequence[Job], merges: MergeMap) -> tuple[
