@@ -369,7 +369,8 @@ def run(
         help="Backload release batch [run] (500; smaller: lower live p99)"),
     backload_workers: int | None = typer.Option(
         None, "--backload-workers", min=0,
-        help="Backload conversion worker processes (default: one per core; 0: none)"),
+        help="Backload conversion worker processes (default: cores - 2, a core each for "
+             "the replay and the live side)"),
     store_outage: float | None = typer.Option(None, "--store-outage",
                                               help="Store down for N s [faults]"),
     store_outage_at: float | None = typer.Option(None, "--store-outage-at",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import os
 import queue
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -68,7 +69,9 @@ class RunOptions:
     report_every: float = 2.0
     ack_timeout: float = 2.0
     backload_batch: int = 500  # release batch of the backload replay
-    backload_workers: int | None = None  # its conversion worker processes (None: per core)
+    # the replay's conversion worker processes; None: a core each for the replay and the
+    # live side, workers on the rest (none on 2 cores: measured, workers there cost live p99)
+    backload_workers: int | None = None
     monitor_tick: float = 1.0
     linger: float = 0.0  # keep serving the dashboard this long after the end
     faults: RunFaults = field(default_factory=RunFaults)
@@ -245,7 +248,7 @@ async def run_simulation(
     live_busy = ctx.RawValue("b", 0)  # set while live messages are on their way to the store
     backload = _BackloadProcess(ctx, db, out, trusts, progress, live_busy,
                                 ReplayOptions(batch=opts.backload_batch, release_live=False,
-                                              workers=opts.backload_workers))
+                                              workers=backload_workers(opts)))
 
     controls = {t.ods: FeedControl() for t in sc.trusts}
     replay_task = asyncio.create_task(backload.run())
@@ -362,6 +365,12 @@ def _progress_json(p: Progress) -> dict[str, Any]:
     return {"phase": p.phase, "files_done": p.files_done, "files_total": p.files_total,
             "read": p.read, "accepted": p.accepted, "applied": p.applied,
             "depth_backload": p.depth_backload, "elapsed_s": round(p.elapsed, 1)}
+
+
+def backload_workers(opts: RunOptions) -> int:
+    if opts.backload_workers is not None:
+        return opts.backload_workers
+    return max((os.cpu_count() or 2) - 2, 0)
 
 
 YIELD_MAX = 0.25  # longest pause of the backload between two batches for live work
