@@ -183,6 +183,18 @@ def child_obvious(scen: Path, db: Path, sample: int) -> dict:
                 await conn.commit()
         return resources, failed
 
+    # warm up (untimed): hl7apy loads its message structures and pydantic builds
+    # the model validators on first use; the engine's workers pay the same once
+    for raw in msgs[:3]:
+        try:
+            parse_message(raw.replace("\n", "\r"))
+        except Exception:  # noqa: BLE001
+            pass
+        _, keys = parse_and_extract(raw)
+        out = converter.convert(raw, keys.dedup_key, keys.order_key, keys.event_time, None)
+        if not isinstance(out, str):
+            for w in out.writes:
+                get_fhir_model_class(w.resource["resourceType"]).model_validate(w.resource)
     t0 = time.perf_counter()
     resources, failed = asyncio.run(go())
     return {"wall": time.perf_counter() - t0, "messages": len(msgs), "resources": resources,
@@ -349,6 +361,7 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=None, help="where databases go (temp)")
     ap.add_argument("--verify", action="store_true", help="verify after the sampled replay")
     ap.add_argument("--no-references", action="store_true")
+    ap.add_argument("--keep", action="store_true", help="keep the databases (prints where)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -391,7 +404,10 @@ def main() -> None:
             print("I/O floor …", file=sys.stderr)
             floor = run_child(["floor", str(scen), str(work / "floor.db"), str(args.batch)])
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            print(f"databases kept in {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     print(f"shcr-sim replay benchmark: {args.messages:,} messages requested (seed {args.seed}), "
           f"{os.cpu_count()} cores on this machine, python {sys.version.split()[0]}")
     print("\n".join(report(results, obvious, floor, args.messages)))
