@@ -354,34 +354,34 @@ def run(
     messages: int = typer.Option(20_000, "--messages", min=1, help="About N messages"),
     live_hours: float | None = typer.Option(None, "--live-hours", help="Hours of live feed"),
     live_rate: float | None = typer.Option(None, "--live-rate",
-                                           help="Live messages/s, all trusts [run].rate (20)"),
-    pattern: str | None = typer.Option(None, "--pattern", help="steady | bursty [run]"),
+                                           help="Live messages/s, all trusts \\[run].rate (20)"),
+    pattern: str | None = typer.Option(None, "--pattern", help="steady | bursty \\[run]"),
     heartbeat: float | None = typer.Option(None, "--heartbeat",
-                                           help="Heartbeat interval s [run] (1)"),
+                                           help="Heartbeat interval s \\[run] (1)"),
     silent_after: float | None = typer.Option(None, "--silent-after",
-                                              help="Heartbeat alert s [run] (5)"),
+                                              help="Heartbeat alert s \\[run] (5)"),
     mllp_port: int = typer.Option(0, "--mllp-port", help="MLLP port (0 = any free port)"),
     http_port: int = typer.Option(8080, "--http-port", help="Dashboard port (0 = any)"),
     linger: float = typer.Option(0.0, "--linger", help="Keep the dashboard up N s after"),
     keep: bool = typer.Option(False, "--keep", help="Keep an existing database (resume)"),
     backload_batch: int | None = typer.Option(
         None, "--backload-batch", min=1,
-        help="Backload release batch [run] (500; smaller: lower live p99)"),
+        help="Backload release batch \\[run] (500; smaller: lower live p99)"),
     backload_workers: int | None = typer.Option(
         None, "--backload-workers", min=0,
         help="Backload conversion worker processes (default: cores - 2, a core each for "
              "the replay and the live side)"),
     store_outage: float | None = typer.Option(None, "--store-outage",
-                                              help="Store down for N s [faults]"),
+                                              help="Store down for N s \\[faults]"),
     store_outage_at: float | None = typer.Option(None, "--store-outage-at",
                                                  help="...starting at s (5)"),
     silent_feed: str | None = typer.Option(None, "--silent-feed",
-                                           help="ODS of a feed that goes quiet [faults]"),
+                                           help="ODS of a feed that goes quiet \\[faults]"),
     silent_at: float | None = typer.Option(None, "--silent-at", help="...starting at s (3)"),
     silent_for: float | None = typer.Option(None, "--silent-for",
                                             help="...for s (0: 3x threshold)"),
     malformed_burst: int | None = typer.Option(None, "--malformed-burst",
-                                               help="N malformed messages [faults]"),
+                                               help="N malformed messages \\[faults]"),
     ack_delay: float | None = typer.Option(None, "--ack-delay", help="Hold ACKs back N s"),
     slow_acks: float | None = typer.Option(None, "--slow-acks",
                                            help="...for this share of messages (0.2)"),
@@ -394,7 +394,7 @@ def run(
 ) -> None:
     """Backload replay and live MLLP feeds at once, with live latency and optional faults.
 
-    The scenario's [run] and [faults] tables set the defaults; flags override them.
+    The scenario's \\[run] and \\[faults] tables set the defaults; flags override them.
     """
     import asyncio
     import json
