@@ -4,32 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-# Checkpoint every ~64 MiB of WAL rather than 4 MiB: a batch writes several MiB, so
-# the default copied the WAL back into the file (and synced it) on nearly every commit.
-WAL_CHECKPOINT_PAGES = 16384
+from shcr_sim.store.sqlite import connect  # one way to open the shared file: the store's
 
-
-async def connect(db_path: str | Path, synchronous: str = "NORMAL") -> aiosqlite.Connection:
-    """Autocommit connection (we issue BEGIN IMMEDIATE ourselves) in WAL mode.
-
-    WAL + synchronous=NORMAL survives a killed process (every commit is in the WAL
-    before ``commit`` returns); pass ``synchronous="FULL"`` to survive power loss too.
-    """
-    path = Path(db_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = await aiosqlite.connect(str(path), isolation_level=None)
-    await conn.execute("PRAGMA journal_mode=WAL")
-    await conn.execute(f"PRAGMA synchronous={synchronous}")
-    await conn.execute("PRAGMA busy_timeout=60000")
-    await conn.execute("PRAGMA temp_store=MEMORY")
-    await conn.execute("PRAGMA cache_size=-65536")
-    await conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
-    return conn
+__all__ = ["connect", "fetch_in", "transaction"]
 
 
 @asynccontextmanager
