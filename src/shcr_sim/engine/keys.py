@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shcr_sim.event_time import event_time_fields
 from shcr_sim.hl7 import HL7Error, Message, TimestampError, parse, parse_ts
 from shcr_sim.patient_identity import DEFAULT_RULES, identify, pid_reps
 
@@ -52,7 +53,6 @@ PRECEDENCE: dict[str, int] = {
 }
 OTHER_PRECEDENCE = 900
 MERGE_TYPES = frozenset({"ADT^A40", "ADT^A34"})
-NHS_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 
 
 class KeysError(ValueError):
@@ -118,20 +118,6 @@ def merged_away_keys(msg: Message) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-def _event_candidates(msg: Message) -> list[tuple[str, str]]:
-    """The clinical time fields of a message, most specific first (see ``event_time``)."""
-    kind = msg.message_type.split("^", 1)[0]
-    if kind == "ADT":
-        return [("EVN-6", msg.get("EVN-6.1")), ("EVN-2", msg.get("EVN-2.1"))]
-    if kind == "ORU":
-        return [("OBR-7", msg.get("OBR-7.1")), ("OBR-22", msg.get("OBR-22.1"))]
-    if kind == "MDM":
-        return [("TXA-6", msg.get("TXA-6.1")), ("TXA-4", msg.get("TXA-4.1"))]
-    if kind in ("OMP", "RDE", "RDS", "ORM"):
-        return [("ORC-9", msg.get("ORC-9.1"))]
-    return []
-
-
 def _bad_time(path: str, text: str, exc: Exception) -> str:
     why = str(exc)
     if why.startswith("not an HL7 timestamp") and repr(text) in why:
@@ -142,29 +128,22 @@ def _bad_time(path: str, text: str, exc: Exception) -> str:
 def event_time(msg: Message, tz: str = DEFAULT_TZ) -> tuple[float, str]:
     """(epoch, HL7 text) of the clinically relevant time.
 
-    The rule is the converter's (``fhir/convert.py``), so the ordering key and the
-    event time stored with each resource version always agree:
-
-    - ADT: EVN-6 (event occurred, HL7 v2.4+) when valued, else EVN-2 (recorded);
-    - ORU: the first OBR's OBR-7 (observation time), else OBR-22 (results reported);
-    - MDM: TXA-6 (origination), else TXA-4 (activity time);
-    - OMP/RDE/RDS/ORM: the first ORC's ORC-9 (transaction time);
-    - otherwise, or when none of those is valued: MSH-7.
-
-    The first *valued* field wins. A valued field that is not an HL7 timestamp is
-    an error naming the field (the message is dead-lettered), never silently
-    replaced by MSH-7.
+    Which field is ``shcr_sim.event_time.event_time_fields`` — the converter's
+    rule too, so the ordering key and the event time stored with each resource
+    version always agree. The first *valued* field wins. A valued field that is
+    not an HL7 timestamp is an error naming the field (the message is
+    dead-lettered), never silently replaced by MSH-7.
     """
-    for path, text in _event_candidates(msg):
-        if not text:
+    *specific, (_, text) = event_time_fields(msg)
+    for path, value in specific:
+        if not value:
             continue
         try:
-            ts = parse_ts(text, tz)
+            ts = parse_ts(value, tz)
         except TimestampError as exc:
-            raise KeysError(_bad_time(path, text, exc)) from None
+            raise KeysError(_bad_time(path, value, exc)) from None
         if ts is not None:
-            return ts.epoch, text
-    text = msg.get("MSH-7.1")
+            return ts.epoch, value
     try:
         ts = parse_ts(text, tz)
     except TimestampError as exc:

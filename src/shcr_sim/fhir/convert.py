@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from ..event_time import event_time_source
 from ..hl7 import Message, Segment
 from .clinical import allergy, condition
 from .config import MappingConfig
@@ -249,21 +250,17 @@ def _add_patient_extras(ctx: Ctx, entries: _Entries, patient: dict) -> None:
     entries.add(patient)
 
 
-def _event_time(ctx: Ctx, *candidates: tuple[str, str]) -> str | None:
-    for raw, where in candidates:
-        if raw:
-            return ctx.datetime(raw, where)
-    return ctx.datetime(ctx.msg.msh.get(7, comp=1), "MSH-7")
+def _event_time(ctx: Ctx) -> str | None:
+    """The clinical event time (FHIR dateTime): the engine's rule, ``event_time_source``."""
+    where, raw = event_time_source(ctx.msg)
+    return ctx.datetime(raw, where)
 
 
 # -- ADT --------------------------------------------------------------------------
 def _adt(ctx: Ctx, event: str, entries: _Entries):
     msg = ctx.msg
     pid = _pid(ctx)
-    evn = msg.segment("EVN")
-    event_time = _event_time(
-        ctx, (evn.get(6, comp=1), "EVN-6") if evn is not None else ("", ""),
-        (evn.get(2, comp=1), "EVN-2") if evn is not None else ("", ""))
+    event_time = _event_time(ctx)
     if event in ADT_MERGE_EVENTS:
         return _merge(ctx, pid, entries, event_time)
     if event not in ADT_ENCOUNTER_EVENTS and event not in ADT_PATIENT_EVENTS:
@@ -409,8 +406,7 @@ def _oru(ctx: Ctx, entries: _Entries):
         entries.add(diagnostic_report(ctx, obr, report_id, number, patient_ref, enc_ref,
                                       results, forms, [n for n in notes if n]))
         if event_time is None:
-            event_time = _event_time(ctx, (obr.get(7, comp=1), "OBR-7"),
-                                     (obr.get(22, comp=1), "OBR-22"))
+            event_time = _event_time(ctx)
     return patient_id, None, event_time
 
 
@@ -423,7 +419,7 @@ def _mdm(ctx: Ctx, event: str, entries: _Entries):
         raise ctx.error("TXA", "", "document message without a TXA segment")
     enc_ref = _encounter_ref(ctx, patient_id)
     entries.add(document_reference(ctx, event, txa, msg.all("OBX"), patient_ref, enc_ref))
-    event_time = _event_time(ctx, (txa.get(6, comp=1), "TXA-6"), (txa.get(4, comp=1), "TXA-4"))
+    event_time = _event_time(ctx)
     return patient_id, None, event_time
 
 
@@ -447,5 +443,5 @@ def _rde(ctx: Ctx, entries: _Entries):
         tq1 = next((s for s in segs if s.name == "TQ1"), None)
         entries.add(medication_request(ctx, orc, rxe, rxrs, patient_ref, enc_ref, tq1))
         if event_time is None:
-            event_time = _event_time(ctx, (orc.get(9, comp=1), "ORC-9"))
+            event_time = _event_time(ctx)
     return patient_id, None, event_time
