@@ -8,6 +8,8 @@ disagree about which numbers are NHS numbers.
 
 from __future__ import annotations
 
+# The FHIR identifier system of the NHS number (UK Core); the one copy every area imports.
+SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 _WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
 
 

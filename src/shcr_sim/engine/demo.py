@@ -15,7 +15,6 @@ from pathlib import Path
 from rich.console import Console
 from rich.live import Live
 
-NHS_PREFIX = "https://fhir.nhs.uk/Id/nhs-number|"
 MARKER = ".shcr-sim-demo"
 RESENDS = 5
 
@@ -98,23 +97,6 @@ def write_resends_and_faults(data: Path, dest: Path) -> list[str]:
             "no PID segment"]
 
 
-async def pick_multi_trust_patient(db: Path) -> str | None:
-    """An NHS number with Patient records at the most trusts (then most resources)."""
-    import aiosqlite
-
-    async with aiosqlite.connect(str(db)) as conn, conn.execute(
-        "SELECT substr(i.ident, ?), COUNT(DISTINCT i.rkey) AS trusts, "
-        "(SELECT COUNT(*) FROM patient_index p WHERE p.patient_key IN "
-        "  (SELECT 'Patient/' || substr(j.rkey, 9) FROM identifier_index j "
-        "   WHERE j.ident = i.ident)) AS n "
-        "FROM identifier_index i WHERE i.ident LIKE ? AND i.rkey LIKE 'Patient/%' "
-        "GROUP BY i.ident ORDER BY trusts DESC, n DESC, i.ident LIMIT 1",
-        (len(NHS_PREFIX) + 1, NHS_PREFIX + "%"),
-    ) as cur:
-        row = await cur.fetchone()
-    return row[0] if row else None
-
-
 def run_demo(out: Path, messages: int, seed: int, console: Console) -> int:
     """Returns the exit code: 0 when reconciliation and verify are both clean.
 
@@ -123,7 +105,7 @@ def run_demo(out: Path, messages: int, seed: int, console: Console) -> int:
     from shcr_sim.feeds.generate import generate
     from shcr_sim.feeds.scenario import load_scenario
     from shcr_sim.store import SqliteStore
-    from shcr_sim.store.record import load_record
+    from shcr_sim.store.record import PatientRecord, load_record, most_shared_patient
 
     from .deadletter import list_dead
     from .replay import Progress, replay
@@ -175,16 +157,17 @@ def run_demo(out: Path, messages: int, seed: int, console: Console) -> int:
     console.print(verify_report(v))
 
     console.rule("4. one multi-trust patient's shared record")
-    nhs = asyncio.run(pick_multi_trust_patient(db))
-    if nhs:
-        async def load():  # noqa: ANN202
-            store = await SqliteStore.open(db)
-            try:
-                return await load_record(store, nhs)
-            finally:
-                await store.close()
+    async def load() -> tuple[str | None, PatientRecord | None]:
+        store = await SqliteStore.open(db)
+        try:
+            nhs = await most_shared_patient(store)
+            return nhs, (await load_record(store, nhs) if nhs else None)
+        finally:
+            await store.close()
 
-        console.print(record_view(asyncio.run(load())))
+    nhs, record = asyncio.run(load())
+    if nhs and record is not None:
+        console.print(record_view(record))
         console.print(f"see it again: shcr-sim record --db {db} {nhs}", markup=False)
     ok = result.reconciliation.ok and v.ok
     console.rule(f"demo {'OK' if ok else 'FAILED'} in {time.monotonic() - t0:,.1f}s")

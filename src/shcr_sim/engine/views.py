@@ -7,9 +7,9 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
+from shcr_sim.nhs_number import SYSTEM as NHS_SYSTEM
 from shcr_sim.store.record import (
     CLINICAL_ORDER,
-    NHS_SYSTEM,
     PatientRecord,
     address_text,
     patient_name,

@@ -15,9 +15,10 @@ from urllib.parse import quote
 
 from ..event_time import event_time_source
 from ..hl7 import Message, Segment
+from ..nhs_number import SYSTEM as NHS_NUMBER
 from .clinical import allergy, condition
 from .config import MappingConfig
-from .datatypes import NHS_NUMBER, ODS, Ctx, org_ref
+from .datatypes import ODS, Ctx, org_ref
 from .documents import document_reference
 from .encounter import EVENT_STATUS, encounter_id, encounter_resource, update_status
 from .errors import ConversionError

@@ -15,7 +15,6 @@ from .errors import ConversionError
 SNOMED = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
-NHS_NUMBER = "https://fhir.nhs.uk/Id/nhs-number"
 ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
 GMP = "https://fhir.hl7.org.uk/Id/gmp-number"
 GMC = "https://fhir.hl7.org.uk/Id/gmc-number"

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from ..hl7 import Segment
+from ..nhs_number import SYSTEM as NHS_NUMBER
 from ..patient_identity import IdentifierRules, identify, pid_reps
 from .config import MappingConfig
 from .datatypes import (
     GMP,
-    NHS_NUMBER,
     ODS,
     Ctx,
     address,

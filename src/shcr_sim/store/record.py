@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..nhs_number import SYSTEM as NHS_SYSTEM
 from .base import Resource
 from .sqlite import SqliteStore
 
-NHS_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 CLINICAL_ORDER = ("Encounter", "DiagnosticReport", "Observation", "DocumentReference",
                   "MedicationRequest", "AllergyIntolerance", "Condition")
 
@@ -66,6 +66,25 @@ async def load_record(store: SqliteStore, nhs_number: str) -> PatientRecord:
     }
     await _collect(store, rec, patients)
     return rec
+
+
+async def most_shared_patient(store: SqliteStore) -> str | None:
+    """The NHS number with Patient records at the most trusts (then most resources).
+
+    Counts Patient resources carrying the NHS number identifier, then everything
+    indexed under those Patients; ties go to the lowest number. None: no NHS numbers.
+    """
+    prefix = f"{NHS_SYSTEM}|"
+    async with store.conn.execute(
+        "SELECT substr(i.ident, ?), COUNT(DISTINCT i.rkey) AS trusts, "
+        "(SELECT COUNT(*) FROM patient_index p WHERE p.patient_key IN "
+        "  (SELECT j.rkey FROM identifier_index j WHERE j.ident = i.ident)) AS n "
+        "FROM identifier_index i WHERE i.ident LIKE ? AND i.rkey LIKE 'Patient/%' "
+        "GROUP BY i.ident ORDER BY trusts DESC, n DESC, i.ident LIMIT 1",
+        (len(prefix) + 1, prefix + "%"),
+    ) as cur:
+        row = await cur.fetchone()
+    return row[0] if row else None
 
 
 def _is_local_mrn(ident: dict, ods: str, mrn: str) -> bool:
