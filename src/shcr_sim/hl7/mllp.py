@@ -18,8 +18,6 @@ from __future__ import annotations
 
 START = b"\x0b"
 END = b"\x1c\r"
-_FS = 0x1C
-_VT = 0x0B
 _CR = 0x0D
 _BLANK = b" \t\r\n"
 
