@@ -162,14 +162,14 @@ def deadletter_list_command(db: Path, limit: int, as_json: bool, console: Consol
     from .views import dead_letter_table
 
     require_db(db)
-    rows = asyncio.run(list_dead(db, limit))
+    rows, total = asyncio.run(list_dead(db, limit))
     if as_json:
         sys.stdout.write(json.dumps([
             {"id": r.seq, "lane": r.lane, "sender": [r.sender_app, r.sender_fac],
              "message_type": r.message_type, "control_id": r.control_id, "reason": r.reason,
              "source": r.source} for r in rows], indent=2) + "\n")
     else:
-        console.print(dead_letter_table(rows))
+        console.print(dead_letter_table(rows, total))
     return 0
 
 

@@ -19,7 +19,7 @@ from shcr_sim.hl7 import HL7Error
 from .convert import TrustInfo
 from .keys import DEFAULT_TZ, KeysError, parse_and_extract
 from .pipeline import Engine
-from .queue import QueueRow
+from .queue import DurableQueue, QueueRow
 
 
 @dataclass(slots=True)
@@ -30,20 +30,25 @@ class RetryResult:
     still_dead: list[tuple[int, str]]
 
 
-async def list_dead(db: Path, limit: int = 1000, offset: int = 0) -> list[QueueRow]:
-    engine = await Engine.open(db)
+async def list_dead(db: Path, limit: int = 1000, offset: int = 0) -> tuple[list[QueueRow], int]:
+    """(a page of dead letters in queue order, how many there are in all).
+
+    Reads the queue only: no Engine (store, converter, merges), nothing written.
+    """
+    queue = await DurableQueue.open(db)
     try:
-        return await engine.queue.rows("dead-lettered", limit, offset)
+        rows = await queue.rows("dead-lettered", limit, offset)
+        return rows, (await queue.counts()).get("dead-lettered", 0)
     finally:
-        await engine.close()
+        await queue.close()
 
 
 async def show(db: Path, seq: int) -> QueueRow | None:
-    engine = await Engine.open(db)
+    queue = await DurableQueue.open(db)
     try:
-        return await engine.queue.get(seq)
+        return await queue.get(seq)
     finally:
-        await engine.close()
+        await queue.close()
 
 
 async def _rekey(engine: Engine, row: QueueRow) -> tuple[str, str]:

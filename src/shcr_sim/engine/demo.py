@@ -146,9 +146,9 @@ def run_demo(out: Path, messages: int, seed: int, console: Console) -> int:
     console.print()
     console.print(reconciliation_table(result.reconciliation))
 
-    dead = asyncio.run(list_dead(db, 5))
+    dead, total_dead = asyncio.run(list_dead(db, 5))
     if dead:
-        console.print(dead_letter_table(dead))
+        console.print(dead_letter_table(dead, total_dead))
         console.print(f"why entry {dead[0].seq} failed: {dead[0].reason}", markup=False)
         console.print(f"see it: shcr-sim deadletter show --db {db} {dead[0].seq}", markup=False)
 

@@ -76,8 +76,12 @@ def verify_report(v: VerifyResult, limit: int = 50) -> Group:
     return Group(head + "[bold red]DIFFERENCES[/]", t)
 
 
-def dead_letter_table(rows: list[QueueRow]) -> Table:
-    t = Table(title=f"{len(rows)} dead letters", title_justify="left")
+def dead_letter_table(rows: list[QueueRow], total: int | None = None) -> Table:
+    """``total``: how many dead letters exist when ``rows`` is only a page of them."""
+    shown = len(rows)
+    title = (f"{shown:,} dead letters" if total is None or total == shown
+             else f"showing {shown:,} of {total:,} dead letters")
+    t = Table(title=title, title_justify="left")
     for col in ("id", "lane", "trust", "type", "control id", "reason"):
         t.add_column(col)
     for r in rows:
