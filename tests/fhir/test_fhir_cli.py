@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -107,3 +110,43 @@ def test_fhir_package_does_not_depend_on_feeds():
                      if isinstance(node, ast.ImportFrom) else [])
             offenders += [f"{path.name}: {n}" for n in names if "feeds" in n.split(".")]
     assert offenders == []
+
+
+def test_convert_into_a_closed_pipe_exits_0_quietly(tmp_path):
+    many = tmp_path / "many.hl7"
+    many.write_text((CASES / "itk_adt_a01_admit.hl7").read_text() * 300)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shcr_sim.cli", "convert", str(many), "--no-validate"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()  # `| head -1`: read one line, then go away
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, stderr
+    assert json.loads(first)["resourceType"] == "Bundle"
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr
+
+
+def test_convert_streams_the_file_rather_than_reading_it_all_first(tmp_path, monkeypatch):
+    from shcr_sim.fhir import commands
+
+    text = (CASES / "itk_adt_a01_admit.hl7").read_text()
+    read = 0
+
+    def counting(path):
+        nonlocal read
+        for _ in range(1000):
+            read += 1
+            yield text
+
+    class ClosedAfterOne(io.StringIO):
+        def write(self, s: str) -> int:
+            if self.getvalue():
+                raise BrokenPipeError
+            return super().write(s)
+
+    monkeypatch.setattr(commands, "read_messages", counting)
+    out, err = ClosedAfterOne(), io.StringIO()
+    assert commands.convert_file("x.hl7", "itk-acute", validate=False, out=out, err=err) == 0
+    assert out.getvalue().count("\n") == 1 and "\n  " not in out.getvalue()  # one per line
+    assert read <= 3 and err.getvalue() == ""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from itertools import chain, islice
 from pathlib import Path
 from typing import TextIO
 
@@ -37,32 +39,46 @@ def convert_file(path: str | Path, mapping: str | None = None, validate: bool = 
         err.write(f"error: {problem}\n")
         return 2
     try:
-        texts = list(read_messages(path))
+        stream = iter(read_messages(path))
+        head = list(islice(stream, 2))  # one message: pretty; more: one per line (streamed)
     except OSError as exc:
         err.write(f"error: {exc}\n")
         return 2
-    if not texts:
+    if not head:
         err.write(f"error: {path}: no HL7 messages found\n")
         return 1
-    pretty = len(texts) == 1
+    option = orjson.OPT_INDENT_2 if len(head) == 1 else 0
     failed = 0
-    for index, text in enumerate(texts, 1):
-        try:
-            msg = parse(text)
-            conv = convert_message(msg, mapping_for_message(msg, mapping, trusts, on_guess))
-            if validate:
-                validate_bundle(conv.bundle)
-        except (HL7Error, ConversionError) as exc:
-            failed += 1
-            err.write(f"error: message {index}: {exc}\n")
-            continue
-        except ValidationError as exc:
-            failed += 1
-            err.write(f"error: message {index} ({msg.control_id}): invalid FHIR: {exc}\n")
-            continue
-        option = orjson.OPT_INDENT_2 if pretty else 0
-        out.write(orjson.dumps(conv.bundle, option=option).decode("utf-8") + "\n")
+    try:
+        for index, text in enumerate(chain(head, stream), 1):
+            try:
+                msg = parse(text)
+                conv = convert_message(msg, mapping_for_message(msg, mapping, trusts, on_guess))
+                if validate:
+                    validate_bundle(conv.bundle)
+            except (HL7Error, ConversionError) as exc:
+                failed += 1
+                err.write(f"error: message {index}: {exc}\n")
+                continue
+            except ValidationError as exc:
+                failed += 1
+                err.write(f"error: message {index} ({msg.control_id}): invalid FHIR: {exc}\n")
+                continue
+            out.write(orjson.dumps(conv.bundle, option=option).decode("utf-8") + "\n")
+    except BrokenPipeError:  # the reader went away (``| head``): stop quietly
+        _silence(out)
     return 1 if failed else 0
+
+
+def _silence(out: TextIO) -> None:
+    """Point a closed stdout at /dev/null, so the exit-time flush raises nothing."""
+    try:
+        fd = out.fileno()
+    except (OSError, ValueError):
+        return  # not a real file (a test's buffer): nothing flushes at exit
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def check_mapping(mapping: str | None) -> str:
