@@ -169,3 +169,24 @@ async def test_merge_learned_late_redirects_what_was_already_applied(tmp_path: P
     assert engine.stats.reapplied == 1
     assert await q.counts() == {"applied": 2}
     await engine.close()
+
+
+def test_replay_of_only_unknown_senders_warns_and_fails(tmp_path: Path) -> None:
+    scen = write_scenario(tmp_path / "s.toml")
+    msgs = [adt(f"u{i}", f"2024010{i}120000+0000", app="APP", fac="FAC") for i in range(1, 4)]
+    src = write_messages(tmp_path / "x/backload/rogue.hl7", msgs)
+    db = tmp_path / "db.sqlite"
+    out = cli("replay", "--db", str(db), str(src.parents[1]), "--scenario", str(scen),
+              "--json", check=False)
+    assert out.returncode == 1, out.stderr
+    report = json.loads(out.stdout)
+    assert report["ok"] and report["total"]["dead_lettered"] == 3  # nothing lost
+    assert report["unknown_senders"] == {"APP/FAC": 3}
+    assert ("3 messages from senders that are not configured trusts (e.g. APP/FAC) were "
+            "dead-lettered") in out.stderr
+    assert "shcr-sim deadletter retry --all" in out.stderr
+    # one good message alongside: the run did work, so it exits 0 but still warns
+    write_messages(tmp_path / "x/backload/good.hl7", [adt("g1", "20240109120000+0000")])
+    again = cli("replay", "--db", str(db), str(src.parents[1]), check=False)
+    assert again.returncode == 0, again.stderr
+    assert "3 messages from senders that are not configured trusts" in again.stderr

@@ -90,7 +90,7 @@ def replay_command(
     from .replay import Progress, ReplayOptions, replay
     from .trusts import resolve_trusts
     from .verify import saved_trusts
-    from .views import progress_table, reconciliation_table
+    from .views import progress_table, reconciliation_table, unknown_senders_warning
 
     if validate not in ("full", "sampled", "off"):
         raise CommandError("--validate must be full, sampled or off")
@@ -129,7 +129,12 @@ def replay_command(
             console.print(progress_table(result.progress))
         console.print(reconciliation_table(recon))
         console.print(f"record store: {result.resources:,} current resources")
-    return 0 if recon.ok else 1
+    warning = unknown_senders_warning(recon)
+    if warning:
+        sys.stderr.write(f"warning: {warning}\n")
+    if recon.all_dead:
+        sys.stderr.write("error: every accepted message was dead-lettered; nothing was applied\n")
+    return 0 if recon.ok and not recon.all_dead else 1
 
 
 # -- verify ---------------------------------------------------------------------------

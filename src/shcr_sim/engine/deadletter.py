@@ -19,7 +19,7 @@ from shcr_sim.hl7 import HL7Error
 from .convert import TrustInfo
 from .keys import DEFAULT_TZ, KeysError, parse_and_extract
 from .pipeline import Engine
-from .queue import DurableQueue, QueueRow
+from .queue import UNKNOWN_SENDER, DurableQueue, QueueRow
 
 
 @dataclass(slots=True)
@@ -62,7 +62,7 @@ async def _rekey(engine: Engine, row: QueueRow) -> tuple[str, str]:
         tz = senders.get(msg.sender)
         if tz is None:
             return "dead-lettered", (
-                f"MSH-3/MSH-4: unknown sender {msg.sender[0]!r}/{msg.sender[1]!r} "
+                f"{UNKNOWN_SENDER} {msg.sender[0]!r}/{msg.sender[1]!r} "
                 "(not a configured trust)"
             )
         if tz != DEFAULT_TZ:

@@ -37,6 +37,8 @@ Lane = Literal["backload", "live"]
 Status = Literal["queued", "duplicate", "dead-lettered"]
 LANES: tuple[Lane, ...] = ("live", "backload")
 TERMINAL = ("applied", "duplicate", "dead-lettered")
+# how a dead letter refused for its sender begins (reconcile counts them by it)
+UNKNOWN_SENDER = "MSH-3/MSH-4: unknown sender"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS queue (
@@ -154,7 +156,7 @@ def key_message(raw: str, senders: Mapping[Sender, str] | None) -> MessageKeys |
         tz = senders.get(sender)
         if tz is None:
             return (
-                f"MSH-3/MSH-4: unknown sender {sender[0]!r}/{sender[1]!r} "
+                f"{UNKNOWN_SENDER} {sender[0]!r}/{sender[1]!r} "
                 "(not a configured trust)"
             )
         if tz != DEFAULT_TZ:

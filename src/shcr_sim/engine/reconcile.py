@@ -6,9 +6,11 @@ adds up the same as an uninterrupted one.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import aiosqlite
+
+from .queue import UNKNOWN_SENDER
 
 
 @dataclass(slots=True)
@@ -32,16 +34,25 @@ class ReconRow:
 class Reconciliation:
     rows: list[ReconRow]
     total: ReconRow
+    # dead-lettered because the sender is not a configured trust: "APP/FAC" → count
+    unknown_senders: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return self.total.ok and all(r.ok for r in self.rows)
 
+    @property
+    def all_dead(self) -> bool:
+        """Something was dead-lettered and nothing applied: a run that did no work."""
+        t = self.total
+        return t.dead_lettered > 0 and t.applied == 0 and t.pending == 0
+
     def to_json(self) -> dict:
         def row(r: ReconRow) -> dict:
             return {**asdict(r), "ok": r.ok}
 
-        return {"ok": self.ok, "rows": [row(r) for r in self.rows], "total": row(self.total)}
+        return {"ok": self.ok, "rows": [row(r) for r in self.rows], "total": row(self.total),
+                "unknown_senders": self.unknown_senders}
 
 
 async def reconcile(conn: aiosqlite.Connection) -> Reconciliation:
@@ -65,4 +76,11 @@ async def reconcile(conn: aiosqlite.Connection) -> Reconciliation:
                 target.dead_lettered += n
             else:
                 target.pending += n
-    return Reconciliation([rows[k] for k in sorted(rows)], total)
+    async with conn.execute(
+        "SELECT sender_app, sender_fac, COUNT(*) FROM queue "
+        "WHERE state='dead-lettered' AND reason LIKE ? "
+        "GROUP BY sender_app, sender_fac ORDER BY COUNT(*) DESC, sender_app, sender_fac",
+        (UNKNOWN_SENDER + "%",),
+    ) as cur:
+        unknown = {f"{app}/{fac}": int(n) for app, fac, n in await cur.fetchall()}
+    return Reconciliation([rows[k] for k in sorted(rows)], total, unknown)

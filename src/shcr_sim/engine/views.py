@@ -62,6 +62,17 @@ def reconciliation_table(r: Reconciliation) -> Group:
     return Group(t, line)
 
 
+def unknown_senders_warning(r: Reconciliation) -> str:
+    """What to do about messages refused for their sender ('' when there were none)."""
+    if not r.unknown_senders:
+        return ""
+    n = sum(r.unknown_senders.values())
+    examples = ", ".join(list(r.unknown_senders)[:3])
+    return (f"{n:,} message{'s' if n != 1 else ''} from senders that are not configured "
+            f"trusts (e.g. {examples}) were dead-lettered — add them with --trusts/--trust "
+            "and run `shcr-sim deadletter retry --all`")
+
+
 def verify_report(v: VerifyResult, limit: int = 50) -> Group:
     head = (f"verify: {v.messages:,} messages, {v.patients:,} patients, "
             f"{v.resources:,} expected resources — ")
