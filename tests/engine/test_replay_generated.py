@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,16 @@ def test_replay_reconciles_every_message(generated: Path, replayed: tuple[Path, 
     assert total["applied"] > total["accepted"] // 3
     assert {r["trust"] for r in report["rows"]} >= {"RZ1", "RZ2"}
     assert snapshot(db)
+
+
+def test_no_dead_letter_is_a_converter_bug(replayed: tuple[Path, dict]) -> None:
+    db, report = replayed
+    with sqlite3.connect(db) as conn:
+        reasons = [r for (r,) in conn.execute(
+            "SELECT reason FROM queue WHERE state='dead-lettered'")]
+    # a converter bug reads "conversion: <MSH-10>: internal error (converter bug): …"
+    bugs = [r for r in reasons if r.split(": ", 2)[-1].startswith("internal error")]
+    assert len(reasons) == report["total"]["dead_lettered"] and bugs == []
 
 
 def test_verify_is_clean(generated: Path, replayed: tuple[Path, dict]) -> None:

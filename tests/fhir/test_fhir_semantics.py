@@ -121,6 +121,9 @@ def test_internal_failures_are_wrapped(monkeypatch):
     with pytest.raises(ConversionError) as info:
         convert_message(parse(_adt("A01")), load_mapping("itk-acute"))
     assert "internal error" in str(info.value) and info.value.message_id == "EA01"
+    reason = info.value.reason
+    assert reason.startswith("internal error (converter bug): RuntimeError: kaboom")
+    assert reason.endswith(" in boom)")  # the innermost frame: where the bug is
 
 
 def test_conversion_error_pickles():

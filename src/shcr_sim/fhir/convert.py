@@ -9,8 +9,10 @@ see half a Bundle.
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import quote
 
 from ..event_time import event_time_source
@@ -79,7 +81,25 @@ def convert_message(msg: Message, config: MappingConfig, *,
             mid = msg.control_id
         except Exception:
             mid = ""
-        raise ConversionError(mid, "", "", f"internal error: {type(exc).__name__}: {exc}") from exc
+        raise ConversionError(mid, "", "", internal_error_reason(exc)) from exc
+
+
+INTERNAL_ERROR = "internal error (converter bug)"
+
+
+def internal_error_reason(exc: BaseException, limit: int = 300) -> str:
+    """The dead letter's reason for a bug: the exception and where it was raised.
+
+    Bounded (the message text to ``limit`` characters, then only the innermost
+    frame) so a reason stays one readable line in ``deadletter list``.
+    """
+    text = str(exc)
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno} in {frames[-1].name})" \
+        if frames else ""
+    return f"{INTERNAL_ERROR}: {type(exc).__name__}: {text}{where}"
 
 
 class _Entries:
