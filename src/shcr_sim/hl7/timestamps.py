@@ -65,15 +65,10 @@ class HL7Time:
 
     def to_fhir(self) -> str:
         """FHIR dateTime at the sender's precision (hour/minute widen to seconds)."""
-        v = self.value
-        if self.precision == "year":
-            return f"{v.year:04d}"
-        if self.precision == "month":
-            return f"{v.year:04d}-{v.month:02d}"
-        if self.precision == "day":
-            return f"{v.year:04d}-{v.month:02d}-{v.day:02d}"
+        if self.precision in ("year", "month", "day"):
+            return self.to_fhir_date()
         timespec = "milliseconds" if self.precision == "fraction" else "seconds"
-        return v.isoformat(timespec=timespec)
+        return self.value.isoformat(timespec=timespec)
 
     def to_fhir_date(self) -> str:
         """FHIR date (birthDate and the like): at most day precision, local calendar date."""
