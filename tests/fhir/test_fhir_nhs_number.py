@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shcr_sim.fhir import ConversionError
-from shcr_sim.fhir.datatypes import NHS_NUMBER
+from shcr_sim.nhs_number import SYSTEM as NHS_NUMBER
 from shcr_sim.nhs_number import check_digit, is_valid
 
 
