@@ -6,12 +6,15 @@ from __future__ import annotations
 import pytest
 from fhir_helpers import convert
 
+from shcr_sim.feeds.catalogue import load_catalogue
+from shcr_sim.feeds.flavours import FLAVOURS
+from shcr_sim.feeds.generate import generate
+from shcr_sim.feeds.scenario import load_scenario
 from shcr_sim.fhir import load_mapping
 from shcr_sim.fhir.datatypes import LOINC, SNOMED, Ctx, codeable
 from shcr_sim.hl7 import parse
 
-catalogue = pytest.importorskip("shcr_sim.feeds.catalogue").load_catalogue()
-FLAVOURS = pytest.importorskip("shcr_sim.feeds.flavours").FLAVOURS
+catalogue = load_catalogue()
 ODS = "RQ9"
 
 
@@ -52,8 +55,7 @@ def test_every_catalogue_code_maps_to_a_standard_code(flavour):
 
 
 def test_generated_feeds_all_convert_and_validate(tmp_path):
-    generate = pytest.importorskip("shcr_sim.feeds.generate").generate
-    scenario = pytest.importorskip("shcr_sim.feeds.scenario").load_scenario(None)
+    scenario = load_scenario(None)
     from shcr_sim.fhir.reading import read_messages
     from shcr_sim.fhir.trusts import mapping_for_message
 
