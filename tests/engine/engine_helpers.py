@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 SCENARIO = """
 name = "engine tests"
@@ -105,3 +109,26 @@ def count_while_running(db: Path, sql: str) -> int:
             return int(conn.execute(sql).fetchone()[0])
     except sqlite3.OperationalError:
         return 0
+
+
+def kill_when(proc: subprocess.Popen, db: Path, sql: str, at_least: int,
+              timeout: float = 60, poll: float = 0.1) -> None:
+    """SIGKILL ``proc`` once ``sql`` counts ``at_least`` rows; fail naming the window if not.
+
+    The kill must land mid-run: a replay that finishes first, or that has not got
+    far enough within ``timeout`` seconds (a slow, shared machine), fails the test
+    with a message saying which, never a bare assertion on the counts afterwards.
+    """
+    deadline = time.monotonic() + timeout
+    n = count_while_running(db, sql)
+    while n < at_least and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(poll)
+        n = count_while_running(db, sql)
+    if proc.poll() is not None:
+        pytest.fail(f"the replay finished (exit {proc.returncode}) before it could be killed "
+                    f"({n} of the {at_least} rows wanted by then)")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    if n < at_least:
+        pytest.fail(f"missed the kill window: only {n} of {at_least} rows ({sql!r}) within "
+                    f"the {timeout:g} s timeout; the replay was killed anyway")

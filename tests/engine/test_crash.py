@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from engine_helpers import cli, count_while_running, live_files, manifest_total, replay_json
+import pytest
+from engine_helpers import (
+    cli,
+    count_while_running,
+    kill_when,
+    live_files,
+    manifest_total,
+    replay_json,
+)
 
 
 def _applied(db: Path) -> int:
@@ -23,12 +29,7 @@ def test_sigkill_mid_replay_then_resume(generated: Path, tmp_path: Path) -> None
          "--batch", "50", *args],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 60
-    while _applied(db) < 200 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.1)
-    assert proc.poll() is None, "replay finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
+    kill_when(proc, db, "SELECT COUNT(*) FROM queue WHERE state='applied'", 200, timeout=60)
     killed_at = _applied(db)
     assert 0 < killed_at < manifest_total(generated)
 
@@ -39,3 +40,10 @@ def test_sigkill_mid_replay_then_resume(generated: Path, tmp_path: Path) -> None
     assert total["accepted"] == manifest_total(generated)  # nothing read twice, nothing lost
     assert total["accepted"] == total["applied"] + total["duplicate"] + total["dead_lettered"]
     assert "OK" in cli("verify", "--db", str(db), str(generated), *live_files(generated)).stdout
+
+
+def test_a_missed_kill_window_fails_naming_the_timeout(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    with pytest.raises(pytest.fail.Exception, match=r"missed the kill window.*0\.3 s timeout"):
+        kill_when(proc, tmp_path / "none.db", "SELECT COUNT(*) FROM queue", 1, timeout=0.3)
+    assert proc.poll() is not None  # killed anyway: no stray process left behind

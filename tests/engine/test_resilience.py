@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import random
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from engine_helpers import (
     adt,
     cli,
     count_while_running,
+    kill_when,
     live_files,
     manifest_total,
     queue_states,
@@ -93,13 +92,8 @@ def test_sigkill_during_ingest_then_resume(generated: Path, tmp_path: Path) -> N
         [sys.executable, "-m", "shcr_sim.cli", "replay", "--json", "--rate", "4", *args],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 60
-    while (count_while_running(db, "SELECT COUNT(*) FROM queue WHERE state='applied'") < 1
-           and time.monotonic() < deadline and proc.poll() is None):
-        time.sleep(0.05)
-    assert proc.poll() is None, "replay finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
+    kill_when(proc, db, "SELECT COUNT(*) FROM queue WHERE state='applied'", 1, timeout=60,
+              poll=0.05)
     accepted = count_while_running(db, "SELECT COUNT(*) FROM queue")
     files_done = count_while_running(db, "SELECT COUNT(*) FROM inbound_files WHERE complete=1")
     files = sum(1 for _ in (generated / "backload").rglob("*.hl7"))
