@@ -455,7 +455,7 @@ def run(
         if dur.get("count"):
             typer.echo(f"while the backload drained ({dur['drain_s']:,} s): {dur['count']:,} live"
                        f" messages, queued → applied p50 {dur['p50']} ms, p99 {dur['p99']} ms, "
-                       f"max {dur['max']} ms")
+                       f"max {dur['max']} ms, {dur['over_1s']} over 1 s")
         for e in data["alert_events"]:
             typer.echo(f"alert {e['state']}: {e['message']}")
     raise typer.Exit(0 if data["ok"] else 1)
