@@ -114,8 +114,65 @@ def _hour_offset(tz_name: str, year: int, month: int, day: int, hour: int) -> ti
     return _fixed(int(off.total_seconds()) // 60)
 
 
+_FAST_PRECISION = {8: "day", 10: "hour", 12: "minute", 14: "second"}
+_SCALE = {8: 1_000_000, 10: 10_000, 12: 100, 14: 1}
+
+
+@lru_cache(maxsize=256)
+def _offset(text: str) -> timezone | None:
+    """``+HHMM``/``-HHMM`` (digits, MM < 60) → fixed offset; None beyond ±14:00."""
+    minutes = int(text[1:3]) * 60 + int(text[3:])
+    if minutes > 14 * 60:
+        return None
+    return _fixed(-minutes if text[0] == "-" else minutes)
+
+
 def parse_ts(text: str, default_tz: str = "Europe/London") -> HL7Time | None:
-    """Parse a TS/DTM value; empty → None; malformed → TimestampError."""
+    """Parse a TS/DTM value; empty → None; malformed → TimestampError.
+
+    Nearly every value a feed sends is plain digits (day to second) with or without
+    a ``+ZZZZ`` offset: those take a short path; anything else (and anything the
+    short path would reject) takes ``_parse_general``, which owns every error.
+    """
+    if not text:
+        return None
+    n = len(text)
+    if n >= 13 and text[-5] in "+-":
+        body, off = text[:-5], text[-4:]
+    else:
+        body, off = text, ""
+    precision = _FAST_PRECISION.get(len(body))
+    if (
+        precision is None
+        or not body.isdigit()  # isdigit alone admits non-ASCII digits: isascii too
+        or not body.isascii()
+        or (off and not (off.isdigit() and off.isascii() and off[2] < "6"))
+    ):
+        return _parse_general(text, default_tz)
+    try:
+        v = int(body) * _SCALE[len(body)]  # one int() and divmods: cheaper than six int()s
+        v, second = divmod(v, 100)
+        v, minute = divmod(v, 100)
+        v, hour = divmod(v, 100)
+        v, day = divmod(v, 100)
+        year, month = divmod(v, 100)
+        if off:
+            tzinfo = _offset(text[-5:])
+            if tzinfo is None:
+                raise ValueError(text)
+        else:
+            tzinfo = _hour_offset(default_tz, year, month, day, hour)
+        if tzinfo is None:  # the zone changes within this local hour
+            dt = _localise(datetime(year, month, day, hour, minute, second), zone(default_tz))
+        else:
+            dt = datetime(year, month, day, hour, minute, second, 0, tzinfo)
+    except Exception:  # noqa: BLE001 - impossible date, unknown zone …: the general path
+        return _parse_general(text, default_tz)  # raises exactly what it always raised
+    return HL7Time(dt, precision, bool(off))
+
+
+def _parse_general(text: str, default_tz: str) -> HL7Time | None:
+    """Every TS/DTM form, and the errors (see ``parse_ts``)."""
     if not text:
         return None
     s = text.split("^", 1)[0].strip()  # TS may carry a degree-of-precision component
