@@ -96,13 +96,14 @@ def child_replay(scen: Path, db: Path, validate: str, batch: int, verify: bool,
     from shcr_sim.engine.trusts import resolve_trusts
 
     trusts = resolve_trusts(None, [scen])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = asyncio.run(replay(db, [scen], [scen / "live"], trusts=trusts, validate=validate,
                                 options=ReplayOptions(batch=batch, accept_batch=batch,
                                                         workers=workers)))
     wall = time.perf_counter() - t0
     out: dict[str, Any] = {
         "wall": wall,
+        "engine_cpu": time.process_time() - c0,  # this process: queue, sequencer, store
         "messages": result.progress.read,
         "applied": result.reconciliation.total.applied,
         "reconciled": result.reconciliation.ok,
@@ -319,6 +320,11 @@ def report(results: dict[str, dict], obvious: dict | None, floor: dict | None,
         lines.append(f"  cores used {cores:.2f} (cpu {r['cpu']:.1f}s) → "
                      f"{e2e / max(cores, 1e-9):,.0f} msg/s per core; "
                      f"peak RSS {r['peak_rss'] / 2**20:,.0f} MiB")
+        if r.get("engine_cpu"):
+            per = 1e6 / max(r["messages"], 1)
+            lines.append(f"  cpu per message {r['cpu'] * per:,.0f} µs: engine process "
+                         f"{r['engine_cpu'] * per:,.0f} µs (queue, sequencer, store writer), "
+                         f"conversion workers {(r['cpu'] - r['engine_cpu']) * per:,.0f} µs")
         for lane, lat in r["latency"].items():
             lines.append(f"  enqueue→stored {lane:<8} p50 {lat['p50'] * 1000:9.1f} ms   "
                          f"p99 {lat['p99'] * 1000:9.1f} ms   ({int(lat['messages']):,} applied)")

@@ -136,15 +136,16 @@ async def test_live_lane_is_not_starved_by_a_draining_backload(tmp_path: Path) -
         return await real_claim(lane, limit)
 
     applied: list[int] = []  # seqs in the order their terminal state was recorded
-    real_finish = engine.queue.finish
+    real_apply = engine.store_apply_prepared  # stores a batch and records its terminal states
 
-    async def finish(applied_seqs=(), dead=()):  # noqa: ANN001, ANN202
+    async def apply(items, applied_seqs=(), dead=()):  # noqa: ANN001, ANN202
         applied_seqs = list(applied_seqs)
+        result = await real_apply(items, applied_seqs, dead)
         applied.extend(applied_seqs)
-        return await real_finish(applied_seqs, dead)
+        return result
 
     engine.queue.claim = claim  # type: ignore[method-assign]
-    engine.queue.finish = finish  # type: ignore[method-assign]
+    engine.store_apply_prepared = apply  # type: ignore[method-assign]
     stop = asyncio.Event()
     task = asyncio.create_task(release_forever(engine, stop, batch=20, idle_sleep=0.01))
     for _ in range(3000):  # bounded: a broken release loop fails the test, never hangs it

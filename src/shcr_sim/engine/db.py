@@ -2,34 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-import weakref
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import aiosqlite
 
-from shcr_sim.store.sqlite import connect  # one way to open the shared file: the store's
+# one way to open the shared file, and one lock per connection: the store's
+from shcr_sim.store.sqlite import connect, write_lock
 
 __all__ = ["connect", "fetch_in", "transaction"]
 
 
-# One transaction at a time per connection: coroutines sharing a connection (the
-# MLLP listener's accept and the release loop, say) would otherwise interleave
-# their statements inside each other's BEGIN … COMMIT.
-_LOCKS: weakref.WeakKeyDictionary[aiosqlite.Connection, asyncio.Lock] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 @asynccontextmanager
 async def transaction(conn: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Connection]:
-    """BEGIN IMMEDIATE … COMMIT, rolled back on any exception; serialised per connection."""
-    lock = _LOCKS.get(conn)
-    if lock is None:
-        lock = _LOCKS[conn] = asyncio.Lock()
-    async with lock:
+    """BEGIN IMMEDIATE … COMMIT, rolled back on any exception; serialised per connection
+    (``store.sqlite.write_lock``: the store's own transactions on it take the same lock)."""
+    async with write_lock(conn):
         await conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn

@@ -6,9 +6,10 @@ applied from their event time on), writes the resources to the store in one
 transaction and records each message's terminal state. A failing message is
 dead-lettered with its reason; the rest of the batch carries on.
 
-Crash safety: a batch is marked ``released`` before conversion; if the process
-dies before ``finish``, ``recover`` puts it back to ``queued`` and the store's
-idempotent writes make the second application a no-op.
+Crash safety: a batch is marked ``released`` before conversion; its resources and
+its messages' terminal states commit in one transaction (the store shares the
+queue's connection). If the process dies before that, ``recover`` puts the batch
+back to ``queued``; the store's idempotent writes make any re-application a no-op.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ from typing import Any
 import orjson
 
 from shcr_sim.hl7 import HL7Error, parse
-from shcr_sim.store import ApplyResult, Prepared, SqliteStore, Write
+from shcr_sim.store import ApplyResult, Prepared, SqliteStore, Write, prepare_write
 from shcr_sim.store.base import StoreUnavailable
 
 from .convert import Converted, Converter, MergeMap, TrustInfo
 from .keys import MERGE_TYPES, merged_away_keys
-from .queue import ROW_COLUMNS, DurableQueue, Lane, QueueRow
+from .queue import ROW_COLUMNS, DurableQueue, Lane, QueueRow, finisher
 from .stages import StageClock
 from .throttle import TokenBucket
 from .workers import ConvertPool, Job, Outcome, convert_here
@@ -109,7 +110,7 @@ class Engine:
         converter = Converter(trusts, validate)
         if trusts is not None:
             await queue.set_senders(converter.timezones())
-        store = await SqliteStore.open(db_path)
+        store = await SqliteStore.on(queue.conn)
         engine = cls(queue, store, converter, rate)
         engine.trusts = list(trusts) if trusts is not None else None
         engine.workers = workers
@@ -184,8 +185,7 @@ class Engine:
         if rows:  # released first, so a crash here re-queues them (see recover)
             await self.queue.mark_released([r.seq for r in rows])
             writes, ok, dead = self.convert_rows(rows)
-            await self.store_apply(writes)
-            await self.queue.finish(ok, dead)
+            await self.store_apply_prepared([prepare_write(w) for w in writes], ok, dead)
             self.stats.reapplied += len(rows)
 
     async def store_apply(self, writes: Sequence[Write]) -> ApplyResult:
@@ -196,9 +196,14 @@ class Engine:
         """
         return await self._retrying(self.store.apply, writes)
 
-    async def store_apply_prepared(self, items: Sequence[Prepared]) -> ApplyResult:
-        """``store_apply`` for writes prepared by the converter (or its workers)."""
-        return await self._retrying(self.store.apply_prepared, items)
+    async def store_apply_prepared(
+        self, items: Sequence[Prepared], applied: Sequence[int] = (),
+        dead: Sequence[tuple[int, str]] = (),
+    ) -> ApplyResult:
+        """``store_apply`` for writes prepared by the converter (or its workers), with
+        the released rows' terminal states committed in the same transaction."""
+        record = finisher(applied, dead)
+        return await self._retrying(lambda b: self.store.apply_prepared(b, then=record), items)
 
     async def _retrying(
         self, apply: Callable[[Any], Awaitable[ApplyResult]], batch: Any
@@ -270,8 +275,7 @@ class Engine:
                 ok.append(r.seq)
         await self.bucket.take(len(rows))
         with clock.time("store", len(rows)):
-            result = await self.store_apply_prepared(prepared)
-            await self.queue.finish(ok, dead)
+            result = await self.store_apply_prepared(prepared, ok, dead)
         self.stats.released += len(rows)
         self.stats.applied += len(ok)
         self.stats.dead += len(dead)

@@ -19,8 +19,9 @@ applied / duplicate / dead-lettered, with ``released`` put back to ``queued`` by
 
 from __future__ import annotations
 
+import sqlite3
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -165,6 +166,33 @@ def key_message(raw: str, senders: Mapping[Sender, str] | None) -> MessageKeys |
             except (HL7Error, KeysError) as exc:
                 return str(exc)
     return keys
+
+
+def finisher(
+    applied: Iterable[int] = (), dead: Iterable[tuple[int, str]] = ()
+) -> Callable[[sqlite3.Connection], None]:
+    """The terminal-state updates for released rows, to run inside a transaction.
+
+    The engine hands this to the store (``SqliteStore.apply_prepared(then=…)``), so
+    a batch's resources and its messages' ``applied`` commit together.
+    """
+    done = list(applied)
+    failed = list(dead)
+
+    def record(db: sqlite3.Connection) -> None:
+        now = time.time()  # when it commits (a store outage retries it later)
+        if done:
+            db.executemany(
+                "UPDATE queue SET state='applied', reason='', updated_at=? WHERE seq=?",
+                [(now, s) for s in done],
+            )
+        if failed:
+            db.executemany(
+                "UPDATE queue SET state='dead-lettered', reason=?, updated_at=? WHERE seq=?",
+                [(r, now, s) for s, r in failed],
+            )
+
+    return record
 
 
 class DurableQueue:
@@ -353,16 +381,9 @@ class DurableQueue:
         self, applied: Iterable[int] = (), dead: Iterable[tuple[int, str]] = ()
     ) -> None:
         """Record terminal states for released rows in one transaction."""
-        now = time.time()
+        record = finisher(applied, dead)
         async with transaction(self.conn) as conn:
-            await conn.executemany(
-                "UPDATE queue SET state='applied', reason='', updated_at=? WHERE seq=?",
-                [(now, s) for s in applied],
-            )
-            await conn.executemany(
-                "UPDATE queue SET state='dead-lettered', reason=?, updated_at=? WHERE seq=?",
-                [(r, now, s) for s, r in dead],
-            )
+            await conn._execute(record, conn._conn)  # type: ignore[attr-defined]
 
     async def depth(self, lane: Lane | None = None) -> int:
         """Messages waiting (queued or released but not finished).

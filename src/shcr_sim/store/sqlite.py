@@ -7,9 +7,11 @@ One batch = one transaction: current rows for the batch are read with chunked
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
+import weakref
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -107,11 +109,32 @@ async def connect(db_path: str | Path, synchronous: str = "NORMAL") -> aiosqlite
     return conn
 
 
+# One transaction at a time per connection: coroutines sharing a connection (the
+# engine's queue and its store, the MLLP listener's accept and the release loop)
+# would otherwise interleave their statements inside each other's BEGIN … COMMIT.
+_WRITE_LOCKS: weakref.WeakKeyDictionary[aiosqlite.Connection, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def write_lock(conn: aiosqlite.Connection) -> asyncio.Lock:
+    """The lock every transaction on ``conn`` holds from BEGIN to COMMIT."""
+    lock = _WRITE_LOCKS.get(conn)
+    if lock is None:
+        lock = _WRITE_LOCKS[conn] = asyncio.Lock()
+    return lock
+
+
+# Runs inside the store's transaction, after its writes (``apply_prepared(then=…)``).
+Then = Callable[[sqlite3.Connection], None]
+
+
 class SqliteStore:
     """The aiosqlite back end of ``RecordStore``."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: aiosqlite.Connection, *, owns_conn: bool = True) -> None:
         self.conn = conn
+        self.owns_conn = owns_conn
 
     @classmethod
     async def open(cls, db_path: str | Path, synchronous: str = "NORMAL") -> SqliteStore:
@@ -119,8 +142,20 @@ class SqliteStore:
         await conn.executescript(SCHEMA)
         return cls(conn)
 
+    @classmethod
+    async def on(cls, conn: aiosqlite.Connection) -> SqliteStore:
+        """The store in a database someone else has open (the engine's queue).
+
+        Sharing the connection lets the engine commit the resources and the
+        messages' terminal states in one transaction, and spares two connections
+        to one file waiting on each other's write lock.
+        """
+        await conn.executescript(SCHEMA)
+        return cls(conn, owns_conn=False)
+
     async def close(self) -> None:
-        await self.conn.close()
+        if self.owns_conn:
+            await self.conn.close()
 
     async def set_unavailable(self, until: float) -> None:
         """Refuse writes until ``until`` (epoch seconds; 0: available again).
@@ -152,21 +187,31 @@ class SqliteStore:
         """Apply a batch in one transaction; see the module docstring of ``base``."""
         return await self.apply_prepared([prepare_write(w) for w in writes])
 
-    async def apply_prepared(self, items: Sequence[Prepared]) -> ApplyResult:
-        """``apply`` for writes already keyed, hashed and serialised (by workers)."""
-        if not items:
+    async def apply_prepared(self, items: Sequence[Prepared],
+                             then: Then | None = None) -> ApplyResult:
+        """``apply`` for writes already keyed, hashed and serialised (by workers).
+
+        ``then`` runs in the same transaction after the writes, on the connection's
+        thread: the engine records its messages' terminal states there, so they
+        commit together with the resources or not at all.
+        """
+        if not items and then is None:
             return ApplyResult()
         # the whole transaction in one hop to the connection's thread (aiosqlite's
         # ``_execute`` runs a function there); sqlite3 releases the GIL while it works
-        return await self.conn._execute(self._apply_in_transaction, items, _now())
+        async with write_lock(self.conn):
+            return await self.conn._execute(self._apply_in_transaction, items, _now(), then)
 
-    def _apply_in_transaction(self, items: Sequence[Prepared], now: str) -> ApplyResult:
+    def _apply_in_transaction(self, items: Sequence[Prepared], now: str,
+                              then: Then | None = None) -> ApplyResult:
         db: sqlite3.Connection = self.conn._conn  # type: ignore[attr-defined]
         db.execute("BEGIN IMMEDIATE")
         try:
             if (left := _remaining(db.execute(UNAVAILABLE_SQL).fetchone())) > 0:
                 raise StoreUnavailable(f"record store unavailable for another {left:.1f} s")
             result = self._apply_sync(items, now)
+            if then is not None:
+                then(db)
         except BaseException:
             db.execute("ROLLBACK")
             raise
