@@ -76,6 +76,38 @@ def _nth(parts: list[str], n: int) -> str:
     return parts[n - 1] if 0 < n <= len(parts) else ""
 
 
+def _select(value: str, d: Delimiters, rep: int, comp: int, sub: int) -> str:
+    """Repetition rep, component comp, sub-component sub of a non-empty field value.
+
+    Splits only as far as the wanted part (``split(sep, k)[k-1]`` is the k-th part
+    of a full split), and not at all when the separator is absent.
+    """
+    sep = d.repetition
+    if sep in value:
+        if rep == 1:
+            value = value.partition(sep)[0]
+        else:
+            parts = value.split(sep, rep) if rep > 0 else []
+            value = parts[rep - 1] if len(parts) >= rep > 0 else ""
+    elif rep != 1:
+        return ""
+    if comp:
+        sep = d.component
+        if sep in value:
+            parts = value.split(sep, comp) if comp > 0 else []
+            value = parts[comp - 1] if len(parts) >= comp > 0 else ""
+        elif comp != 1:
+            return ""
+        if sub:
+            sep = d.subcomponent
+            if sep in value:
+                parts = value.split(sep, sub) if sub > 0 else []
+                value = parts[sub - 1] if len(parts) >= sub > 0 else ""
+            elif sub != 1:
+                return ""
+    return value
+
+
 _HEADERS = ("MSH", "FHS", "BHS")  # segments whose fields 1 and 2 are the delimiters
 
 
@@ -140,7 +172,9 @@ class Segment:
         return self._fields
 
     def field(self, n: int) -> str:
-        f = self.fields
+        f = self._fields
+        if f is None:
+            f = self.fields
         return f[n] if 0 <= n < len(f) else ""
 
     def __getitem__(self, n: int) -> Field:
@@ -158,28 +192,53 @@ class Segment:
         return value.split(self.delims.repetition)
 
     def get(self, n: int, rep: int = 1, comp: int = 0, sub: int = 0) -> str:
-        """Raw value of field n, repetition rep, component comp, sub-component sub."""
-        value = self.field(n)  # every read goes through field(): fhir coverage hooks it
+        """Raw value of field n, repetition rep, component comp, sub-component sub.
+
+        The hot path of every mapping, so ``field(n)`` is inlined here; a subclass
+        that overrides ``field`` gets ``_get_via_field`` instead (see
+        ``__init_subclass__``), so every read still goes through its ``field``.
+        """
+        f = self._fields
+        if f is None:
+            f = self.fields
+        value = f[n] if 0 <= n < len(f) else ""
         if not value:
             return ""
         if n <= 2 and self.raw[:3] in _HEADERS:
             return value if rep == 1 and comp <= 1 and sub <= 1 else ""
         d = self.delims
-        if d.repetition in value:
-            value = _nth(value.split(d.repetition), rep)
-        elif rep != 1:
-            return ""
+        if rep != 1 or sub:
+            return _select(value, d, rep, comp, sub)
+        # the common read: first repetition, whole or one component (_select inlined)
+        sep = d.repetition
+        if sep in value:
+            value = value.partition(sep)[0]
+        if comp == 1:
+            sep = d.component
+            return value.partition(sep)[0] if sep in value else value
         if comp:
-            if d.component in value:
-                value = _nth(value.split(d.component), comp)
+            sep = d.component
+            if sep in value:
+                parts = value.split(sep, comp) if comp > 0 else []
+                value = parts[comp - 1] if len(parts) >= comp > 0 else ""
             elif comp != 1:
                 return ""
-            if sub:
-                if d.subcomponent in value:
-                    value = _nth(value.split(d.subcomponent), sub)
-                elif sub != 1:
-                    return ""
         return value
+
+    def _get_via_field(self, n: int, rep: int = 1, comp: int = 0, sub: int = 0) -> str:
+        """``get`` reading through ``self.field(n)`` (for subclasses that observe reads)."""
+        value = self.field(n)
+        if not value:
+            return ""
+        if n <= 2 and self.raw[:3] in _HEADERS:
+            return value if rep == 1 and comp <= 1 and sub <= 1 else ""
+        return _select(value, self.delims, rep, comp, sub)
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        overrides = cls.field is not Segment.field or cls.fields is not Segment.fields
+        if overrides and "get" not in cls.__dict__:
+            cls.get = Segment._get_via_field  # type: ignore[method-assign]
 
     def get_text(self, n: int, rep: int = 1, comp: int = 0, sub: int = 0) -> str:
         value = self.get(n, rep, comp, sub)
@@ -225,8 +284,7 @@ def _split_segments(text: str, fs: str = "|") -> list[str]:
             else:
                 split.append(piece)
         pieces = [p.rstrip("\n") for p in split]
-    out = [p.rstrip(" ") for p in pieces]
-    return [p for p in out if p and not p.isspace()]
+    return [q for p in pieces if (q := p.rstrip(" ")) and not q.isspace()]
 
 
 _LEAD = "\ufeff\r\n \x0b"  # BOM, blank lines, an MLLP start byte left by a sloppy reader
@@ -260,7 +318,7 @@ def _delimiters(fs: str, head: str) -> Delimiters:
 class Message:
     """A parsed HL7 v2 message; segments are split lazily."""
 
-    __slots__ = ("raw", "delims", "_lines", "_segments", "_index")
+    __slots__ = ("raw", "delims", "_lines", "_segments", "_index", "_msh")
 
     def __init__(self, raw: str) -> None:
         if raw[:1] in _LEAD or raw[-1:] in _TRAIL:
@@ -272,6 +330,7 @@ class Message:
         self._lines: list[str] | None = None
         self._segments: list[Segment] | None = None
         self._index: dict[str, list[Segment]] | None = None
+        self._msh: Segment | None = None  # MSH alone, before (and then as) segments[0]
 
     # -- segments -------------------------------------------------------
     @property
@@ -283,7 +342,11 @@ class Message:
     @property
     def segments(self) -> list[Segment]:
         if self._segments is None:
-            self._segments = [Segment(line, self.delims) for line in self.lines]
+            d = self.delims
+            segs = [Segment(line, d) for line in self.lines]
+            if self._msh is not None:  # keep the MSH already handed out: same object
+                segs[0] = self._msh
+            self._segments = segs
         return self._segments
 
     def _by_name(self) -> dict[str, list[Segment]]:
@@ -296,8 +359,32 @@ class Message:
 
     def segment(self, name: str, n: int = 1) -> Segment | None:
         """The n-th segment called name (1-based), or None."""
-        found = self._by_name().get(name)
+        index = self._index
+        if index is None:
+            index = self._by_name()
+        found = index.get(name)
         return found[n - 1] if found and 0 < n <= len(found) else None
+
+    def peek(self, name: str) -> Segment | None:
+        """``segment(name)``'s values, without splitting or indexing the whole message.
+
+        For a caller that reads two or three segments of each message (queue keying):
+        the first line starting with ``name`` is found in the raw text. The Segment
+        is the message's own once its segments exist, a fresh one before.
+        """
+        if self._segments is not None or name == "MSH" or len(name) != 3 or not name.isalnum():
+            return self.segment(name)
+        raw = self.raw
+        if self._lines is not None or "\n" in raw:  # LF splitting has its own rules
+            for line in self.lines:
+                if line[:3] == name:
+                    return Segment(line, self.delims)
+            return None
+        start = raw.find("\r" + name) + 1  # lines are CR-separated and never lstripped
+        if not start:
+            return None
+        end = raw.find("\r", start)
+        return Segment((raw[start:end] if end != -1 else raw[start:]).rstrip(" "), self.delims)
 
     def all(self, name: str) -> list[Segment]:
         return self._by_name().get(name, [])
@@ -332,7 +419,23 @@ class Message:
     # -- header shortcuts -------------------------------------------------
     @property
     def msh(self) -> Segment:
-        return self.segments[0]
+        """The MSH segment (``segments[0]``), without splitting the other segments.
+
+        Queue keying reads the header of every message and little else, so the rest
+        stay unsplit until something asks for them.
+        """
+        segs = self._segments
+        if segs is not None:
+            return segs[0]
+        msh = self._msh
+        if msh is None:
+            raw = self.raw
+            if self._lines is None and "\n" not in raw:  # lines[0], without splitting them all
+                line = raw.partition("\r")[0].rstrip(" ")
+            else:
+                line = self.lines[0]
+            msh = self._msh = Segment(line, self.delims)
+        return msh
 
     @property
     def control_id(self) -> str:
