@@ -22,24 +22,31 @@ from .hl7 import Message
 
 FALLBACK = "MSH-7"
 
+# message kind (MSH-9.1, upper case) → (path, segment, field) of its specific time fields
+SPECIFIC: dict[str, tuple[tuple[str, str, int], ...]] = {
+    "ADT": (("EVN-6", "EVN", 6), ("EVN-2", "EVN", 2)),
+    "ORU": (("OBR-7", "OBR", 7), ("OBR-22", "OBR", 22)),
+    "MDM": (("TXA-6", "TXA", 6), ("TXA-4", "TXA", 4)),
+    "OMP": (("ORC-9", "ORC", 9),),
+    "RDE": (("ORC-9", "ORC", 9),),
+    "RDS": (("ORC-9", "ORC", 9),),
+    "ORM": (("ORC-9", "ORC", 9),),
+}
+
 
 def event_time_fields(msg: Message) -> list[tuple[str, str]]:
     """(path, raw HL7 text) of the candidate time fields, most specific first.
 
-    Always ends with ``("MSH-7", MSH-7.1)``; values are the raw first components.
+    Always ends with ``("MSH-7", MSH-7.1)``; values are the raw first components
+    (of the first repetition, of the first segment of that name).
     """
-    kind = msg.msh.get(9, comp=1).upper()
-    if kind == "ADT":
-        paths: tuple[str, ...] = ("EVN-6", "EVN-2")
-    elif kind == "ORU":
-        paths = ("OBR-7", "OBR-22")
-    elif kind == "MDM":
-        paths = ("TXA-6", "TXA-4")
-    elif kind in ("OMP", "RDE", "RDS", "ORM"):
-        paths = ("ORC-9",)
-    else:
-        paths = ()
-    return [(p, msg.get(p + ".1")) for p in (*paths, FALLBACK)]
+    msh = msg.msh
+    out = []
+    for path, name, n in SPECIFIC.get(msh.get(9, comp=1).upper(), ()):
+        seg = msg.segment(name)
+        out.append((path, seg.get(n, comp=1) if seg is not None else ""))
+    out.append((FALLBACK, msh.get(7, comp=1)))
+    return out
 
 
 def event_time_source(msg: Message) -> tuple[str, str]:

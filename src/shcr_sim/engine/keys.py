@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shcr_sim.event_time import event_time_fields
-from shcr_sim.hl7 import HL7Error, Message, TimestampError, parse, parse_ts
+from shcr_sim.event_time import SPECIFIC, event_time_fields
+from shcr_sim.hl7 import Message, Segment, TimestampError, parse, parse_ts
 from shcr_sim.patient_identity import DEFAULT_RULES, identify, pid_reps
 
 DEFAULT_TZ = "Europe/London"
@@ -84,12 +84,18 @@ def patient_key(msg: Message) -> str:
     or CX-5 ``NH``/``NHS`` with an empty CX-4; the sending trust's own MRN first),
     with the rules every flavour shares, so the queue's patient is the record's.
     """
-    pid = msg.segment("PID")
+    return _patient_key(msg.segment("PID"), msg.sender[1])
+
+
+_PID_FIELDS = DEFAULT_RULES.fields  # the rules are frozen: read the property once
+
+
+def _patient_key(pid: Segment | None, own: str) -> str:
+    """``patient_key`` for the message's first PID (None: none) from trust ``own``."""
     if pid is None:
         raise KeysError("PID: no PID segment, so no patient identifier")
     d = pid.delims
-    found = identify(pid_reps(((n, pid.field(n)) for n in DEFAULT_RULES.fields), d),
-                     msg.sender[1], d)
+    found = identify(pid_reps([(n, pid.field(n)) for n in _PID_FIELDS], d), own, d)
     if found.nhs:
         return "nhs:" + found.nhs
     if found.mrn:
@@ -164,21 +170,59 @@ def order_key(
 
 
 def extract(msg: Message, tz: str = DEFAULT_TZ) -> MessageKeys:
-    """All ordering facts of one parsed message; raises KeysError with a reason."""
-    app, fac = msg.sender
-    cid = msg.control_id
+    """All ordering facts of one parsed message; raises KeysError with a reason.
+
+    Reads MSH, the first PID and the first segment holding the event time (the
+    same fields ``sender``, ``event_time`` and ``patient_key`` read, checked in the
+    same order) without splitting or indexing the other segments: this runs once
+    for every message the engine accepts.
+    """
+    msh = msg.msh
+    app, fac = msh.get(3, comp=1), msh.get(4, comp=1)  # msg.sender
+    cid = msh.field(10)
     if not cid:
         raise KeysError("MSH-10: message control id is empty")
-    mtype = msg.message_type
+    code, trigger = msh.get(9, comp=1), msh.get(9, comp=2)  # msg.message_type
+    mtype = f"{code}^{trigger}" if trigger else code
     if not mtype:
         raise KeysError("MSH-9: message type is empty")
-    epoch, text = event_time(msg, tz)
-    try:
-        msh7 = parse_ts(msg.get("MSH-7.1"), tz)
-    except TimestampError:
-        msh7 = None
+    specific = SPECIFIC.get(code.upper(), ())
+    # event_time(msg, tz), with MSH-7 parsed once
+    msh7_text = msh.get(7, comp=1)
+    ts = None
+    seg = None
+    for path, name, n in specific:
+        if seg is None or seg.name != name:
+            seg = msg.peek(name)
+        value = seg.get(n, comp=1) if seg is not None else ""
+        if not value:
+            continue
+        try:
+            ts = parse_ts(value, tz)
+        except TimestampError as exc:
+            raise KeysError(_bad_time(path, value, exc)) from None
+        if ts is not None:
+            text = value
+            break
+    if ts is None:
+        try:
+            ts = parse_ts(msh7_text, tz)
+        except TimestampError as exc:
+            raise KeysError(_bad_time("MSH-7", msh7_text, exc)) from None
+        if ts is None:
+            raise KeysError("MSH-7: no event time (message date/time is empty)")
+        text = msh7_text
+    epoch = ts.epoch
+    msh7_epoch = epoch
+    if text != msh7_text:
+        try:
+            msh7 = parse_ts(msh7_text, tz)
+        except TimestampError:
+            msh7 = None
+        if msh7 is not None:
+            msh7_epoch = msh7.epoch
     prec = PRECEDENCE.get(mtype, OTHER_PRECEDENCE)
-    key = patient_key(msg)
+    key = _patient_key(msg.peek("PID"), fac)
     return MessageKeys(
         sender_app=app,
         sender_fac=fac,
@@ -188,15 +232,10 @@ def extract(msg: Message, tz: str = DEFAULT_TZ) -> MessageKeys:
         event_epoch=epoch,
         event_time=text,
         precedence=prec,
-        order_key=order_key(epoch, prec, msh7.epoch if msh7 else epoch, app, fac, cid),
+        order_key=order_key(epoch, prec, msh7_epoch, app, fac, cid),
     )
 
 
 def parse_and_extract(raw: str, tz: str = DEFAULT_TZ) -> tuple[Message, MessageKeys]:
     """Parse + extract; HL7Error and KeysError both carry a human-readable reason."""
-    msg = parse(raw)
-    try:
-        _ = msg.segments
-    except Exception as exc:  # a tokenizer bug must not lose the batch
-        raise HL7Error(f"cannot tokenise message: {exc}") from None
-    return msg, extract(msg, tz)
+    return (msg := parse(raw)), extract(msg, tz)
