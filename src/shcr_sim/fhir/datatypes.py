@@ -11,6 +11,8 @@ from functools import lru_cache
 from ..hl7 import Delimiters, HL7Time, TimestampError, parse_ts, unescape
 from .config import MappingConfig
 from .errors import ConversionError
+from .ids import stable_id
+from .memo import Memo, memo_for, remember, thaw
 
 SNOMED = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
@@ -26,19 +28,40 @@ def _parse_ts(raw: str, tz: str) -> HL7Time | None:
     return parse_ts(raw, tz)
 
 
+# The FHIR texts of a raw TS (first component still attached), memoised on the raw
+# text, the component separator and the zone (everything the text depends on).
+@lru_cache(maxsize=8192)
+def _fhir_datetime(raw: str, comp: str, tz: str) -> str | None:
+    t = _parse_ts(raw.split(comp, 1)[0], tz)
+    return t.to_fhir() if t else None
+
+
+@lru_cache(maxsize=8192)
+def _fhir_instant(raw: str, comp: str, tz: str) -> str | None:
+    t = _parse_ts(raw.split(comp, 1)[0], tz)
+    return t.to_instant() if t else None  # an instant needs seconds: widened
+
+
+@lru_cache(maxsize=4096)
+def _fhir_date(raw: str, comp: str, tz: str) -> str | None:
+    t = _parse_ts(raw.split(comp, 1)[0], tz)
+    return t.to_fhir_date() if t else None
+
+
 class Ctx:
     """What every mapping function needs: the message, its config and sender.
 
     Kept as a small object (not a pydantic model) so the hot path stays cheap.
     """
 
-    __slots__ = ("msg", "config", "ods", "delims", "message_id", "unmapped", "merged")
+    __slots__ = ("msg", "config", "ods", "delims", "message_id", "unmapped", "merged", "memo")
 
     def __init__(self, msg, config: MappingConfig, ods: str, merged) -> None:
         self.msg = msg
         self.config = config
         self.ods = ods
         self.delims: Delimiters = msg.delims
+        self.memo: Memo = memo_for(config, ods, self.delims)
         self.message_id = msg.control_id
         self.unmapped: list[str] = []
         self.merged = merged or {}
@@ -69,19 +92,34 @@ class Ctx:
         try:
             return _parse_ts(raw.split(self.delims.component, 1)[0], self.config.timezone)
         except TimestampError as exc:
-            raise self.error(where.split("-")[0], where, f"bad timestamp: {exc}") from None
+            raise self._ts_error(where, exc) from None
+
+    def _ts_error(self, where: str, exc: TimestampError) -> ConversionError:
+        return self.error(where.split("-")[0], where, f"bad timestamp: {exc}")
 
     def datetime(self, raw: str, where: str) -> str | None:
-        t = self.ts(raw, where)
-        return t.to_fhir() if t else None
+        if not raw:
+            return None
+        try:
+            return _fhir_datetime(raw, self.delims.component, self.config.timezone)
+        except TimestampError as exc:
+            raise self._ts_error(where, exc) from None
 
     def instant(self, raw: str, where: str) -> str | None:
-        t = self.ts(raw, where)
-        return t.to_instant() if t else None  # an instant needs seconds: widened
+        if not raw:
+            return None
+        try:
+            return _fhir_instant(raw, self.delims.component, self.config.timezone)
+        except TimestampError as exc:
+            raise self._ts_error(where, exc) from None
 
     def date(self, raw: str, where: str) -> str | None:
-        t = self.ts(raw, where)
-        return t.to_fhir_date() if t else None
+        if not raw:
+            return None
+        try:
+            return _fhir_date(raw, self.delims.component, self.config.timezone)
+        except TimestampError as exc:
+            raise self._ts_error(where, exc) from None
 
 
 def _c(parts: list[str], n: int) -> str:
@@ -165,14 +203,28 @@ def coding(system: str, code: str, display: str = "") -> dict:
     return out
 
 
+_CODEABLE: dict[tuple[int, str, str], bytes] = {}
+
+
 def codeable(ctx: Ctx, raw: str, where: str) -> dict | None:
     """CE/CWE → CodeableConcept, with the configured system and standard translations.
 
     The local code system comes from CWE-3 (looked up in the mapping's
     ``code_systems``), or the mapping's default for the field; a lookup table
     adds a SNOMED CT / LOINC coding next to the local one. The alternate
-    triplet (CWE-4..6) becomes a second coding.
+    triplet (CWE-4..6) becomes a second coding. Memoised (see ``memo``): a
+    feed sends the same codes over and over.
     """
+    key = (ctx.memo.token, raw, where)
+    frozen = _CODEABLE.get(key)
+    if frozen is not None:
+        return thaw(frozen)
+    out = _codeable(ctx, raw, where)
+    remember(_CODEABLE, key, out)
+    return out
+
+
+def _codeable(ctx: Ctx, raw: str, where: str) -> dict | None:
     c = ctx.comps(raw)
     code, text = ctx.text(_c(c, 1)), ctx.text(_c(c, 2))
     if not code and not text:
@@ -225,8 +277,21 @@ def _slug(text: str) -> str:
 
 
 # -- people --------------------------------------------------------------------
+_PRACTITIONER: dict[tuple[int, str], bytes] = {}
+
+
 def practitioner_ref(ctx: Ctx, raw: str) -> dict | None:
-    """XCN → a logical Reference (identifier + display), no resource needed."""
+    """XCN → a logical Reference (identifier + display), no resource needed (memoised)."""
+    key = (ctx.memo.token, raw)
+    frozen = _PRACTITIONER.get(key)
+    if frozen is not None:
+        return thaw(frozen)
+    out = _practitioner_ref(ctx, raw)
+    remember(_PRACTITIONER, key, out)
+    return out
+
+
+def _practitioner_ref(ctx: Ctx, raw: str) -> dict | None:
     c = ctx.comps(raw)
     ident = ctx.text(_c(c, 1))
     family, given, prefix = ctx.text(_c(c, 2)), ctx.text(_c(c, 3)), ctx.text(_c(c, 6))
@@ -249,10 +314,13 @@ def practitioner_system(ctx: Ctx, ident: str) -> str:
     return ctx.system("https://shcr-sim.example/Id/{ods}/staff")
 
 
-def org_ref(ods: str, display: str = "") -> dict:
-    from .ids import stable_id
+@lru_cache(maxsize=1024)
+def _org_reference(ods: str) -> str:
+    return f"Organization/{stable_id(ods)}"
 
-    ref = {"reference": f"Organization/{stable_id(ods)}"}
+
+def org_ref(ods: str, display: str = "") -> dict:
+    ref = {"reference": _org_reference(ods)}
     if display:
         ref["display"] = display
     return ref

@@ -15,7 +15,6 @@ _PLAIN = re.compile(r"^[A-Za-z0-9.]+$")
 MAX_LEN = 64
 
 
-@lru_cache(maxsize=65536)
 def _stable(parts: tuple[str, ...]) -> str:
     if all(p and _PLAIN.match(p) for p in parts):
         readable = "-".join(parts)
@@ -25,6 +24,11 @@ def _stable(parts: tuple[str, ...]) -> str:
     return f"h{digest}"
 
 
+@lru_cache(maxsize=65536)
 def stable_id(*parts: str) -> str:
-    """An id in ``[A-Za-z0-9-.]{1,64}`` determined only by ``parts``."""
+    """An id in ``[A-Za-z0-9-.]{1,64}`` determined only by ``parts``.
+
+    Memoised on the parts as given (bounded): a feed repeats its organisation,
+    patient and order ids across messages.
+    """
     return _stable(tuple(p.strip() for p in parts))
