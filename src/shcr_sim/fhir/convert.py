@@ -59,14 +59,49 @@ KNOWN_SEGMENTS = frozenset({
 
 @dataclass(slots=True)
 class Conversion:
-    """The result of converting one message."""
+    """The result of converting one message.
 
-    bundle: dict
+    ``bundle`` is built on first access: the engine stores ``resources`` and reads
+    the Bundle only when it validates, so most messages never pay for it.
+    """
+
     resources: list[dict]
     patient_id: str | None
     merge: tuple[str, str] | None = None
     unmapped: list[str] = field(default_factory=list)
     event_time: str | None = None  # FHIR dateTime of the clinically relevant time
+    # (Bundle id, identifier system, message id, timestamp, entries) for ``bundle``
+    envelope: tuple[str, str, str, str, tuple[dict, ...]] | None = field(
+        default=None, repr=False, compare=False)
+    _bundle: dict | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def bundle(self) -> dict:
+        """The transaction Bundle (the same resource dicts as ``resources``)."""
+        if self._bundle is None:
+            if self.envelope is None:
+                raise ValueError("conversion has no Bundle envelope")
+            self._bundle = _bundle(*self.envelope)
+        return self._bundle
+
+
+def _bundle(bundle_id: str, system: str, mid: str, recorded: str,
+            resources: tuple[dict, ...]) -> dict:
+    return {
+        "resourceType": "Bundle",
+        "id": bundle_id,
+        "identifier": {"system": system, "value": mid},
+        "type": "transaction",
+        "timestamp": recorded,
+        "entry": [
+            {
+                "fullUrl": f"{FHIR_BASE}/{r['resourceType']}/{r['id']}",
+                "resource": r,
+                "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"},
+            }
+            for r in resources
+        ],
+    }
 
 
 def convert_message(msg: Message, config: MappingConfig, *,
@@ -187,23 +222,9 @@ def _convert(msg: Message, config: MappingConfig, merged) -> Conversion:
         }}],
     }
     resources.append(provenance)
-    bundle = {
-        "resourceType": "Bundle",
-        "id": prov_id,
-        "identifier": {"system": system, "value": mid},
-        "type": "transaction",
-        "timestamp": recorded,
-        "entry": [
-            {
-                "fullUrl": f"{FHIR_BASE}/{r['resourceType']}/{r['id']}",
-                "resource": r,
-                "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"},
-            }
-            for r in resources
-        ],
-    }
-    return Conversion(bundle=bundle, resources=resources, patient_id=patient_id, merge=merge,
-                      unmapped=ctx.unmapped, event_time=event_time)
+    return Conversion(resources=resources, patient_id=patient_id, merge=merge,
+                      unmapped=ctx.unmapped, event_time=event_time,
+                      envelope=(prov_id, system, mid, recorded, tuple(resources)))
 
 
 # -- Provenance.activity ------------------------------------------------------------
