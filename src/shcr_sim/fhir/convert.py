@@ -30,6 +30,7 @@ from .patient import (
     general_practitioner,
     mrg_key,
     patient_key,
+    patient_record,
     patient_resource,
     related_person,
 )
@@ -261,18 +262,18 @@ def _pid(ctx: Ctx) -> Segment:
 
 def _patient(ctx: Ctx, pid: Segment, entries: _Entries | None) -> tuple[str, dict]:
     """Build (and add, when entries is given) the Patient; return (id to reference, ref)."""
-    key, identifiers = patient_key(ctx, pid)
-    target = key.id
-    survivor = ctx.merged.get(key.id)
-    if entries is not None:
-        patient = patient_resource(ctx, pid, key, identifiers)
+    if entries is None:
+        key = patient_key(ctx, pid)[0]
+        survivor = ctx.merged.get(key.id)
+    else:
+        key, patient = patient_record(ctx, pid)
+        survivor = ctx.merged.get(key.id)
         if survivor and survivor != key.id:
             patient["active"] = False
             patient["link"] = [{"other": {"reference": f"Patient/{survivor}"},
                                 "type": "replaced-by"}]
         _add_patient_extras(ctx, entries, patient)
-    if survivor:
-        target = survivor
+    target = survivor or key.id
     ref: dict = {"reference": f"Patient/{target}"}
     if key.nhs:
         ref["identifier"] = {"system": NHS_NUMBER, "value": key.nhs}

@@ -21,6 +21,7 @@ from .datatypes import (
     telecom,
 )
 from .ids import stable_id
+from .memo import remember, thaw
 
 VERIFICATION_EXT = (
     "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus"
@@ -78,12 +79,56 @@ def identifier_rules(cfg: MappingConfig) -> IdentifierRules:
     return _rules(cfg.nhs_fields, cfg.nhs_authorities, cfg.nhs_type_codes, cfg.mrn_type_codes)
 
 
+# Memo tables (see ``memo``), keyed by (memo token, raw segment text, …). Only plain
+# Segments are memoised: coverage mode's recording segments must see every read.
+_KEYS: dict[tuple[int, str, str], bytes] = {}
+_RECORDS: dict[tuple[int, str], bytes] = {}
+
+
 def patient_key(ctx: Ctx, pid: Segment, where: str = "PID") -> tuple[PatientKey, list[dict]]:
     """Find NHS number and local MRN wherever the flavour puts them; build identifiers.
 
     Which identifier is which is ``patient_identity.identify`` — the same rule the
-    engine's patient key uses.
+    engine's patient key uses. Memoised on the segment text: a patient's PID
+    repeats in message after message.
     """
+    if type(pid) is not Segment:
+        return _patient_key(ctx, pid, where)
+    mkey = (ctx.memo.token, pid.raw, where)
+    frozen = _KEYS.get(mkey)
+    if frozen is not None:
+        fields, identifiers, notes = thaw(frozen)
+        if notes:
+            ctx.unmapped.extend(notes)
+        return PatientKey(*fields), identifiers
+    start = len(ctx.unmapped)
+    key, identifiers = _patient_key(ctx, pid, where)
+    remember(_KEYS, mkey, ((key.nhs, key.mrn, key.authority, key.id), identifiers,
+                           ctx.unmapped[start:]))
+    return key, identifiers
+
+
+def patient_record(ctx: Ctx, pid: Segment) -> tuple[PatientKey, dict]:
+    """``patient_key`` and ``patient_resource`` of one PID together (memoised as a pair)."""
+    if type(pid) is not Segment:
+        key, identifiers = _patient_key(ctx, pid, "PID")
+        return key, patient_resource(ctx, pid, key, identifiers)
+    mkey = (ctx.memo.token, pid.raw)
+    frozen = _RECORDS.get(mkey)
+    if frozen is not None:
+        fields, patient, notes = thaw(frozen)
+        if notes:
+            ctx.unmapped.extend(notes)
+        return PatientKey(*fields), patient
+    start = len(ctx.unmapped)
+    key, identifiers = _patient_key(ctx, pid, "PID")
+    patient = patient_resource(ctx, pid, key, identifiers)
+    remember(_RECORDS, mkey, ((key.nhs, key.mrn, key.authority, key.id), patient,
+                              ctx.unmapped[start:]))
+    return key, patient
+
+
+def _patient_key(ctx: Ctx, pid: Segment, where: str) -> tuple[PatientKey, list[dict]]:
     cfg = ctx.config
     rules = identifier_rules(cfg)
     found = identify(pid_reps(((n, pid.field(n)) for n in rules.fields), ctx.delims),
