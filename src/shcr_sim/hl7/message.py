@@ -150,16 +150,13 @@ class Segment:
     a mapping reads (the fhir coverage report does).
     """
 
-    __slots__ = ("raw", "delims", "_fields")
+    __slots__ = ("raw", "delims", "_fields", "name")
 
     def __init__(self, raw: str, delims: Delimiters = DEFAULT_DELIMITERS) -> None:
         self.raw = raw
         self.delims = delims
         self._fields: list[str] | None = None
-
-    @property
-    def name(self) -> str:
-        return self.raw[:3]
+        self.name = raw[:3]  # a plain attribute: mappings test it ~20 times a message
 
     @property
     def fields(self) -> list[str]:
