@@ -99,29 +99,42 @@ class Prepared(NamedTuple):
     patient_key: str
 
 
-def _identifiers(resource: Resource) -> tuple[str, ...]:
+def _identifier_keys(idents: Any) -> tuple[str, ...]:
     out = []
-    for ident in resource.get("identifier") or []:
+    for ident in idents:
         if isinstance(ident, dict) and ident.get("value"):
             out.append(f"{ident.get('system', '')}|{ident['value']}")
     return tuple(out)
 
 
+_SORT_KEYS = orjson.OPT_SORT_KEYS
+_dumps = orjson.dumps
+_blake2b = hashlib.blake2b
+_new_prepared = tuple.__new__  # Prepared(...) without the generated __new__'s extra call
+
+
 def prepare(resource: Resource, order_key: str, event_time: str, message_id: str,
             patient_key: str = "") -> Prepared:
-    """Key, hash and serialise one resource version (see ``Prepared``)."""
+    """Key, hash and serialise one resource version (see ``Prepared``).
+
+    On every conversion worker's hot path (once per resource), hence the
+    spelled-out fast path; the result is the same as ``content_hash`` and co.
+    """
     meta = resource.get("meta")
     rest: dict | None = None
-    if isinstance(meta, dict):
+    if meta is not None and isinstance(meta, dict):
         rest = {k: v for k, v in meta.items() if k not in ("versionId", "lastUpdated")} or None
         resource = {k: v for k, v in resource.items() if k != "meta"}
         if rest:
             resource["meta"] = rest
-    body = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
-    rtype, rid = resource["resourceType"], resource["id"]
-    return Prepared(f"{rtype}/{rid}", rtype, rid,
-                    hashlib.blake2b(body, digest_size=16).hexdigest(), body, rest,
-                    _identifiers(resource), order_key, event_time, message_id, patient_key)
+    body = _dumps(resource, option=_SORT_KEYS)
+    rtype = resource["resourceType"]
+    rid = resource["id"]
+    idents = resource.get("identifier")
+    return _new_prepared(Prepared, (
+        f"{rtype}/{rid}", rtype, rid, _blake2b(body, digest_size=16).hexdigest(), body, rest,
+        _identifier_keys(idents) if idents else (), order_key, event_time, message_id,
+        patient_key))
 
 
 def prepare_write(w: Write) -> Prepared:
