@@ -12,6 +12,7 @@ from __future__ import annotations
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote
 
@@ -197,14 +198,16 @@ def _convert(msg: Message, config: MappingConfig, merged) -> Conversion:
         raise ctx.error("MSH", "MSH-9", f"unsupported message type {msg.message_type or code!r}")
     patient_id, merge, event_time = result
 
-    for seg_name in dict.fromkeys(s.name for s in msg.segments):
-        if seg_name not in KNOWN_SEGMENTS:
-            ctx.unmapped.append(f"{seg_name}: segment not mapped")
+    names = [s.name for s in msg.segments]
+    if not KNOWN_SEGMENTS.issuperset(names):
+        for seg_name in dict.fromkeys(names):
+            if seg_name not in KNOWN_SEGMENTS:
+                ctx.unmapped.append(f"{seg_name}: segment not mapped")
 
     resources = list(entries.items.values())
     app = msh.get_text(3, comp=1).strip()
     prov_id = stable_id(app or "-", ods, mid)
-    system = f"{MESSAGE_SYSTEM}:{quote(app, safe='')}:{quote(ods, safe='')}"
+    system = _message_system(app, ods)
     provenance = {
         "resourceType": "Provenance",
         "id": prov_id,
@@ -226,6 +229,12 @@ def _convert(msg: Message, config: MappingConfig, merged) -> Conversion:
     return Conversion(resources=resources, patient_id=patient_id, merge=merge,
                       unmapped=ctx.unmapped, event_time=event_time,
                       envelope=(prov_id, system, mid, recorded, tuple(resources)))
+
+
+@lru_cache(maxsize=1024)
+def _message_system(app: str, ods: str) -> str:
+    """The identifier system of a sender's message control ids (MSH-3, MSH-4)."""
+    return f"{MESSAGE_SYSTEM}:{quote(app, safe='')}:{quote(ods, safe='')}"
 
 
 # -- Provenance.activity ------------------------------------------------------------

@@ -11,16 +11,20 @@ import hashlib
 import re
 from functools import lru_cache
 
-_PLAIN = re.compile(r"^[A-Za-z0-9.]+$")
 MAX_LEN = 64
+# every part non-empty and of [A-Za-z0-9.]: one match over the parts joined by \x1f
+_ALL_PLAIN = re.compile(r"[A-Za-z0-9.]+(?:\x1f[A-Za-z0-9.]+)*")
 
 
 def _stable(parts: tuple[str, ...]) -> str:
-    if all(p and _PLAIN.match(p) for p in parts):
+    if not parts:
+        return ""
+    joined = "\x1f".join(parts)
+    if _ALL_PLAIN.fullmatch(joined) and joined.count("\x1f") == len(parts) - 1:
         readable = "-".join(parts)
         if len(readable) <= MAX_LEN:
             return readable
-    digest = hashlib.sha1("\x1f".join(parts).encode("utf-8")).hexdigest()[:24]
+    digest = hashlib.sha1(joined.encode("utf-8")).hexdigest()[:24]
     return f"h{digest}"
 
 
@@ -31,4 +35,4 @@ def stable_id(*parts: str) -> str:
     Memoised on the parts as given (bounded): a feed repeats its organisation,
     patient and order ids across messages.
     """
-    return _stable(tuple(p.strip() for p in parts))
+    return _stable(tuple(map(str.strip, parts)))
