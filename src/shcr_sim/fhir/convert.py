@@ -25,11 +25,12 @@ from .datatypes import ODS, Ctx, org_ref
 from .documents import document_reference
 from .encounter import EVENT_STATUS, encounter_id, encounter_resource, update_status
 from .errors import ConversionError
-from .ids import stable_id
+from .ids import fresh_id, stable_id
 from .medication import medication_request
 from .patient import (
     general_practitioner,
     mrg_key,
+    patient_ids,
     patient_key,
     patient_record,
     patient_resource,
@@ -172,8 +173,12 @@ def _convert(msg: Message, config: MappingConfig, merged) -> Conversion:
     if not ods:
         raise ConversionError(mid, "MSH", "MSH-4", "no sending facility (ODS code)")
     ctx = Ctx(msg, config, ods, merged)
-    code = msh.get(9, comp=1).upper()
-    event = msh.get(9, comp=2).upper()
+    # MSH-9 read once: code ^ trigger (as Message.message_type, which repeats the reads)
+    type_parts = msh.get(9).split(ctx.delims.component)
+    message_type = f"{type_parts[0]}^{type_parts[1]}" if len(type_parts) > 1 and type_parts[1] \
+        else type_parts[0]
+    code = type_parts[0].upper()
+    event = type_parts[1].upper() if len(type_parts) > 1 else ""
     if not event and "EVN" in msg:
         event = msg["EVN"].get(1).upper()
     recorded = ctx.instant(msh.get(7, comp=1), "MSH-7")
@@ -195,7 +200,7 @@ def _convert(msg: Message, config: MappingConfig, merged) -> Conversion:
     elif code == "RDE" and event in ("O11", "O01", "O25", ""):
         result = _rde(ctx, entries)
     else:
-        raise ctx.error("MSH", "MSH-9", f"unsupported message type {msg.message_type or code!r}")
+        raise ctx.error("MSH", "MSH-9", f"unsupported message type {message_type or code!r}")
     patient_id, merge, event_time = result
 
     names = [s.name for s in msg.segments]
@@ -206,7 +211,7 @@ def _convert(msg: Message, config: MappingConfig, merged) -> Conversion:
 
     resources = list(entries.items.values())
     app = msh.get_text(3, comp=1).strip()
-    prov_id = stable_id(app or "-", ods, mid)
+    prov_id = fresh_id(app or "-", ods, mid)
     system = _message_system(app, ods)
     provenance = {
         "resourceType": "Provenance",
@@ -222,7 +227,7 @@ def _convert(msg: Message, config: MappingConfig, merged) -> Conversion:
         }],
         "entity": [{"role": "source", "what": {
             "identifier": {"system": system, "value": mid},
-            "display": f"HL7 v2 {msg.message_type} message {mid}",
+            "display": f"HL7 v2 {message_type} message {mid}",
         }}],
     }
     resources.append(provenance)
@@ -272,7 +277,7 @@ def _pid(ctx: Ctx) -> Segment:
 def _patient(ctx: Ctx, pid: Segment, entries: _Entries | None) -> tuple[str, dict]:
     """Build (and add, when entries is given) the Patient; return (id to reference, ref)."""
     if entries is None:
-        key = patient_key(ctx, pid)[0]
+        key = patient_ids(ctx, pid)
         survivor = ctx.merged.get(key.id)
     else:
         key, patient = patient_record(ctx, pid)
@@ -446,7 +451,8 @@ def _oru(ctx: Ctx, entries: _Entries):
                         att["title"] = title
                     forms.append(att)
                 continue
-            obs_id, obs = observation(ctx, obx, obr, number, patient_ref, enc_ref, obs_cat)
+            obs_id, obs = observation(ctx, obx, obr, number, patient_ref, enc_ref, obs_cat,
+                                      vtype)
             obx_notes = [n for n in notes_for.get(id(obx), []) if n]
             if obx_notes:
                 obs["note"] = [{"text": n} for n in obx_notes]

@@ -36,3 +36,9 @@ def stable_id(*parts: str) -> str:
     patient and order ids across messages.
     """
     return _stable(tuple(map(str.strip, parts)))
+
+
+def fresh_id(*parts: str) -> str:
+    """``stable_id`` for ids that name one message's own data (a result line, the
+    message itself): the same value, without taking a place in the memo."""
+    return _stable(tuple(map(str.strip, parts)))

@@ -9,8 +9,9 @@ for that (config, trust, delimiters) combination plus the raw text.
 Rules that keep this safe:
 
 - every table is bounded (cleared when full), so a long replay keeps RSS flat;
-- a cached value is stored as JSON bytes and every hit returns a fresh copy, so
-  no two resources (or two messages) ever share a mutable dict;
+- a cached dict or list is stored as JSON bytes and every hit returns a fresh
+  copy, so no two resources (or two messages) ever share a mutable dict; other
+  values are immutable (strings, numbers, tuples of them) and stored as they are;
 - a ``MappingConfig`` is treated as immutable once loaded (it is a frozen
   dataclass and nothing edits its tables); a different config object gets a
   different token, so its results are never mixed up with another's.
@@ -56,6 +57,13 @@ def memo_for(config: MappingConfig, ods: str, delims: Delimiters) -> Memo:
             _memos.clear()
         memo = _memos[key] = Memo(config, ods, delims)
     return memo
+
+
+def put(table: dict, key: Any, value: Any) -> None:
+    """Store an immutable value (tuples of strings and the like) as it is."""
+    if len(table) >= MAX_ENTRIES:
+        table.clear()
+    table[key] = value
 
 
 def remember(table: dict, key: Any, value: Any) -> None:

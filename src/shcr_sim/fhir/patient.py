@@ -21,7 +21,7 @@ from .datatypes import (
     telecom,
 )
 from .ids import stable_id
-from .memo import remember, thaw
+from .memo import put, remember, thaw
 
 VERIFICATION_EXT = (
     "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus"
@@ -81,7 +81,7 @@ def identifier_rules(cfg: MappingConfig) -> IdentifierRules:
 
 # Memo tables (see ``memo``), keyed by (memo token, raw segment text, …). Only plain
 # Segments are memoised: coverage mode's recording segments must see every read.
-_KEYS: dict[tuple[int, str, str], bytes] = {}
+_KEYS: dict[tuple[int, str, str], tuple[tuple[str, str, str, str], tuple[str, ...]]] = {}
 _RECORDS: dict[tuple[int, str], bytes] = {}
 
 
@@ -89,23 +89,26 @@ def patient_key(ctx: Ctx, pid: Segment, where: str = "PID") -> tuple[PatientKey,
     """Find NHS number and local MRN wherever the flavour puts them; build identifiers.
 
     Which identifier is which is ``patient_identity.identify`` — the same rule the
-    engine's patient key uses. Memoised on the segment text: a patient's PID
-    repeats in message after message.
+    engine's patient key uses.
     """
+    return _patient_key(ctx, pid, where)
+
+
+def patient_ids(ctx: Ctx, pid: Segment, where: str = "PID") -> PatientKey:
+    """``patient_key`` without the identifiers (memoised on the segment text: a
+    patient's PID repeats in message after message)."""
     if type(pid) is not Segment:
-        return _patient_key(ctx, pid, where)
+        return _patient_key(ctx, pid, where)[0]
     mkey = (ctx.memo.token, pid.raw, where)
-    frozen = _KEYS.get(mkey)
-    if frozen is not None:
-        fields, identifiers, notes = thaw(frozen)
-        if notes:
-            ctx.unmapped.extend(notes)
-        return PatientKey(*fields), identifiers
+    hit = _KEYS.get(mkey)
+    if hit is not None:
+        if hit[1]:
+            ctx.unmapped.extend(hit[1])
+        return PatientKey(*hit[0])
     start = len(ctx.unmapped)
-    key, identifiers = _patient_key(ctx, pid, where)
-    remember(_KEYS, mkey, ((key.nhs, key.mrn, key.authority, key.id), identifiers,
-                           ctx.unmapped[start:]))
-    return key, identifiers
+    key = _patient_key(ctx, pid, where)[0]
+    put(_KEYS, mkey, ((key.nhs, key.mrn, key.authority, key.id), tuple(ctx.unmapped[start:])))
+    return key
 
 
 def patient_record(ctx: Ctx, pid: Segment) -> tuple[PatientKey, dict]:

@@ -12,10 +12,12 @@ import base64
 import binascii
 import re
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 from ..hl7 import Segment
 from .datatypes import UCUM, Ctx, codeable, coding, org_ref, practitioner_ref
-from .ids import stable_id
+from .ids import fresh_id
+from .memo import put
 
 OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 V2_0074 = "http://terminology.hl7.org/CodeSystem/v2-0074"
@@ -58,8 +60,12 @@ def report_key(ctx: Ctx, obr: Segment) -> str:
     return number
 
 
+@lru_cache(maxsize=8192)
 def decimal_text(text: str) -> int | float | None:
-    """A JSON number for a v2 NM value (int when written without a point)."""
+    """A JSON number for a v2 NM value (int when written without a point).
+
+    Memoised (bounded; the result is immutable): results repeat their values.
+    """
     text = text.strip()
     try:
         d = Decimal(text)
@@ -109,8 +115,9 @@ def text_attachment(text: str, title: str = "") -> dict:
     return out
 
 
-def _value(ctx: Ctx, obx: Segment, obs: dict) -> None:
-    vtype = obx.get(2, comp=1).upper()
+def _value(ctx: Ctx, obx: Segment, obs: dict, vtype: str | None = None) -> None:
+    if vtype is None:
+        vtype = obx.get(2, comp=1).upper()
     reps = ctx.reps(obx.field(5))
     if not reps:
         return
@@ -151,29 +158,53 @@ def _value(ctx: Ctx, obx: Segment, obs: dict) -> None:
         obs["valueString"] = text
 
 
+_UNITS: dict[tuple[int, str], tuple[str, str]] = {}
+
+
 def _quantity(ctx: Ctx, obx: Segment, value: int | float) -> dict:
     q: dict = {"value": value}
-    units = ctx.comps(obx.get(6))
-    unit_code = ctx.text(units[0]) if units else ""
-    unit_text = (ctx.text(units[1]) if len(units) > 1 else "") or unit_code
+    raw = obx.get(6)
+    mkey = (ctx.memo.token, raw)
+    units = _UNITS.get(mkey)
+    if units is None:
+        units = _units(ctx, raw)
+        put(_UNITS, mkey, units)
+    unit_text, ucum_code = units
     if unit_text:
         q["unit"] = unit_text
+    if ucum_code:
+        q["system"] = UCUM
+        q["code"] = ucum_code
+    return q
+
+
+def _units(ctx: Ctx, raw: str) -> tuple[str, str]:
+    """OBX-6 → (unit text, UCUM code or "")."""
+    units = ctx.comps(raw)
+    unit_code = ctx.text(units[0]) if units else ""
+    unit_text = (ctx.text(units[1]) if len(units) > 1 else "") or unit_code
     if unit_code:
         system = units[2] if len(units) > 2 else ""
         if system in ("UCUM", "ANSI+") or not system:
-            q["system"] = UCUM
-            q["code"] = unit_code
-    return q
+            return unit_text, unit_code
+    return unit_text, ""
+
+
+@lru_cache(maxsize=4096)
+def _range_bounds(text: str) -> tuple[int | float | None, int | float | None] | None:
+    """'low - high' → the two numbers, or None when the text is not a range."""
+    m = _RANGE.match(text)
+    return (decimal_text(m.group(1)), decimal_text(m.group(2))) if m else None
 
 
 def _reference_range(ctx: Ctx, obx: Segment, unit: dict | None) -> list[dict] | None:
     raw = ctx.text(obx.get(7))
     if not raw:
         return None
-    m = _RANGE.match(raw)
-    if m:
-        low: dict = {"value": decimal_text(m.group(1))}
-        high: dict = {"value": decimal_text(m.group(2))}
+    bounds = _range_bounds(raw)
+    if bounds is not None:
+        low: dict = {"value": bounds[0]}
+        high: dict = {"value": bounds[1]}
         for q in (low, high):
             if unit:
                 for k in ("unit", "system", "code"):
@@ -184,13 +215,17 @@ def _reference_range(ctx: Ctx, obx: Segment, unit: dict | None) -> list[dict] | 
 
 
 def observation(ctx: Ctx, obx: Segment, obr: Segment, order_number: str, patient_ref: dict,
-                encounter_ref: dict | None, category: str) -> tuple[str, dict]:
-    code = codeable(ctx, obx.get(3), "OBX-3")
+                encounter_ref: dict | None, category: str,
+                vtype: str | None = None) -> tuple[str, dict]:
+    """One OBX → (id, Observation); ``vtype``: OBX-2.1 upper-cased, when the caller has it."""
+    raw_code = obx.get(3)
+    code = codeable(ctx, raw_code, "OBX-3")
     if code is None:
         raise ctx.error("OBX", "OBX-3", "observation without an identifier (OBX-3)")
-    code_key = ctx.text(obx.get(3, comp=1)) or code.get("text", "")
+    # OBX-3.1 (what obx.get(3, comp=1) returns, without reading the field again)
+    code_key = ctx.text(raw_code.split(ctx.delims.component, 1)[0]) or code.get("text", "")
     sub_id = ctx.text(obx.get(4))
-    obs_id = stable_id(ctx.ods, order_number, code_key, sub_id or "0")
+    obs_id = fresh_id(ctx.ods, order_number, code_key, sub_id or "0")
     status = obx_status(obx)
     obs: dict = {
         "resourceType": "Observation",
@@ -207,14 +242,15 @@ def observation(ctx: Ctx, obx: Segment, obr: Segment, order_number: str, patient
         obr.get(7, comp=1), "OBR-7")
     if effective:
         obs["effectiveDateTime"] = effective
-    _value(ctx, obx, obs)
+    _value(ctx, obx, obs, vtype)
     rr = _reference_range(ctx, obx, obs.get("valueQuantity"))
     if rr:
         obs["referenceRange"] = rr
-    flags = [f for f in ctx.reps(obx.field(8))]
-    interp = [coding(INTERPRETATION, f, _INTERP[f]) for f in flags if f in _INTERP]
-    if interp:
-        obs["interpretation"] = [{"coding": [c]} for c in interp]
+    flags = obx.field(8)
+    if flags:
+        interp = [coding(INTERPRETATION, f, _INTERP[f]) for f in ctx.reps(flags) if f in _INTERP]
+        if interp:
+            obs["interpretation"] = [{"coding": [c]} for c in interp]
     return obs_id, obs
 
 
