@@ -27,7 +27,8 @@ import orjson
 from ..hl7 import Delimiters
 from .config import MappingConfig
 
-MAX_ENTRIES = 4096  # per table; a table is cleared when it fills up
+MAX_ENTRIES = 4096  # per table unless it says otherwise; cleared when it fills up
+PATIENT_ENTRIES = 8192  # per-patient tables (PID, PD1): a few MB each at most
 MAX_MEMOS = 64
 
 _tokens = itertools.count(1)
@@ -59,20 +60,20 @@ def memo_for(config: MappingConfig, ods: str, delims: Delimiters) -> Memo:
     return memo
 
 
-def put(table: dict, key: Any, value: Any) -> None:
+def put(table: dict, key: Any, value: Any, limit: int = MAX_ENTRIES) -> None:
     """Store an immutable value (tuples of strings and the like) as it is."""
-    if len(table) >= MAX_ENTRIES:
+    if len(table) >= limit:
         table.clear()
     table[key] = value
 
 
-def remember(table: dict, key: Any, value: Any) -> None:
+def remember(table: dict, key: Any, value: Any, limit: int = MAX_ENTRIES) -> None:
     """Store ``value`` (JSON-like) as bytes; values JSON cannot hold are not cached."""
     try:
         frozen = orjson.dumps(value)
     except orjson.JSONEncodeError:
         return
-    if len(table) >= MAX_ENTRIES:
+    if len(table) >= limit:
         table.clear()
     table[key] = frozen
 

@@ -21,7 +21,7 @@ from .datatypes import (
     telecom,
 )
 from .ids import stable_id
-from .memo import put, remember, thaw
+from .memo import PATIENT_ENTRIES, put, remember, thaw
 
 VERIFICATION_EXT = (
     "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus"
@@ -107,7 +107,8 @@ def patient_ids(ctx: Ctx, pid: Segment, where: str = "PID") -> PatientKey:
         return PatientKey(*hit[0])
     start = len(ctx.unmapped)
     key = _patient_key(ctx, pid, where)[0]
-    put(_KEYS, mkey, ((key.nhs, key.mrn, key.authority, key.id), tuple(ctx.unmapped[start:])))
+    put(_KEYS, mkey, ((key.nhs, key.mrn, key.authority, key.id), tuple(ctx.unmapped[start:])),
+        PATIENT_ENTRIES)
     return key
 
 
@@ -127,7 +128,7 @@ def patient_record(ctx: Ctx, pid: Segment) -> tuple[PatientKey, dict]:
     key, identifiers = _patient_key(ctx, pid, "PID")
     patient = patient_resource(ctx, pid, key, identifiers)
     remember(_RECORDS, mkey, ((key.nhs, key.mrn, key.authority, key.id), patient,
-                              ctx.unmapped[start:]))
+                              ctx.unmapped[start:]), PATIENT_ENTRIES)
     return key, patient
 
 
@@ -251,8 +252,27 @@ def mrg_key(ctx: Ctx, mrg: Segment) -> tuple[str, list[dict]]:
     return key.id, identifiers
 
 
+_PD1: dict[tuple[int, str], bytes] = {}
+
+
 def general_practitioner(ctx: Ctx, pd1: Segment) -> tuple[list[dict], list[dict]]:
-    """PD1-3 practice (ODS) and PD1-4 GP (national code) → resources and references."""
+    """PD1-3 practice (ODS) and PD1-4 GP (national code) → resources and references.
+
+    Memoised on the segment text (a patient's PD1 repeats), like ``patient_ids``.
+    """
+    if type(pd1) is not Segment:
+        return _general_practitioner(ctx, pd1)
+    mkey = (ctx.memo.token, pd1.raw)
+    frozen = _PD1.get(mkey)
+    if frozen is not None:
+        resources, refs = thaw(frozen)
+        return resources, refs
+    out = _general_practitioner(ctx, pd1)
+    remember(_PD1, mkey, out, PATIENT_ENTRIES)
+    return out
+
+
+def _general_practitioner(ctx: Ctx, pd1: Segment) -> tuple[list[dict], list[dict]]:
     resources: list[dict] = []
     refs: list[dict] = []
     gp = ctx.comps(pd1.get(4))
