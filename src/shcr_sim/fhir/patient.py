@@ -126,9 +126,12 @@ def patient_record(ctx: Ctx, pid: Segment) -> tuple[PatientKey, dict]:
         return PatientKey(*fields), patient
     start = len(ctx.unmapped)
     key, identifiers = _patient_key(ctx, pid, "PID")
+    fields = (key.nhs, key.mrn, key.authority, key.id)
+    # the same PID's later results/documents want the key alone: remember it too
+    put(_KEYS, (mkey[0], mkey[1], "PID"), (fields, tuple(ctx.unmapped[start:])),
+        PATIENT_ENTRIES)
     patient = patient_resource(ctx, pid, key, identifiers)
-    remember(_RECORDS, mkey, ((key.nhs, key.mrn, key.authority, key.id), patient,
-                              ctx.unmapped[start:]), PATIENT_ENTRIES)
+    remember(_RECORDS, mkey, (fields, patient, ctx.unmapped[start:]), PATIENT_ENTRIES)
     return key, patient
 
 
@@ -315,7 +318,23 @@ def _general_practitioner(ctx: Ctx, pd1: Segment) -> tuple[list[dict], list[dict
 _V2_0063 = "http://terminology.hl7.org/CodeSystem/v2-0063"
 
 
+_NK1: dict[tuple[int, str, str], bytes] = {}
+
+
 def related_person(ctx: Ctx, nk1: Segment, patient_id: str) -> dict | None:
+    """NK1 → RelatedPerson (memoised on the segment text and patient, like PD1)."""
+    if type(nk1) is not Segment:
+        return _related_person(ctx, nk1, patient_id)
+    mkey = (ctx.memo.token, nk1.raw, patient_id)
+    frozen = _NK1.get(mkey)
+    if frozen is not None:
+        return thaw(frozen)
+    out = _related_person(ctx, nk1, patient_id)
+    remember(_NK1, mkey, out, PATIENT_ENTRIES)
+    return out
+
+
+def _related_person(ctx: Ctx, nk1: Segment, patient_id: str) -> dict | None:
     names = [n for n in (human_name(ctx, r) for r in ctx.reps(nk1.field(2))) if n]
     rel_raw = nk1.get(3)
     rel_code = ctx.text(rel_raw.split(ctx.delims.component, 1)[0]) if rel_raw else ""
