@@ -85,9 +85,10 @@ def _with_meta(p: Prepared, version: int, now: str, now_b: bytes) -> bytes:
     return orjson.dumps(res)
 
 
-# Checkpoint every ~64 MiB of WAL rather than 4 MiB: a batch writes several MiB, so
+# Checkpoint every ~64 MiB of WAL rather than 4-8 MiB: a batch writes several MiB, so
 # the default copied the WAL back into the file (and synced it) on nearly every commit.
-WAL_CHECKPOINT_PAGES = 16384
+WAL_CHECKPOINT_PAGES = 8192
+PAGE_SIZE = 8192
 
 
 async def connect(db_path: str | Path, synchronous: str = "NORMAL") -> aiosqlite.Connection:
@@ -100,6 +101,10 @@ async def connect(db_path: str | Path, synchronous: str = "NORMAL") -> aiosqlite
     path = Path(db_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = await aiosqlite.connect(str(path), isolation_level=None)
+    # 8 KiB pages (a new file only): a resource's JSON is ~1 KiB and a batch commits
+    # several MiB; half as many page frames to write to the WAL cut the commit time
+    # (measured against 4 and 16 KiB on a replay batch)
+    await conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
     await conn.execute("PRAGMA journal_mode=WAL")
     await conn.execute(f"PRAGMA synchronous={synchronous}")
     await conn.execute("PRAGMA busy_timeout=60000")
