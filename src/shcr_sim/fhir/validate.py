@@ -59,7 +59,7 @@ def validate_bundle(bundle: dict) -> None:
         ) from None
 
 
-DEFAULT_CAPACITY = 262_144  # digests remembered per process: ~20 MB at most
+DEFAULT_CAPACITY = 262_144  # digests remembered per process: ~21 MB at most
 
 
 class SeenDigests:
@@ -167,8 +167,9 @@ class ResourceValidator:
     type is known and the id valid, which the resource's model checks). Pass
     ``envelope`` and its four values are checked with the same field types (~2 µs).
 
-    Verdicts are remembered by content digest in ``seen`` (bounded): a resource that
-    passed before is skipped whole; in a new resource, each top-level element (a
+    Verdicts are remembered by content digest (``seen``: resources, ``parts``: their
+    elements; bounded together by ``capacity``): a resource that passed before is
+    skipped whole; in a new resource, each top-level element (a
     reference, a code, a name) that passed before is handed to the model as an
     already-validated instance, which fhir.resources accepts without looking inside
     (the parent's own checks never read a child's content). The rest is validated in
@@ -179,7 +180,10 @@ class ResourceValidator:
     """
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
-        self.seen = SeenDigests(capacity)
+        # whole resources and their elements each get half: one-off elements (a message's
+        # Provenance entity, references to its new results) cannot push resources out
+        self.seen = SeenDigests(max(capacity // 2, 2))
+        self.parts = SeenDigests(max(capacity // 2, 2))
         self.checked = 0  # resources validated through their model class
         self.skipped = 0  # resources whose content had already passed
         self.reused = 0  # elements of checked resources that had already passed
@@ -223,7 +227,7 @@ class ResourceValidator:
 
     def _check(self, klass: Any, data: dict) -> list[bytes]:
         """Validate one resource in place, reusing elements seen before: the new digests."""
-        seen, fresh = self.seen, []
+        parts, fresh = self.parts, []
         fields = self._fields[klass]
         for key, value in data.items():
             spec = fields.get(key)
@@ -242,7 +246,7 @@ class ResourceValidator:
             for item in items:
                 d = hashlib.blake2b(tag + orjson.dumps(item, option=orjson.OPT_SORT_KEYS),
                                     digest_size=16).digest()
-                if d in seen:
+                if d in parts:
                     self.reused += 1
                     out.append(self._stand_in(element))
                 else:
@@ -291,7 +295,7 @@ class ResourceValidator:
             else:
                 seen.add(d)
                 for fd in fresh:
-                    seen.add(fd)
+                    self.parts.add(fd)
         if errors:
             if bundle is not None:
                 try:
