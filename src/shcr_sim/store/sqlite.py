@@ -76,12 +76,12 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _with_meta(p: Prepared, version: int, now: str, now_b: bytes) -> bytes:
+def _with_meta(body: bytes, meta: dict | None, version: int, now: str, now_b: bytes) -> bytes:
     """The stored JSON: the prepared body with the store's meta spliced in."""
-    if p.meta is None:
-        return b'{"meta":{"versionId":"%d","lastUpdated":"%s"},%s' % (version, now_b, p.body[1:])
-    res = orjson.loads(p.body)
-    res["meta"] = {**p.meta, "versionId": str(version), "lastUpdated": now}
+    if meta is None:
+        return b'{"meta":{"versionId":"%d","lastUpdated":"%s"},%s' % (version, now_b, body[1:])
+    res = orjson.loads(body)
+    res["meta"] = {**meta, "versionId": str(version), "lastUpdated": now}
     return orjson.dumps(res)
 
 
@@ -194,7 +194,8 @@ class SqliteStore:
 
     async def apply_prepared(self, items: Sequence[Prepared],
                              then: Then | None = None) -> ApplyResult:
-        """``apply`` for writes already keyed, hashed and serialised (by workers).
+        """``apply`` for writes already keyed, hashed and serialised (by workers): each
+        a ``Prepared`` or a plain tuple of its fields.
 
         ``then`` runs in the same transaction after the writes, on the connection's
         thread: the engine records its messages' terminal states there, so they
@@ -232,7 +233,7 @@ class SqliteStore:
         """
         db: sqlite3.Connection = self.conn._conn  # type: ignore[attr-defined]
         result = ApplyResult()
-        rkeys = sorted({p.rkey for p in items})
+        rkeys = sorted({p[0] for p in items})
         state: dict[str, list[Any]] = {}
         for i in range(0, len(rkeys), 500):
             part = rkeys[i : i + 500]
@@ -259,34 +260,36 @@ class SqliteStore:
         pindex: set[tuple[str, str]] = set()
         iindex: set[tuple[str, str]] = set()
         now_b = now.encode()
-        for p in items:
-            rkey, h = p.rkey, p.hash
-            if (rkey, p.message_id, h) in seen:
+        # unpacked by position: items are ``Prepared`` or, from a conversion worker,
+        # plain tuples of the same fields (cheaper through the process pipe)
+        for rkey, rtype, rid, h, body, meta, idents, order_key, event_time, message_id, \
+                patient_key in items:
+            if (rkey, message_id, h) in seen:
                 result.unchanged += 1
                 continue
             cur = state.get(rkey)
             if cur is not None and h == cur[3]:
                 result.unchanged += 1
-                if p.order_key > cur[2]:  # same content, newer event
-                    cur[2], cur[4], cur[5] = p.order_key, p.event_time, p.message_id
+                if order_key > cur[2]:  # same content, newer event
+                    cur[2], cur[4], cur[5] = order_key, event_time, message_id
                     touched.add(rkey)
                 continue
-            make_current = cur is None or p.order_key >= cur[2]
+            make_current = cur is None or order_key >= cur[2]
             if not make_current and (rkey, h) in known:
                 # an older event whose content is already in history (it was absorbed as
                 # "same content" when first applied): re-applying it adds nothing
                 result.unchanged += 1
                 continue
-            seen.add((rkey, p.message_id, h))
+            seen.add((rkey, message_id, h))
             known.add((rkey, h))
             version = (cur[1] if cur else 0) + 1
-            blob = _with_meta(p, version, now, now_b)
-            history.append([rkey, version, int(make_current), now, p.event_time, p.order_key,
-                            p.message_id, h, None if make_current else blob])
+            blob = _with_meta(body, meta, version, now, now_b)
+            history.append([rkey, version, int(make_current), now, event_time, order_key,
+                            message_id, h, None if make_current else blob])
             if cur is None:
                 result.created += 1
-                cur = state[rkey] = [version, version, p.order_key, h, p.event_time,
-                                     p.message_id, False]
+                cur = state[rkey] = [version, version, order_key, h, event_time,
+                                     message_id, False]
             elif make_current:
                 result.updated += 1
                 j = in_batch.get(rkey)
@@ -299,15 +302,15 @@ class SqliteStore:
             cur[1] = version
             touched.add(rkey)
             if make_current:
-                cur[0], cur[2], cur[3], cur[4], cur[5] = (version, p.order_key, h, p.event_time,
-                                                          p.message_id)
+                cur[0], cur[2], cur[3], cur[4], cur[5] = (version, order_key, h, event_time,
+                                                          message_id)
                 in_batch[rkey] = len(history) - 1
-                current[rkey] = (rkey, p.rtype, p.rid, version, version, now, p.event_time,
-                                 p.order_key, p.message_id, p.patient_key, h, blob)
-                for ident in p.idents:
+                current[rkey] = (rkey, rtype, rid, version, version, now, event_time,
+                                 order_key, message_id, patient_key, h, blob)
+                for ident in idents:
                     iindex.add((ident, rkey))
-            if p.patient_key:
-                pindex.add((p.patient_key, rkey))
+            if patient_key:
+                pindex.add((patient_key, rkey))
         if moved:  # before the current rows are overwritten
             db.executemany(
                 "UPDATE resource_history SET json = (SELECT r.json FROM resource r "
