@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import aiosqlite
 import orjson
@@ -100,8 +100,10 @@ class Accepted:
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class QueueRow:
+class QueueRow(NamedTuple):
+    """One queue row as read back (a NamedTuple: built from each fetched row directly,
+    thousands per claimed batch; a frozen dataclass's ``__init__`` costs ~5× more)."""
+
     seq: int
     lane: str
     source: str
@@ -361,7 +363,7 @@ class DurableQueue:
                 "WHERE state='queued' AND lane=? ORDER BY patient_key, order_key LIMIT ?",
                 (lane, limit),
             ) as cur:
-                rows = [QueueRow(*r) for r in await cur.fetchall()]
+                rows = list(map(QueueRow._make, await cur.fetchall()))
             if rows:
                 await conn.executemany(
                     "UPDATE queue SET state='released', updated_at=? WHERE seq=?",
