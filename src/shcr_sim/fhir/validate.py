@@ -165,7 +165,7 @@ class ResourceValidator:
     string), ``timestamp`` (an instant), ``type``/``request.method`` (constants) and
     each entry's ``fullUrl``/``request.url`` (``<base>/<type>/<id>``: valid when the
     type is known and the id valid, which the resource's model checks). Pass
-    ``envelope`` and its four values are checked with the same field types (~2 µs).
+    ``envelope`` and its four values are checked with the same field types (~5 µs).
 
     Verdicts are remembered by content digest (``seen``: resources, ``parts``: their
     elements; bounded together by ``capacity``): a resource that passed before is
@@ -283,8 +283,8 @@ class ResourceValidator:
                 continue
             self.checked += 1
             rtype = res.get("resourceType")
-            start = ([f"{rtype}/{res['id']}"] if rtype is not None and "id" in res
-                     else [f"entry[{i}]", "resource"])
+            start = ([f"{rtype}/{res['id']}"] if "resourceType" in res and "id" in res
+                     else [f"entry[{i}]", "resource"])  # as _path names it in a Bundle
             try:
                 fresh = self._check(self._class(rtype), orjson.loads(body))
             except PydanticError as exc:
