@@ -428,13 +428,14 @@ def _oru(ctx: Ctx, entries: _Entries):
     for obr, obxs, notes in groups:
         number = report_key(ctx, obr)
         report_id = stable_id(ctx.ods, number)
-        _, obs_cat = report_category(obr)
+        section, obs_cat = report_category(obr)
         results: list[str] = []
         forms: list[dict] = []
         prev_text: tuple[str, dict] | None = None  # (OBX-3 code, Observation) of a text run
         for obx in obxs:
             vtype = obx.get(2, comp=1).upper()
-            code = obx.get(3, comp=1)
+            raw_code = obx.get(3)
+            code = raw_code.split(ctx.delims.component, 1)[0]  # OBX-3.1, as get(3, comp=1)
             if vtype in _TEXT_TYPES and prev_text and prev_text[0] == code:
                 # report lines: consecutive text OBX with one OBX-3 form one Observation
                 line = "\n".join(ctx.text(r) for r in ctx.reps(obx.field(5)))
@@ -452,7 +453,7 @@ def _oru(ctx: Ctx, entries: _Entries):
                     forms.append(att)
                 continue
             obs_id, obs = observation(ctx, obx, obr, number, patient_ref, enc_ref, obs_cat,
-                                      vtype)
+                                      vtype, raw_code)
             obx_notes = [n for n in notes_for.get(id(obx), []) if n]
             if obx_notes:
                 obs["note"] = [{"text": n} for n in obx_notes]
@@ -462,7 +463,7 @@ def _oru(ctx: Ctx, entries: _Entries):
             if vtype in _TEXT_TYPES:
                 prev_text = (code, entries.items[("Observation", obs_id)])
         entries.add(diagnostic_report(ctx, obr, report_id, number, patient_ref, enc_ref,
-                                      results, forms, [n for n in notes if n]))
+                                      results, forms, [n for n in notes if n], section))
         if event_time is None:
             event_time = _event_time(ctx)
     return patient_id, None, event_time

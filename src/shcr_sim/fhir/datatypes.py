@@ -30,16 +30,11 @@ def _parse_ts(raw: str, tz: str) -> HL7Time | None:
 
 # The FHIR texts of a raw TS (first component still attached), memoised on the raw
 # text, the component separator and the zone (everything the text depends on).
+# Instants are not: they are mostly message times (MSH-7, OBR-22), new every time.
 @lru_cache(maxsize=8192)
 def _fhir_datetime(raw: str, comp: str, tz: str) -> str | None:
     t = _parse_ts(raw.split(comp, 1)[0], tz)
     return t.to_fhir() if t else None
-
-
-@lru_cache(maxsize=8192)
-def _fhir_instant(raw: str, comp: str, tz: str) -> str | None:
-    t = _parse_ts(raw.split(comp, 1)[0], tz)
-    return t.to_instant() if t else None  # an instant needs seconds: widened
 
 
 @lru_cache(maxsize=4096)
@@ -106,12 +101,8 @@ class Ctx:
             raise self._ts_error(where, exc) from None
 
     def instant(self, raw: str, where: str) -> str | None:
-        if not raw:
-            return None
-        try:
-            return _fhir_instant(raw, self.delims.component, self.config.timezone)
-        except TimestampError as exc:
-            raise self._ts_error(where, exc) from None
+        t = self.ts(raw, where)
+        return t.to_instant() if t else None  # an instant needs seconds: widened
 
     def date(self, raw: str, where: str) -> str | None:
         if not raw:

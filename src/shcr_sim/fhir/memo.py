@@ -70,7 +70,8 @@ def put(table: dict, key: Any, value: Any, limit: int = MAX_ENTRIES) -> None:
 def remember(table: dict, key: Any, value: Any, limit: int = MAX_ENTRIES) -> None:
     """Store ``value`` (JSON-like) as bytes; values JSON cannot hold are not cached."""
     try:
-        frozen = orjson.dumps(value)
+        # a copy: orjson's own result keeps its whole output buffer (~4 KB) allocated
+        frozen = bytes(memoryview(orjson.dumps(value)))
     except orjson.JSONEncodeError:
         return
     if len(table) >= limit:

@@ -216,9 +216,14 @@ def _reference_range(ctx: Ctx, obx: Segment, unit: dict | None) -> list[dict] | 
 
 def observation(ctx: Ctx, obx: Segment, obr: Segment, order_number: str, patient_ref: dict,
                 encounter_ref: dict | None, category: str,
-                vtype: str | None = None) -> tuple[str, dict]:
-    """One OBX → (id, Observation); ``vtype``: OBX-2.1 upper-cased, when the caller has it."""
-    raw_code = obx.get(3)
+                vtype: str | None = None, raw_code: str | None = None) -> tuple[str, dict]:
+    """One OBX → (id, Observation).
+
+    ``vtype`` (OBX-2.1 upper-cased) and ``raw_code`` (``obx.get(3)``): when the
+    caller has read them already.
+    """
+    if raw_code is None:
+        raw_code = obx.get(3)
     code = codeable(ctx, raw_code, "OBX-3")
     if code is None:
         raise ctx.error("OBX", "OBX-3", "observation without an identifier (OBX-3)")
@@ -280,8 +285,11 @@ def report_category(obr: Segment) -> tuple[str, str]:
 
 def diagnostic_report(ctx: Ctx, obr: Segment, report_id: str, order_number: str,
                       patient_ref: dict, encounter_ref: dict | None,
-                      results: list[str], forms: list[dict], notes: list[str]) -> dict:
-    section, _ = report_category(obr)
+                      results: list[str], forms: list[dict], notes: list[str],
+                      section: str | None = None) -> dict:
+    """One OBR → DiagnosticReport; ``section``: ``report_category(obr)[0]`` if known."""
+    if section is None:
+        section = report_category(obr)[0]
     code = codeable(ctx, obr.get(4), "OBR-4") or {"text": "Unknown test"}
     res: dict = {
         "resourceType": "DiagnosticReport",
