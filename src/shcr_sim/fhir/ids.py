@@ -8,23 +8,23 @@ message yields the same ids (and a second PUT is a new version, not a copy).
 from __future__ import annotations
 
 import hashlib
-import re
 from functools import lru_cache
 
 MAX_LEN = 64
-# every part non-empty and of [A-Za-z0-9.]: one match over the parts joined by \x1f
-_ALL_PLAIN = re.compile(r"[A-Za-z0-9.]+(?:\x1f[A-Za-z0-9.]+)*")
 
 
 def _stable(parts: tuple[str, ...]) -> str:
     if not parts:
         return ""
-    joined = "\x1f".join(parts)
-    if _ALL_PLAIN.fullmatch(joined) and joined.count("\x1f") == len(parts) - 1:
-        readable = "-".join(parts)
-        if len(readable) <= MAX_LEN:
-            return readable
-    digest = hashlib.sha1(joined.encode("utf-8")).hexdigest()[:24]
+    if all(parts):  # readable when every part is non-empty and of [A-Za-z0-9.] only
+        text = "".join(parts)
+        if text.isascii():
+            rest = text.replace(".", "")
+            if not rest or rest.isalnum():
+                readable = "-".join(parts)
+                if len(readable) <= MAX_LEN:
+                    return readable
+    digest = hashlib.sha1("\x1f".join(parts).encode("utf-8")).hexdigest()[:24]
     return f"h{digest}"
 
 
