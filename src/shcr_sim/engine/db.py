@@ -9,7 +9,7 @@ from typing import Any
 import aiosqlite
 
 # one way to open the shared file, and one lock per connection: the store's
-from shcr_sim.store.sqlite import connect, write_lock
+from shcr_sim.store.sqlite import connect, retry_locked, write_lock
 
 __all__ = ["connect", "fetch_in", "transaction"]
 
@@ -19,7 +19,7 @@ async def transaction(conn: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Con
     """BEGIN IMMEDIATE … COMMIT, rolled back on any exception; serialised per connection
     (``store.sqlite.write_lock``: the store's own transactions on it take the same lock)."""
     async with write_lock(conn):
-        await conn.execute("BEGIN IMMEDIATE")
+        await retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
         try:
             yield conn
         except BaseException:

@@ -17,6 +17,7 @@ from pathlib import Path
 from shcr_sim.hl7 import HL7Error
 
 from .convert import TrustInfo
+from .db import transaction
 from .keys import DEFAULT_TZ, KeysError, parse_and_extract
 from .pipeline import Engine
 from .queue import UNKNOWN_SENDER, DurableQueue, QueueRow
@@ -70,24 +71,24 @@ async def _rekey(engine: Engine, row: QueueRow) -> tuple[str, str]:
                 _, keys = parse_and_extract(row.raw, tz)
             except (HL7Error, KeysError) as exc:
                 return "dead-lettered", str(exc)
-    conn = engine.queue.conn
-    async with conn.execute(
-        "SELECT seq FROM queue WHERE dedup_key=? AND dup_of IS NULL AND seq != ?",
-        (keys.dedup_key, row.seq),
-    ) as cur:
-        first = await cur.fetchone()
-    state, reason, dup_of = "released", "", None
-    if first is not None:  # another copy already holds the key: it wins
-        state, dup_of = "duplicate", first[0]
-        reason = f"MSH-10: duplicate of queue entry {first[0]}"
-    await conn.execute(
-        "UPDATE queue SET sender_app=?, sender_fac=?, control_id=?, dedup_key=?, "
-        "message_type=?, patient_key=?, event_epoch=?, event_time=?, precedence=?, "
-        "order_key=?, state=?, reason=?, dup_of=?, updated_at=? WHERE seq=?",
-        (keys.sender_app, keys.sender_fac, keys.control_id, keys.dedup_key, keys.message_type,
-         keys.patient_key, keys.event_epoch, keys.event_time, keys.precedence, keys.order_key,
-         state, reason, dup_of, time.time(), row.seq),
-    )
+    async with transaction(engine.queue.conn) as conn:  # the key check and the update
+        async with conn.execute(
+            "SELECT seq FROM queue WHERE dedup_key=? AND dup_of IS NULL AND seq != ?",
+            (keys.dedup_key, row.seq),
+        ) as cur:
+            first = await cur.fetchone()
+        state, reason, dup_of = "released", "", None
+        if first is not None:  # another copy already holds the key: it wins
+            state, dup_of = "duplicate", first[0]
+            reason = f"MSH-10: duplicate of queue entry {first[0]}"
+        await conn.execute(
+            "UPDATE queue SET sender_app=?, sender_fac=?, control_id=?, dedup_key=?, "
+            "message_type=?, patient_key=?, event_epoch=?, event_time=?, precedence=?, "
+            "order_key=?, state=?, reason=?, dup_of=?, updated_at=? WHERE seq=?",
+            (keys.sender_app, keys.sender_fac, keys.control_id, keys.dedup_key,
+             keys.message_type, keys.patient_key, keys.event_epoch, keys.event_time,
+             keys.precedence, keys.order_key, state, reason, dup_of, time.time(), row.seq),
+        )
     return state, reason
 
 

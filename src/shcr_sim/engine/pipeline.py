@@ -27,6 +27,7 @@ from shcr_sim.store import ApplyResult, Prepared, SqliteStore, Write, prepare_wr
 from shcr_sim.store.base import StoreUnavailable
 
 from .convert import Converted, Converter, MergeMap, TrustInfo
+from .db import transaction
 from .keys import MERGE_TYPES, merged_away_keys
 from .queue import ROW_COLUMNS, DurableQueue, Lane, QueueRow, finisher
 from .stages import StageClock
@@ -163,11 +164,12 @@ class Engine:
                 learned.append((seq, order_key, [pkey, *_mrg_keys(raw)]))
             found.append((seq, order_key, *(merge or (None, None))))
         if found:
-            await self.queue.conn.executemany(
-                "INSERT OR IGNORE INTO merges(seq, order_key, old_id, survivor_id) "
-                "VALUES(?,?,?,?)",
-                found,
-            )
+            async with transaction(self.queue.conn) as conn:
+                await conn.executemany(
+                    "INSERT OR IGNORE INTO merges(seq, order_key, old_id, survivor_id) "
+                    "VALUES(?,?,?,?)",
+                    found,
+                )
         self._merge_scan_seq = top
         if learned:  # batches converted without these merges are stored first, then redone
             await self.flush()

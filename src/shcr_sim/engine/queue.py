@@ -250,11 +250,12 @@ class DurableQueue:
         return row[0] if row else None
 
     async def set_meta(self, key: str, value: str) -> None:
-        await self.conn.execute(
-            "INSERT INTO engine_meta(key, value) VALUES(?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-            (key, value),
-        )
+        async with transaction(self.conn) as conn:
+            await conn.execute(
+                "INSERT INTO engine_meta(key, value) VALUES(?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (key, value),
+            )
 
     # -- accept --------------------------------------------------------------
     def _keys(self, raw: str) -> MessageKeys | str:

@@ -11,10 +11,10 @@ import asyncio
 import sqlite3
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 import orjson
@@ -64,6 +64,7 @@ CREATE TABLE IF NOT EXISTS identifier_index (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS store_control (key TEXT PRIMARY KEY, value REAL NOT NULL);
 """
+T = TypeVar("T")
 UNAVAILABLE_SQL = "SELECT value FROM store_control WHERE key='unavailable_until'"
 
 
@@ -132,6 +133,33 @@ def write_lock(conn: aiosqlite.Connection) -> asyncio.Lock:
 
 # Runs inside the store's transaction, after its writes (``apply_prepared(then=…)``).
 Then = Callable[[sqlite3.Connection], None]
+LOCKED_WAIT_S = 60.0  # as long as busy_timeout
+
+
+def _locked(exc: sqlite3.OperationalError) -> bool:
+    return "database is locked" in str(exc)
+
+
+async def retry_locked(attempt: Callable[[], Awaitable[T]]) -> T:
+    """Run ``attempt`` (a BEGIN, or a whole transaction that rolls back on failure),
+    retrying with back-off while SQLite says "database is locked".
+
+    The busy handler covers a writer on another connection, but not this case: a
+    read statement still open on the *same* connection (a coroutine between its
+    ``execute`` and its ``fetchall``) pins an old snapshot, and BEGIN IMMEDIATE
+    then fails at once if another process has written since. Waiting here, off
+    the connection's thread, lets that read finish.
+    """
+    delay, waited = 0.002, 0.0
+    while True:
+        try:
+            return await attempt()
+        except sqlite3.OperationalError as exc:
+            if not _locked(exc) or waited >= LOCKED_WAIT_S:
+                raise
+        await asyncio.sleep(delay)
+        waited += delay
+        delay = min(delay * 2, 0.1)
 
 
 class SqliteStore:
@@ -155,7 +183,8 @@ class SqliteStore:
         messages' terminal states in one transaction, and spares two connections
         to one file waiting on each other's write lock.
         """
-        await conn.executescript(SCHEMA)
+        async with write_lock(conn):
+            await retry_locked(lambda: conn.executescript(SCHEMA))
         return cls(conn, owns_conn=False)
 
     async def close(self) -> None:
@@ -169,11 +198,12 @@ class SqliteStore:
         writing to this store (the live release, a backload replay in another
         process) is refused alike: ``apply`` raises ``StoreUnavailable``.
         """
-        await self.conn.execute(
-            "INSERT INTO store_control(key, value) VALUES('unavailable_until', ?) "
-            "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-            (until,),
-        )
+        async with write_lock(self.conn):  # the connection may be the engine's, shared
+            await retry_locked(lambda: self.conn.execute(
+                "INSERT INTO store_control(key, value) VALUES('unavailable_until', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (until,),
+            ))
 
     async def unavailable_for(self) -> float:
         """Seconds the store goes on refusing writes (0.0: available)."""
@@ -206,7 +236,8 @@ class SqliteStore:
         # the whole transaction in one hop to the connection's thread (aiosqlite's
         # ``_execute`` runs a function there); sqlite3 releases the GIL while it works
         async with write_lock(self.conn):
-            return await self.conn._execute(self._apply_in_transaction, items, _now(), then)
+            return await retry_locked(lambda: self.conn._execute(
+                self._apply_in_transaction, items, _now(), then))
 
     def _apply_in_transaction(self, items: Sequence[Prepared], now: str,
                               then: Then | None = None) -> ApplyResult:
