@@ -8,8 +8,9 @@ sides, so only real disagreements fail:
 - it re-escapes an escape character that does not start one of the sequences it knows
   (``\\X0D\\``, ``\\.br\\``, a stray backslash) as ``\\E\\``, so ``\\E\\`` is folded back to
   the escape character in both values;
-- it drops a field that is only spaces (``| |``) unless it repeats, so such a field
-  counts as empty on both sides.
+- it drops a field that is only whitespace (``| |``, or a no-break space: Python's
+  ``str.strip`` whitespace) unless it repeats, so such a field counts as empty on both
+  sides.
 
 Everything is compared *before* unescaping (hl7apy does not decode escapes).
 """
@@ -35,7 +36,7 @@ def normalise(value: str, d: Delimiters) -> str:
 def _norm_field(seg: str, n: int, reps: list[str], d: Delimiters) -> list[str]:
     if seg in ("MSH", "FHS", "BHS") and n <= 2:
         return reps
-    if len(reps) == 1 and not reps[0].strip(" "):
+    if len(reps) == 1 and not reps[0].strip():
         return []
     out = [normalise(r, d) for r in reps]
     while out and not out[-1]:
