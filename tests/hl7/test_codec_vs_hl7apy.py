@@ -100,7 +100,9 @@ def messages(draw: st.DrawFn) -> str:
     lines = [header]
     for name in draw(st.lists(Z_NAMES, min_size=1, max_size=5)):
         values = draw(st.lists(rep, min_size=1, max_size=30))
-        lines.append(fs.join([name, *values]).rstrip(" "))  # we trim segment-end spaces
+        # we trim segment-end spaces; hl7apy strips any whitespace there (str.strip), a
+        # no-break space included, which we keep as data: no other whitespace at the end
+        lines.append(fs.join([name, *values]).rstrip())
     return "\r".join(lines)
 
 
