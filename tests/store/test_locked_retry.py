@@ -3,9 +3,10 @@
 With a read statement open on a connection (a coroutine between its ``execute`` and
 its ``fetchall``) and another connection having written since, SQLite refuses
 BEGIN IMMEDIATE at once with "database is locked" — the busy timeout does not
-apply. The engine shares one connection between the queue, the store, the monitor
-and the MLLP listener, and a second process (the backload replay) writes the same
-file, so this happened in the live run with faults about one run in three.
+apply. The engine's queue and its store share one connection (release loop, store
+outage switch, merges, meta), and in a live run a second process (the backload
+replay) writes the same file: the run with every fault hit this about one run in
+three.
 """
 
 from __future__ import annotations

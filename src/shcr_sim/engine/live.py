@@ -42,7 +42,7 @@ class StoreOutage:
     It flips the store's own switch (``SqliteStore.set_unavailable``), which lives in
     the database, so every engine writing to that store — the live release and a
     backload replay in another process alike — is refused and waits it out
-    (``Engine.store_apply`` retries with back-off, the batch's rows stay released),
+    (``Engine.store_apply_prepared`` retries with back-off, the batch's rows stay released),
     while the MLLP listener keeps accepting into the queue: its depth grows, and once
     the store is back the retried batch and everything behind it drain.
     ``LiveEngine.start`` binds it to its store.
@@ -213,7 +213,7 @@ class LiveEngine:
                     n = await self.engine.release("backload", opts.backload_batch)
                 backoff = 0.05
             except Exception:  # rows stay released; recover() re-queues them on restart
-                # (a store that is merely unavailable is waited out in Engine.store_apply)
+                # (a store that is merely unavailable is waited out in Engine.store_apply_prepared)
                 self.release_errors += 1
                 log.exception("release failed; retrying in %.2fs", backoff)
                 await asyncio.sleep(backoff)

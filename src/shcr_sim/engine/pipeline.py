@@ -190,20 +190,17 @@ class Engine:
             await self.store_apply_prepared([prepare_write(w) for w in writes], ok, dead)
             self.stats.reapplied += len(rows)
 
-    async def store_apply(self, writes: Sequence[Write]) -> ApplyResult:
-        """``store.apply`` that waits out an unavailable store, retrying with back-off.
-
-        The batch's rows stay ``released`` meanwhile (a restart re-queues them), and
-        inbound keeps accepting into the queue, so the queue grows and then drains.
-        """
-        return await self._retrying(self.store.apply, writes)
-
     async def store_apply_prepared(
         self, items: Sequence[Prepared], applied: Sequence[int] = (),
         dead: Sequence[tuple[int, str]] = (),
     ) -> ApplyResult:
-        """``store_apply`` for writes prepared by the converter (or its workers), with
-        the released rows' terminal states committed in the same transaction."""
+        """Store a batch's writes (prepared by the converter or its workers) with the
+        released rows' terminal states in the same transaction.
+
+        An unavailable store is waited out, retrying with back-off: the batch's rows
+        stay ``released`` meanwhile (a restart re-queues them), and inbound keeps
+        accepting into the queue, so the queue grows and then drains.
+        """
         record = finisher(applied, dead)
         return await self._retrying(lambda b: self.store.apply_prepared(b, then=record), items)
 

@@ -304,4 +304,6 @@ class ResourceValidator:
                     raise
                 except Exception:  # noqa: BLE001, S110 - e.g. its KeyError for an unknown type
                     pass
+                else:  # the reference accepts it: its verdict stands, nothing is refused
+                    return
             raise ValidationError(errors)

@@ -86,7 +86,8 @@ def _with_meta(body: bytes, meta: dict | None, version: int, now: str, now_b: by
     return orjson.dumps(res)
 
 
-# Checkpoint every ~64 MiB of WAL rather than 4-8 MiB: a batch writes several MiB, so
+# Checkpoint every ~64 MiB of WAL (8 KiB pages; 32 MiB in an older 4 KiB-page file)
+# rather than every 4-8 MiB: a batch writes several MiB, so
 # the default copied the WAL back into the file (and synced it) on nearly every commit.
 WAL_CHECKPOINT_PAGES = 8192
 PAGE_SIZE = 8192
@@ -150,15 +151,16 @@ async def retry_locked(attempt: Callable[[], Awaitable[T]]) -> T:
     then fails at once if another process has written since. Waiting here, off
     the connection's thread, lets that read finish.
     """
-    delay, waited = 0.002, 0.0
+    delay, deadline = 0.002, time.monotonic() + LOCKED_WAIT_S
     while True:
         try:
             return await attempt()
         except sqlite3.OperationalError as exc:
-            if not _locked(exc) or waited >= LOCKED_WAIT_S:
+            # wall time, not the sum of back-offs: each attempt may itself have
+            # waited out the busy timeout behind another process's writer
+            if not _locked(exc) or time.monotonic() >= deadline:
                 raise
         await asyncio.sleep(delay)
-        waited += delay
         delay = min(delay * 2, 0.1)
 
 
@@ -244,7 +246,9 @@ class SqliteStore:
         db: sqlite3.Connection = self.conn._conn  # type: ignore[attr-defined]
         db.execute("BEGIN IMMEDIATE")
         try:
-            if (left := _remaining(db.execute(UNAVAILABLE_SQL).fetchone())) > 0:
+            # no writes (a batch whose every message failed to convert): its dead
+            # letters are recorded even while the store refuses writes
+            if items and (left := _remaining(db.execute(UNAVAILABLE_SQL).fetchone())) > 0:
                 raise StoreUnavailable(f"record store unavailable for another {left:.1f} s")
             result = self._apply_sync(items, now)
             if then is not None:
