@@ -76,35 +76,25 @@ def _nth(parts: list[str], n: int) -> str:
     return parts[n - 1] if 0 < n <= len(parts) else ""
 
 
-def _select(value: str, d: Delimiters, rep: int, comp: int, sub: int) -> str:
-    """Repetition rep, component comp, sub-component sub of a non-empty field value.
+def _part(value: str, sep: str, k: int) -> str:
+    """Part k (1-based) of ``value`` split on ``sep``, splitting only as far as needed
+    (``split(sep, k)[k-1]`` is the k-th part of a full split) and not at all when
+    ``sep`` is absent."""
+    if sep not in value:
+        return value if k == 1 else ""
+    if k == 1:
+        return value.partition(sep)[0]
+    parts = value.split(sep, k) if k > 0 else []
+    return parts[k - 1] if len(parts) >= k > 0 else ""
 
-    Splits only as far as the wanted part (``split(sep, k)[k-1]`` is the k-th part
-    of a full split), and not at all when the separator is absent.
-    """
-    sep = d.repetition
-    if sep in value:
-        if rep == 1:
-            value = value.partition(sep)[0]
-        else:
-            parts = value.split(sep, rep) if rep > 0 else []
-            value = parts[rep - 1] if len(parts) >= rep > 0 else ""
-    elif rep != 1:
-        return ""
+
+def _select(value: str, d: Delimiters, rep: int, comp: int, sub: int) -> str:
+    """Repetition rep, component comp, sub-component sub of a non-empty field value."""
+    value = _part(value, d.repetition, rep)
     if comp:
-        sep = d.component
-        if sep in value:
-            parts = value.split(sep, comp) if comp > 0 else []
-            value = parts[comp - 1] if len(parts) >= comp > 0 else ""
-        elif comp != 1:
-            return ""
+        value = _part(value, d.component, comp)
         if sub:
-            sep = d.subcomponent
-            if sep in value:
-                parts = value.split(sep, sub) if sub > 0 else []
-                value = parts[sub - 1] if len(parts) >= sub > 0 else ""
-            elif sub != 1:
-                return ""
+            value = _part(value, d.subcomponent, sub)
     return value
 
 
