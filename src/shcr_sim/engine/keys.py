@@ -11,10 +11,11 @@ order, so shuffled extracts and interleaved live traffic end in the same state.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from shcr_sim.event_time import SPECIFIC, event_time_fields
-from shcr_sim.hl7 import Message, Segment, TimestampError, parse, parse_ts
+from shcr_sim.hl7 import HL7Time, Message, Segment, TimestampError, parse, parse_ts
 from shcr_sim.patient_identity import DEFAULT_RULES, identify, pid_reps
 
 DEFAULT_TZ = "Europe/London"
@@ -140,7 +141,13 @@ def event_time(msg: Message, tz: str = DEFAULT_TZ) -> tuple[float, str]:
     not an HL7 timestamp is an error naming the field (the message is
     dead-lettered), never silently replaced by MSH-7.
     """
-    *specific, (_, text) = event_time_fields(msg)
+    *specific, (_, msh7) = event_time_fields(msg)
+    ts, text = _first_time(specific, msh7, tz)
+    return ts.epoch, text
+
+
+def _first_time(specific: Iterable[tuple[str, str]], msh7: str, tz: str) -> tuple[HL7Time, str]:
+    """The first valued (path, text) that parses, else MSH-7; a bad one is an error."""
     for path, value in specific:
         if not value:
             continue
@@ -149,14 +156,24 @@ def event_time(msg: Message, tz: str = DEFAULT_TZ) -> tuple[float, str]:
         except TimestampError as exc:
             raise KeysError(_bad_time(path, value, exc)) from None
         if ts is not None:
-            return ts.epoch, value
+            return ts, value
     try:
-        ts = parse_ts(text, tz)
+        ts = parse_ts(msh7, tz)
     except TimestampError as exc:
-        raise KeysError(_bad_time("MSH-7", text, exc)) from None
+        raise KeysError(_bad_time("MSH-7", msh7, exc)) from None
     if ts is None:
         raise KeysError("MSH-7: no event time (message date/time is empty)")
-    return ts.epoch, text
+    return ts, msh7
+
+
+def _specific_values(msg: Message, specific: Iterable[tuple[str, str, int]]
+                     ) -> Iterator[tuple[str, str]]:
+    """(path, text) of each event-time field, finding each segment only when reached."""
+    seg = None
+    for path, name, n in specific:
+        if seg is None or seg.name != name:
+            seg = msg.peek(name)
+        yield path, seg.get(n, comp=1) if seg is not None else ""
 
 
 def _ms(epoch: float) -> int:
@@ -186,32 +203,10 @@ def extract(msg: Message, tz: str = DEFAULT_TZ) -> MessageKeys:
     mtype = f"{code}^{trigger}" if trigger else code
     if not mtype:
         raise KeysError("MSH-9: message type is empty")
-    specific = SPECIFIC.get(code.upper(), ())
-    # event_time(msg, tz), with MSH-7 parsed once
+    # event_time(msg, tz), reading only the segments it reaches
     msh7_text = msh.get(7, comp=1)
-    ts = None
-    seg = None
-    for path, name, n in specific:
-        if seg is None or seg.name != name:
-            seg = msg.peek(name)
-        value = seg.get(n, comp=1) if seg is not None else ""
-        if not value:
-            continue
-        try:
-            ts = parse_ts(value, tz)
-        except TimestampError as exc:
-            raise KeysError(_bad_time(path, value, exc)) from None
-        if ts is not None:
-            text = value
-            break
-    if ts is None:
-        try:
-            ts = parse_ts(msh7_text, tz)
-        except TimestampError as exc:
-            raise KeysError(_bad_time("MSH-7", msh7_text, exc)) from None
-        if ts is None:
-            raise KeysError("MSH-7: no event time (message date/time is empty)")
-        text = msh7_text
+    ts, text = _first_time(_specific_values(msg, SPECIFIC.get(code.upper(), ())),
+                           msh7_text, tz)
     epoch = ts.epoch
     msh7_epoch = epoch
     if text != msh7_text:
