@@ -6,6 +6,7 @@ returns plain dicts; empty input gives ``None`` so callers can skip the element.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 from ..hl7 import Delimiters, HL7Time, TimestampError, parse_ts, unescape
@@ -92,25 +93,24 @@ class Ctx:
     def _ts_error(self, where: str, exc: TimestampError) -> ConversionError:
         return self.error(where.split("-")[0], where, f"bad timestamp: {exc}")
 
-    def datetime(self, raw: str, where: str) -> str | None:
+    def _text(self, fhir_text: Callable[[str, str, str], str | None], raw: str,
+              where: str) -> str | None:
         if not raw:
             return None
         try:
-            return _fhir_datetime(raw, self.delims.component, self.config.timezone)
+            return fhir_text(raw, self.delims.component, self.config.timezone)
         except TimestampError as exc:
             raise self._ts_error(where, exc) from None
+
+    def datetime(self, raw: str, where: str) -> str | None:
+        return self._text(_fhir_datetime, raw, where)
 
     def instant(self, raw: str, where: str) -> str | None:
         t = self.ts(raw, where)
         return t.to_instant() if t else None  # an instant needs seconds: widened
 
     def date(self, raw: str, where: str) -> str | None:
-        if not raw:
-            return None
-        try:
-            return _fhir_date(raw, self.delims.component, self.config.timezone)
-        except TimestampError as exc:
-            raise self._ts_error(where, exc) from None
+        return self._text(_fhir_date, raw, where)
 
 
 def _c(parts: list[str], n: int) -> str:
