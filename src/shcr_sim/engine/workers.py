@@ -85,8 +85,6 @@ def _init(trusts: list[TrustInfo] | None, validate: str, engine: tuple[int, floa
     threading.Thread(target=_watch_engine, args=engine, daemon=True,
                      name="watch-engine").start()
     _converter = Converter(trusts, validate)
-    if validate != "off":
-        from shcr_sim.fhir import validate_bundle  # noqa: F401 - import the models now
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)

@@ -122,7 +122,7 @@ def prepare(resource: Resource, order_key: str, event_time: str, message_id: str
     """
     meta = resource.get("meta")
     rest: dict | None = None
-    if meta is not None and isinstance(meta, dict):
+    if isinstance(meta, dict):
         rest = {k: v for k, v in meta.items() if k not in ("versionId", "lastUpdated")} or None
         resource = {k: v for k, v in resource.items() if k != "meta"}
         if rest:
