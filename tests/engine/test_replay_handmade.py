@@ -105,7 +105,7 @@ def test_retry_of_an_old_message_never_overwrites_newer_state(tmp_path: Path) ->
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE queue SET state='dead-lettered', reason='test' "
                      "WHERE control_id='o1'")
-        conn.execute("DELETE FROM resource_history WHERE message_id='PAS|RXX01|o1'")
+        conn.execute("DELETE FROM resource_past WHERE message_id='PAS|RXX01|o1'")
     cli("deadletter", "retry", "--all", "--db", str(db))
     assert family(db) == "NEWER"
     with sqlite3.connect(db) as conn:

@@ -49,12 +49,16 @@ def test_verify_catches_deleted_and_extra_resources(tmp_path: Path) -> None:
     with sqlite3.connect(db) as conn:
         enc = conn.execute("SELECT rkey FROM resource WHERE rtype='Encounter'").fetchone()[0]
         conn.execute("DELETE FROM resource WHERE rkey=?", (enc,))
-        row = conn.execute("SELECT * FROM resource WHERE rkey='Patient/RXX01-Q7'").fetchone()
-        extra = json.loads(row[-1])
+        row = conn.execute("SELECT json FROM resource WHERE rkey='Patient/RXX01-Q7'").fetchone()
+        extra = json.loads(row[0])
         extra["id"] = "INVENTED"
-        conn.execute("INSERT INTO resource SELECT 'Patient/INVENTED', rtype, 'INVENTED', "
-                     "version, max_version, last_updated, event_time, order_key, message_id, "
-                     "patient_key, hash, ? FROM resource WHERE rkey='Patient/RXX01-Q7'",
+        conn.execute("INSERT INTO resource(rkey, rtype, rid, version, max_version, "
+                     "last_updated, event_time, order_key, message_id, patient_key, hash, json, "
+                     "v_event_time, v_order_key, v_message_id) "
+                     "SELECT 'Patient/INVENTED', rtype, 'INVENTED', version, max_version, "
+                     "last_updated, event_time, order_key, message_id, patient_key, hash, ?, "
+                     "v_event_time, v_order_key, v_message_id "
+                     "FROM resource WHERE rkey='Patient/RXX01-Q7'",
                      (json.dumps(extra),))
     code, report = _verify(db, src)
     assert code != 0

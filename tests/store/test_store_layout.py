@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -44,3 +45,68 @@ async def test_other_meta_survives_the_store(tmp_path: Path) -> None:
     assert cur["meta"]["versionId"] == "1"
     assert await s.counts_by_type() == {"Patient": 1}
     await s.close()
+
+
+async def test_versions_made_current_in_separate_batches_all_stay_in_history(
+        tmp_path: Path) -> None:
+    """Each batch's new current version takes the next number: none overwrites another."""
+    db = tmp_path / "s.db"
+    s = await SqliteStore.open(db)
+    for family, key, mid in [("A", "0001", "m1"), ("B", "0002", "m2"), ("C", "0003", "m3"),
+                             ("Old", "0000", "m0")]:
+        await s.apply([Write(patient(family), key, "e" + key, mid)])
+    hist = await s.history("Patient", "p1")
+    assert [(h.version, h.current, h.message_id) for h in hist] == [
+        (1, True, "m1"), (2, True, "m2"), (3, True, "m3"), (4, False, "m0")]
+    assert [strip_meta(h.resource)["name"][0]["family"] for h in hist] == ["A", "B", "C", "Old"]
+    cur = await s.current("Patient", "p1")
+    assert cur is not None and cur["name"][0]["family"] == "C" and cur["meta"]["versionId"] == "3"
+    await s.close()
+
+
+OLD_LAYOUT = """
+CREATE TABLE resource (rkey TEXT PRIMARY KEY, rtype TEXT NOT NULL, rid TEXT NOT NULL,
+  version INTEGER NOT NULL, max_version INTEGER NOT NULL, last_updated TEXT NOT NULL,
+  event_time TEXT NOT NULL, order_key TEXT NOT NULL, message_id TEXT NOT NULL,
+  patient_key TEXT NOT NULL, hash TEXT NOT NULL, json BLOB NOT NULL);
+CREATE TABLE resource_history (rkey TEXT NOT NULL, version INTEGER NOT NULL,
+  made_current INTEGER NOT NULL, last_updated TEXT NOT NULL, event_time TEXT NOT NULL,
+  order_key TEXT NOT NULL, message_id TEXT NOT NULL, hash TEXT NOT NULL, json BLOB,
+  PRIMARY KEY (rkey, version));
+"""
+
+
+def _body(family: str, version: int) -> str:
+    return json.dumps({"meta": {"versionId": str(version), "lastUpdated": f"t{version}"},
+                       "resourceType": "Patient", "id": "p1", "name": [{"family": family}]})
+
+
+async def test_a_database_with_the_older_history_table_is_moved_over(tmp_path: Path) -> None:
+    """Version 1 superseded, version 2 current (absorbed a newer same-content event since),
+    version 3 an older event kept as history only."""
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as conn:
+        conn.executescript(OLD_LAYOUT)
+        conn.execute("INSERT INTO resource VALUES('Patient/p1', 'Patient', 'p1', 2, 3, 't2', "
+                     "'e5', '0005', 'm5', 'P1', 'h2', ?)", (_body("B", 2),))
+        conn.executemany("INSERT INTO resource_history VALUES(?,?,?,?,?,?,?,?,?)", [
+            ("Patient/p1", 1, 1, "t1", "e1", "0001", "m1", "h1", _body("A", 1)),
+            ("Patient/p1", 2, 1, "t2", "e2", "0002", "m2", "h2", None),
+            ("Patient/p1", 3, 0, "t3", "e0", "0000", "m0", "h3", _body("Old", 3)),
+        ])
+    s = await SqliteStore.open(db)
+    hist = await s.history("Patient", "p1")
+    assert [(h.version, h.current, h.event_time, h.order_key, h.message_id) for h in hist] == [
+        (1, True, "e1", "0001", "m1"), (2, True, "e2", "0002", "m2"),
+        (3, False, "e0", "0000", "m0")]
+    assert [h.resource["name"][0]["family"] for h in hist] == ["A", "B", "Old"]
+    # the moved database takes new versions as a new one would
+    await s.apply([Write(patient("D"), "0009", "e9", "m9")])
+    hist = await s.history("Patient", "p1")
+    assert [(h.version, h.message_id) for h in hist][-1] == (4, "m9")
+    assert hist[1].resource["name"][0]["family"] == "B"
+    await s.close()
+    with sqlite3.connect(db) as conn:
+        kind = conn.execute("SELECT type FROM sqlite_master WHERE name='resource_history'")
+        assert kind.fetchone() == ("view",)
+    await (await SqliteStore.open(db)).close()  # opening again finds nothing to move

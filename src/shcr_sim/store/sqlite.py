@@ -29,22 +29,11 @@ from .base import (
     prepare_write,
 )
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS resource (
-  rkey TEXT PRIMARY KEY,            -- "Type/id"
-  rtype TEXT NOT NULL,
-  rid TEXT NOT NULL,
-  version INTEGER NOT NULL,         -- the current version's number
-  max_version INTEGER NOT NULL,     -- highest version number written (history included)
-  last_updated TEXT NOT NULL,
-  event_time TEXT NOT NULL,
-  order_key TEXT NOT NULL,
-  message_id TEXT NOT NULL,
-  patient_key TEXT NOT NULL,
-  hash TEXT NOT NULL,
-  json BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS resource_history (
+# Every version that is not current: superseded ones, and older events' versions that
+# never became current. The current version's history row is its ``resource`` row, so
+# a new resource costs one row, not two.
+PAST_TABLE = """
+CREATE TABLE IF NOT EXISTS resource_past (
   rkey TEXT NOT NULL,
   version INTEGER NOT NULL,
   made_current INTEGER NOT NULL,
@@ -53,9 +42,29 @@ CREATE TABLE IF NOT EXISTS resource_history (
   order_key TEXT NOT NULL,
   message_id TEXT NOT NULL,
   hash TEXT NOT NULL,
-  json BLOB,                        -- NULL while this version is current (JSON in resource)
+  json BLOB NOT NULL,
   PRIMARY KEY (rkey, version)
 );
+"""
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS resource (
+  rkey TEXT PRIMARY KEY,            -- "Type/id"
+  rtype TEXT NOT NULL,
+  rid TEXT NOT NULL,
+  version INTEGER NOT NULL,         -- the current version's number
+  max_version INTEGER NOT NULL,     -- highest version number written (history included)
+  last_updated TEXT NOT NULL,       -- when the current version was written
+  event_time TEXT NOT NULL,         -- the newest event applied (same content absorbed)
+  order_key TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  patient_key TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  json BLOB NOT NULL,
+  v_event_time TEXT NOT NULL,       -- the event that made the current version
+  v_order_key TEXT NOT NULL,
+  v_message_id TEXT NOT NULL
+);
+""" + PAST_TABLE + """
 CREATE TABLE IF NOT EXISTS patient_index (
   patient_key TEXT NOT NULL, rkey TEXT NOT NULL, PRIMARY KEY (patient_key, rkey)
 ) WITHOUT ROWID;
@@ -64,6 +73,51 @@ CREATE TABLE IF NOT EXISTS identifier_index (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS store_control (key TEXT PRIMARY KEY, value REAL NOT NULL);
 """
+# Every version, one row each (json NULL for the current one: it is in ``resource``).
+HISTORY_VIEW = """
+CREATE VIEW IF NOT EXISTS resource_history AS
+  SELECT rkey, version, made_current, last_updated, event_time, order_key, message_id,
+         hash, json FROM resource_past
+  UNION ALL
+  SELECT rkey, version, 1, last_updated, v_event_time, v_order_key, v_message_id, hash,
+         NULL FROM resource;
+"""
+# A database written before ``resource_past``: ``resource_history`` was a table holding
+# every version, the current one with NULL json. Moved over in one transaction.
+MIGRATE_HISTORY_TABLE = (
+    "ALTER TABLE resource ADD COLUMN v_event_time TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE resource ADD COLUMN v_order_key TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE resource ADD COLUMN v_message_id TEXT NOT NULL DEFAULT ''",
+    "UPDATE resource SET (v_event_time, v_order_key, v_message_id) = ("
+    " SELECT h.event_time, h.order_key, h.message_id FROM resource_history h"
+    " WHERE h.rkey = resource.rkey AND h.version = resource.version)",
+    "INSERT INTO resource_past SELECT h.* FROM resource_history h"
+    " JOIN resource r ON r.rkey = h.rkey WHERE h.version != r.version",
+    "DROP TABLE resource_history",
+)
+
+
+def _history_is_a_table(db: sqlite3.Connection) -> bool:
+    row = db.execute("SELECT type FROM sqlite_master WHERE name='resource_history'").fetchone()
+    return row is not None and row[0] == "table"
+
+
+def _create_schema(db: sqlite3.Connection) -> None:
+    """The store's tables and history view, moving an older layout over first."""
+    if _history_is_a_table(db):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if _history_is_a_table(db):  # not moved meanwhile by another process
+                db.execute(PAST_TABLE)
+                for stmt in MIGRATE_HISTORY_TABLE:
+                    db.execute(stmt)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+    db.executescript(SCHEMA + HISTORY_VIEW)
+
+
 T = TypeVar("T")
 UNAVAILABLE_SQL = "SELECT value FROM store_control WHERE key='unavailable_until'"
 
@@ -174,7 +228,7 @@ class SqliteStore:
     @classmethod
     async def open(cls, db_path: str | Path, synchronous: str = "NORMAL") -> SqliteStore:
         conn = await connect(db_path, synchronous)
-        await conn.executescript(SCHEMA)
+        await conn._execute(_create_schema, conn._conn)  # type: ignore[attr-defined]
         return cls(conn)
 
     @classmethod
@@ -186,7 +240,8 @@ class SqliteStore:
         to one file waiting on each other's write lock.
         """
         async with write_lock(conn):
-            await retry_locked(lambda: conn.executescript(SCHEMA))
+            await retry_locked(lambda: conn._execute(
+                _create_schema, conn._conn))  # type: ignore[attr-defined]
         return cls(conn, owns_conn=False)
 
     async def close(self) -> None:
@@ -262,35 +317,36 @@ class SqliteStore:
     def _apply_sync(self, items: Sequence[Prepared], now: str) -> ApplyResult:
         """The whole batch on the connection's own thread: reads, decisions, writes.
 
-        Only the current version's JSON is stored in ``resource``; its history row
-        holds NULL until a newer version supersedes it, when the JSON moves there.
-        So every version's JSON is on disk once.
+        The current version lives in ``resource`` only; when a newer version supersedes
+        it, it moves to ``resource_past``. So every version is on disk once, and a new
+        resource is one row, not two.
         """
         db: sqlite3.Connection = self.conn._conn  # type: ignore[attr-defined]
         result = ApplyResult()
         rkeys = sorted({p[0] for p in items})
         state: dict[str, list[Any]] = {}
+        # (rkey, message id, content hash) of every version already stored
+        seen: set[tuple[str, str, str]] = set()
         for i in range(0, len(rkeys), 500):
             part = rkeys[i : i + 500]
             for row in db.execute(
-                "SELECT rkey, version, max_version, order_key, hash, event_time, message_id "
-                f"FROM resource WHERE rkey IN ({','.join('?' * len(part))})", part
+                "SELECT rkey, version, max_version, order_key, hash, event_time, message_id, "
+                f"v_message_id FROM resource WHERE rkey IN ({','.join('?' * len(part))})", part
             ):
                 # [version, max_version, order_key, hash, event_time, message_id, stored]
-                state[row[0]] = [*row[1:], True]
-        seen: set[tuple[str, str, str]] = set()
+                state[row[0]] = [*row[1:7], True]
+                seen.add((row[0], row[7], row[4]))
         existing = sorted(state)
         for i in range(0, len(existing), 500):
             part = existing[i : i + 500]
             seen.update(db.execute(
-                "SELECT rkey, message_id, hash FROM resource_history "
+                "SELECT rkey, message_id, hash FROM resource_past "
                 f"WHERE rkey IN ({','.join('?' * len(part))})", part
             ))
-        known = {(r, h) for r, _m, h in seen}  # (rkey, content hash) already in history
-        history: list[list[Any]] = []
-        in_batch: dict[str, int] = {}  # rkey → index in history of its batch-current version
-        moved: list[tuple[str, int]] = []  # stored current versions superseded here
-        current: dict[str, tuple] = {}
+        known = {(r, h) for r, _m, h in seen}  # (rkey, content hash) already stored
+        past: list[tuple] = []  # versions of this batch that end up not current
+        moved: list[tuple[str]] = []  # stored current versions superseded here
+        current: dict[str, tuple] = {}  # rkey → its resource row (the batch's newest)
         touched: set[str] = set()  # existing rows whose bookkeeping changed
         pindex: set[tuple[str, str]] = set()
         iindex: set[tuple[str, str]] = set()
@@ -319,57 +375,62 @@ class SqliteStore:
             known.add((rkey, h))
             version = (cur[1] if cur else 0) + 1
             blob = _with_meta(body, meta, version, now, now_b)
-            history.append([rkey, version, int(make_current), now, event_time, order_key,
-                            message_id, h, None if make_current else blob])
             if cur is None:
                 result.created += 1
                 cur = state[rkey] = [version, version, order_key, h, event_time,
                                      message_id, False]
             elif make_current:
                 result.updated += 1
-                j = in_batch.get(rkey)
-                if j is not None:  # superseded within this batch: its JSON goes to history
-                    history[j][8] = current[rkey][11]
+                was = current.get(rkey)
+                if was is not None:  # superseded within this batch: straight to the past
+                    past.append((rkey, was[3], 1, now, was[12], was[13], was[14], was[10],
+                                 was[11]))
                 elif cur[6]:
-                    moved.append((rkey, cur[0]))
+                    moved.append((rkey,))
             else:
                 result.history_only += 1
+                past.append((rkey, version, 0, now, event_time, order_key, message_id, h,
+                             blob))
             cur[1] = version
             touched.add(rkey)
             if make_current:
                 cur[0], cur[2], cur[3], cur[4], cur[5] = (version, order_key, h, event_time,
                                                           message_id)
-                in_batch[rkey] = len(history) - 1
                 current[rkey] = (rkey, rtype, rid, version, version, now, event_time,
-                                 order_key, message_id, patient_key, h, blob)
+                                 order_key, message_id, patient_key, h, blob,
+                                 event_time, order_key, message_id)
                 for ident in idents:
                     iindex.add((ident, rkey))
             if patient_key:
                 pindex.add((patient_key, rkey))
         if moved:  # before the current rows are overwritten
             db.executemany(
-                "UPDATE resource_history SET json = (SELECT r.json FROM resource r "
-                "WHERE r.rkey = resource_history.rkey) WHERE rkey=? AND version=?",
+                "INSERT OR IGNORE INTO resource_past(rkey, version, made_current, "
+                "last_updated, event_time, order_key, message_id, hash, json) "
+                "SELECT rkey, version, 1, last_updated, v_event_time, v_order_key, "
+                "v_message_id, hash, json FROM resource WHERE rkey=?",
                 moved,
             )
-        if history:
+        if past:
             db.executemany(
-                "INSERT OR IGNORE INTO resource_history(rkey, version, made_current, "
+                "INSERT OR IGNORE INTO resource_past(rkey, version, made_current, "
                 "last_updated, event_time, order_key, message_id, hash, json) "
                 "VALUES(?,?,?,?,?,?,?,?,?)",
-                history,
+                past,
             )
         if current:
             db.executemany(
                 "INSERT INTO resource(rkey, rtype, rid, version, max_version, last_updated, "
-                "event_time, order_key, message_id, patient_key, hash, json) "
-                "VALUES(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(rkey) DO UPDATE SET "
-                "version=excluded.version, last_updated=excluded.last_updated, "
-                "event_time=excluded.event_time, order_key=excluded.order_key, "
-                "message_id=excluded.message_id, "
+                "event_time, order_key, message_id, patient_key, hash, json, v_event_time, "
+                "v_order_key, v_message_id) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT(rkey) DO UPDATE SET "
+                "version=excluded.version, max_version=excluded.max_version, "
+                "last_updated=excluded.last_updated, event_time=excluded.event_time, "
+                "order_key=excluded.order_key, message_id=excluded.message_id, "
                 "patient_key=CASE WHEN excluded.patient_key != '' "
                 "THEN excluded.patient_key ELSE resource.patient_key END, "
-                "hash=excluded.hash, json=excluded.json",
+                "hash=excluded.hash, json=excluded.json, v_event_time=excluded.v_event_time, "
+                "v_order_key=excluded.v_order_key, v_message_id=excluded.v_message_id",
                 list(current.values()),
             )
         touched.difference_update(current)  # new current rows already carry it all
