@@ -92,3 +92,61 @@ async def test_dead_letter_labels_use_the_messages_own_delimiters(tmp_path: Path
     assert (row.sender_app, row.sender_fac, row.control_id, row.message_type) == (
         "PAS", "RXX01", "c7", "ADT^A04")
     await q.close()
+
+
+OLD_QUEUE = """
+CREATE TABLE queue (seq INTEGER PRIMARY KEY, lane TEXT NOT NULL, source TEXT NOT NULL DEFAULT '',
+  sender_app TEXT NOT NULL DEFAULT '', sender_fac TEXT NOT NULL DEFAULT '',
+  control_id TEXT NOT NULL DEFAULT '', dedup_key TEXT, message_type TEXT NOT NULL DEFAULT '',
+  patient_key TEXT NOT NULL DEFAULT '', event_epoch REAL, event_time TEXT NOT NULL DEFAULT '',
+  precedence INTEGER NOT NULL DEFAULT 900, order_key TEXT NOT NULL DEFAULT '', raw TEXT NOT NULL,
+  state TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '', dup_of INTEGER,
+  received_at REAL NOT NULL, updated_at REAL NOT NULL);
+CREATE UNIQUE INDEX queue_dedup ON queue(dedup_key) WHERE dup_of IS NULL AND dedup_key IS NOT NULL;
+CREATE INDEX queue_ready ON queue(lane, patient_key, order_key) WHERE state = 'queued';
+CREATE INDEX queue_released ON queue(state) WHERE state = 'released';
+CREATE INDEX queue_patient ON queue(patient_key, order_key);
+CREATE INDEX queue_state ON queue(state, sender_fac, message_type);
+"""
+
+
+async def test_a_queue_in_the_older_single_table_is_split_on_open(tmp_path: Path) -> None:
+    """Message and state used to share one table; opening moves the states over, in
+    claim order, and the ``queue`` view reads as the table did."""
+    import sqlite3
+
+    db = tmp_path / "old.db"
+    rows = [  # seq, patient, order key, state, reason, dup_of
+        (1, "nhs:A", "k1", "applied", "", None),
+        (2, "nhs:B", "k2", "queued", "", None),
+        (3, "nhs:A", "k3", "queued", "", None),
+        (4, "nhs:C", "k4", "released", "", None),
+        (5, "nhs:A", "k1", "duplicate", "MSH-10: duplicate of queue entry 1", 1),
+        (6, "", "", "dead-lettered", "PID-3: no identifier", None),
+    ]
+    with sqlite3.connect(db) as conn:
+        conn.executescript(OLD_QUEUE)
+        conn.executemany(
+            "INSERT INTO queue(seq, lane, sender_app, sender_fac, control_id, dedup_key, "
+            "patient_key, order_key, raw, state, reason, dup_of, received_at, updated_at) "
+            "VALUES(?, 'backload', 'PAS', 'RXX01', ?, ?, ?, ?, ?, ?, ?, ?, 1.0, 2.0)",
+            [(s, f"c{s}", None if st == "dead-lettered" else f"PAS|RXX01|c{dup or s}", p, k,
+              f"raw {s}", st, why, dup) for s, p, k, st, why, dup in rows])
+    q = await DurableQueue.open(db)
+    assert await q.counts() == {"applied": 1, "queued": 2, "released": 1, "duplicate": 1,
+                                "dead-lettered": 1}
+    assert await q.depth("backload") == 3
+    dup = await q.get(5)
+    assert dup is not None and dup.state == "duplicate" and dup.reason.startswith("MSH-10")
+    assert await q.recover() == 1
+    claimed = await q.claim("backload", 10)
+    assert [(r.seq, r.patient_key, r.raw) for r in claimed] == [
+        (3, "nhs:A", "raw 3"), (2, "nhs:B", "raw 2"), (4, "nhs:C", "raw 4")]
+    await q.close()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT type FROM sqlite_master WHERE name='queue'").fetchone() == (
+            "view",)
+        cols = {r[1] for r in conn.execute("PRAGMA table_info(queue_msg)")}
+        assert "state" not in cols and "raw" in cols
+        assert conn.execute("SELECT state FROM queue WHERE seq=4").fetchone() == ("released",)
+    await (await DurableQueue.open(db)).close()  # opening again finds nothing to split

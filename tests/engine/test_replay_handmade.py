@@ -103,8 +103,8 @@ def test_retry_of_an_old_message_never_overwrites_newer_state(tmp_path: Path) ->
     replay_json("--db", str(db), str(src.parents[1]), "--scenario", str(scen))
     # simulate an old message that failed and is retried after the newer one applied
     with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE queue SET state='dead-lettered', reason='test' "
-                     "WHERE control_id='o1'")
+        conn.execute("UPDATE queue_state SET state='dead-lettered', reason='test' "
+                     "WHERE seq=(SELECT seq FROM queue_msg WHERE control_id='o1')")
         conn.execute("DELETE FROM resource_past WHERE message_id='PAS|RXX01|o1'")
     cli("deadletter", "retry", "--all", "--db", str(db))
     assert family(db) == "NEWER"

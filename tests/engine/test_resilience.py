@@ -75,7 +75,7 @@ def test_re_applying_applied_messages_writes_nothing_new(generated: Path, tmp_pa
     # as if the process died after the store committed but before the states were
     # recorded: every applied message is released again and goes through the store again
     with sqlite3.connect(db) as conn:
-        n = conn.execute("UPDATE queue SET state='released' WHERE state='applied'").rowcount
+        n = conn.execute("UPDATE queue_state SET state='released' WHERE state='applied'").rowcount
     assert n == first["total"]["applied"] > 0
     again = replay_json(*args)
     assert again["total"] == first["total"]

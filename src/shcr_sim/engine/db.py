@@ -9,9 +9,9 @@ from typing import Any
 import aiosqlite
 
 # one way to open the shared file, and one lock per connection: the store's
-from shcr_sim.store.sqlite import connect, retry_locked, write_lock
+from shcr_sim.store.sqlite import connect, is_table, migrate, retry_locked, write_lock
 
-__all__ = ["connect", "fetch_in", "transaction"]
+__all__ = ["connect", "fetch_in", "is_table", "migrate", "transaction"]
 
 
 @asynccontextmanager

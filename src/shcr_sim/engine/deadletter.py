@@ -82,12 +82,18 @@ async def _rekey(engine: Engine, row: QueueRow) -> tuple[str, str]:
             state, dup_of = "duplicate", first[0]
             reason = f"MSH-10: duplicate of queue entry {first[0]}"
         await conn.execute(
-            "UPDATE queue SET sender_app=?, sender_fac=?, control_id=?, dedup_key=?, "
+            "UPDATE queue_msg SET sender_app=?, sender_fac=?, control_id=?, dedup_key=?, "
             "message_type=?, patient_key=?, event_epoch=?, event_time=?, precedence=?, "
-            "order_key=?, state=?, reason=?, dup_of=?, updated_at=? WHERE seq=?",
+            "order_key=?, dup_of=? WHERE seq=?",
             (keys.sender_app, keys.sender_fac, keys.control_id, keys.dedup_key,
              keys.message_type, keys.patient_key, keys.event_epoch, keys.event_time,
-             keys.precedence, keys.order_key, state, reason, dup_of, time.time(), row.seq),
+             keys.precedence, keys.order_key, dup_of, row.seq),
+        )
+        await conn.execute(  # the state row follows the message's new keys
+            "UPDATE queue_state SET patient_key=?, order_key=?, sender_fac=?, state=?, "
+            "reason=?, updated_at=? WHERE seq=?",
+            (keys.patient_key, keys.order_key, keys.sender_fac, state, reason, time.time(),
+             row.seq),
         )
     return state, reason
 

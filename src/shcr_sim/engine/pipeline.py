@@ -29,7 +29,7 @@ from shcr_sim.store.base import StoreUnavailable
 from .convert import Converted, Converter, MergeMap, TrustInfo
 from .db import transaction
 from .keys import MERGE_TYPES, merged_away_keys
-from .queue import ROW_COLUMNS, DurableQueue, Lane, QueueRow, finisher
+from .queue import CLAIM_COLUMNS, LANES, DurableQueue, Lane, QueueRow, finisher
 from .stages import StageClock
 from .throttle import TokenBucket
 from .workers import ConvertPool, Job, Outcome, convert_here
@@ -141,7 +141,8 @@ class Engine:
         record that happened after it) re-applies those messages, now redirected to
         the survivor; the store's guard and idempotency keep everything else as it was.
         """
-        async with self.queue.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM queue") as cur:
+        async with self.queue.conn.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM queue_msg") as cur:
             top_row = await cur.fetchone()
         top = int(top_row[0]) if top_row else 0
         if top <= self._merge_scan_seq:
@@ -150,7 +151,8 @@ class Engine:
         async with self.queue.conn.execute(
             "SELECT seq, raw, sender_app, sender_fac, control_id, order_key, event_time, "
             f"patient_key FROM queue WHERE seq > ? AND seq <= ? AND message_type IN ({marks}) "
-            "AND state IN ('queued', 'released', 'applied') ORDER BY seq",
+            # the seq range, not every row in those states (``+``: no index on state)
+            "AND +state IN ('queued', 'released', 'applied') ORDER BY seq",
             (self._merge_scan_seq, top, *sorted(MERGE_TYPES)),
         ) as cur:
             rows = await cur.fetchall()
@@ -178,10 +180,12 @@ class Engine:
 
     async def _reapply_after(self, merge_seq: int, order_key: str, keys: list[str]) -> None:
         marks = ",".join("?" * len(keys))
-        async with self.queue.conn.execute(
-            f"SELECT {ROW_COLUMNS} FROM queue WHERE state='applied' AND order_key > ? "
-            f"AND seq != ? AND patient_key IN ({marks}) ORDER BY patient_key, order_key",
-            (order_key, merge_seq, *keys),
+        lanes = ",".join("?" * len(LANES))
+        async with self.queue.conn.execute(  # a range of queue_state's key per lane
+            f"SELECT {CLAIM_COLUMNS} FROM queue_state s JOIN queue_msg m ON m.seq = s.seq "
+            f"WHERE s.lane IN ({lanes}) AND s.patient_key IN ({marks}) AND s.order_key > ? "
+            "AND +s.state='applied' AND s.seq != ? ORDER BY s.patient_key, s.order_key",
+            (*LANES, *keys, order_key, merge_seq),
         ) as cur:
             rows = [QueueRow(*r) for r in await cur.fetchall()]
         if rows:  # released first, so a crash here re-queues them (see recover)

@@ -31,7 +31,7 @@ import orjson
 
 from shcr_sim.hl7 import HL7Error
 
-from .db import connect, fetch_in, transaction
+from .db import connect, fetch_in, is_table, migrate, transaction
 from .keys import DEFAULT_TZ, KeysError, MessageKeys, parse_and_extract
 
 Lane = Literal["backload", "live"]
@@ -41,8 +41,25 @@ TERMINAL = ("applied", "duplicate", "dead-lettered")
 # how a dead letter refused for its sender begins (reconcile counts them by it)
 UNKNOWN_SENDER = "MSH-3/MSH-4: unknown sender"
 
+# The message as it arrived (written once, in arrival order) and its state (written at
+# every step, kept in claim order: lane, patient, event). A claimed batch is a run of
+# neighbouring ``queue_state`` rows, so marking it released and then applied rewrites a
+# few pages, not one page of the message table per message.
+STATE_TABLE = """
+CREATE TABLE IF NOT EXISTS queue_state (
+  lane TEXT NOT NULL,
+  patient_key TEXT NOT NULL,
+  order_key TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  reason TEXT NOT NULL DEFAULT '',
+  sender_fac TEXT NOT NULL DEFAULT '',
+  updated_at REAL NOT NULL,
+  PRIMARY KEY (lane, patient_key, order_key, seq)
+) WITHOUT ROWID;
+"""
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS queue (
+CREATE TABLE IF NOT EXISTS queue_msg (
   seq INTEGER PRIMARY KEY,
   lane TEXT NOT NULL,
   source TEXT NOT NULL DEFAULT '',
@@ -57,20 +74,24 @@ CREATE TABLE IF NOT EXISTS queue (
   precedence INTEGER NOT NULL DEFAULT 900,
   order_key TEXT NOT NULL DEFAULT '',
   raw TEXT NOT NULL,
-  state TEXT NOT NULL,
-  reason TEXT NOT NULL DEFAULT '',
   dup_of INTEGER,
-  received_at REAL NOT NULL,
-  updated_at REAL NOT NULL
+  received_at REAL NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS queue_dedup ON queue(dedup_key)
+CREATE UNIQUE INDEX IF NOT EXISTS queue_dedup ON queue_msg(dedup_key)
   WHERE dup_of IS NULL AND dedup_key IS NOT NULL;
-CREATE INDEX IF NOT EXISTS queue_ready ON queue(lane, patient_key, order_key)
+""" + STATE_TABLE + """
+CREATE UNIQUE INDEX IF NOT EXISTS queue_state_seq ON queue_state(seq);
+CREATE INDEX IF NOT EXISTS queue_ready ON queue_state(lane, patient_key, order_key)
   WHERE state = 'queued';
-CREATE INDEX IF NOT EXISTS queue_released ON queue(state) WHERE state = 'released';
--- a merge learned late re-applies that patient's later messages: found by patient
-CREATE INDEX IF NOT EXISTS queue_patient ON queue(patient_key, order_key);
-CREATE INDEX IF NOT EXISTS queue_state ON queue(state, sender_fac, message_type);
+CREATE INDEX IF NOT EXISTS queue_released ON queue_state(state) WHERE state = 'released';
+-- the monitor's counts per state and trust, from the index alone
+CREATE INDEX IF NOT EXISTS queue_counts ON queue_state(state, sender_fac);
+-- every message with its state: what readers outside the hot path query
+CREATE VIEW IF NOT EXISTS queue AS
+  SELECT m.seq, m.lane, m.source, m.sender_app, m.sender_fac, m.control_id, m.dedup_key,
+         m.message_type, m.patient_key, m.event_epoch, m.event_time, m.precedence,
+         m.order_key, m.raw, s.state, s.reason, m.dup_of, m.received_at, s.updated_at
+  FROM queue_msg m JOIN queue_state s ON s.seq = m.seq;
 CREATE TABLE IF NOT EXISTS engine_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS inbound_files (
   file_key TEXT PRIMARY KEY,
@@ -80,6 +101,27 @@ CREATE TABLE IF NOT EXISTS inbound_files (
   updated_at REAL NOT NULL
 );
 """
+# A database written before the split: one ``queue`` table held message and state.
+SPLIT_QUEUE_TABLE = (
+    "DROP INDEX IF EXISTS queue_ready",
+    "DROP INDEX IF EXISTS queue_released",
+    "DROP INDEX IF EXISTS queue_patient",
+    "DROP INDEX IF EXISTS queue_state",
+    "ALTER TABLE queue RENAME TO queue_msg",
+    STATE_TABLE,
+    "INSERT INTO queue_state(lane, patient_key, order_key, seq, state, reason, sender_fac, "
+    "updated_at) SELECT lane, patient_key, order_key, seq, state, reason, sender_fac, "
+    "updated_at FROM queue_msg",
+    "ALTER TABLE queue_msg DROP COLUMN state",
+    "ALTER TABLE queue_msg DROP COLUMN reason",
+    "ALTER TABLE queue_msg DROP COLUMN updated_at",
+)
+
+
+def create_schema(db: sqlite3.Connection) -> None:
+    """The queue's tables, indexes and view, splitting an older single table first."""
+    migrate(db, lambda d: is_table(d, "queue"), SPLIT_QUEUE_TABLE)
+    db.executescript(SCHEMA)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +165,11 @@ class QueueRow(NamedTuple):
 ROW_COLUMNS = (
     "seq, lane, source, sender_app, sender_fac, control_id, message_type, patient_key, "
     "event_epoch, event_time, order_key, raw, state, reason"
+)
+# the same, from queue_msg m JOIN queue_state s (the claim reads the tables, not the view)
+CLAIM_COLUMNS = (
+    "m.seq, m.lane, m.source, m.sender_app, m.sender_fac, m.control_id, m.message_type, "
+    "m.patient_key, m.event_epoch, m.event_time, m.order_key, m.raw, s.state, s.reason"
 )
 
 Sender = tuple[str, str]  # (MSH-3.1 sending application, MSH-4.1 sending facility / ODS)
@@ -185,12 +232,13 @@ def finisher(
         now = time.time()  # when it commits (a store outage retries it later)
         if done:
             db.executemany(
-                "UPDATE queue SET state='applied', reason='', updated_at=? WHERE seq=?",
+                "UPDATE queue_state SET state='applied', reason='', updated_at=? WHERE seq=?",
                 [(now, s) for s in done],
             )
         if failed:
             db.executemany(
-                "UPDATE queue SET state='dead-lettered', reason=?, updated_at=? WHERE seq=?",
+                "UPDATE queue_state SET state='dead-lettered', reason=?, updated_at=? "
+                "WHERE seq=?",
                 [(r, now, s) for s, r in failed],
             )
 
@@ -221,7 +269,7 @@ class DurableQueue:
         when none were ever saved, every sender is accepted.
         """
         conn = await connect(db_path, synchronous)
-        await conn.executescript(SCHEMA)
+        await conn._execute(create_schema, conn._conn)  # type: ignore[attr-defined]
         q = cls(conn, None)
         if senders is not None:
             await q.set_senders(senders)
@@ -278,28 +326,28 @@ class DurableQueue:
         now = time.time()
         results: list[Accepted] = []
         async with transaction(self.conn) as conn:
-            async with conn.execute("SELECT COALESCE(MAX(seq), 0) FROM queue") as cur:
+            async with conn.execute("SELECT COALESCE(MAX(seq), 0) FROM queue_msg") as cur:
                 row = await cur.fetchone()
             next_seq = (row[0] if row else 0) + 1
             wanted = sorted({k.dedup_key for k in keyed if isinstance(k, MessageKeys)})
             existing: dict[str, int] = dict(
                 await fetch_in(
                     conn,
-                    "SELECT dedup_key, seq FROM queue WHERE dup_of IS NULL "
+                    "SELECT dedup_key, seq FROM queue_msg WHERE dup_of IS NULL "
                     "AND dedup_key IN ({marks})",
                     wanted,
                 )
             )
             rows: list[tuple] = []
+            states: list[tuple] = []
             for item, k in zip(items, keyed, strict=True):
                 seq = next_seq
                 next_seq += 1
                 if isinstance(k, str):
                     app, fac, cid, mtype = _header_guess(item.raw)
-                    rows.append(
-                        (seq, item.lane, item.source, app, fac, cid, None, mtype, "", None, "",
-                         900, "", item.raw, "dead-lettered", k, None, now, now)
-                    )
+                    rows.append((seq, item.lane, item.source, app, fac, cid, None, mtype, "",
+                                 None, "", 900, "", item.raw, None, now))
+                    states.append((item.lane, "", "", seq, "dead-lettered", k, fac, now))
                     results.append(Accepted(seq, "dead-lettered", k))
                     continue
                 first = existing.get(k.dedup_key)
@@ -313,15 +361,22 @@ class DurableQueue:
                 rows.append(
                     (seq, item.lane, item.source, k.sender_app, k.sender_fac, k.control_id,
                      k.dedup_key, k.message_type, k.patient_key, k.event_epoch, k.event_time,
-                     k.precedence, k.order_key, item.raw, state, reason, dup_of, now, now)
+                     k.precedence, k.order_key, item.raw, dup_of, now)
                 )
+                states.append((item.lane, k.patient_key, k.order_key, seq, state, reason,
+                               k.sender_fac, now))
                 results.append(Accepted(seq, state, reason))  # type: ignore[arg-type]
             await conn.executemany(
-                "INSERT INTO queue(seq, lane, source, sender_app, sender_fac, control_id, "
+                "INSERT INTO queue_msg(seq, lane, source, sender_app, sender_fac, control_id, "
                 "dedup_key, message_type, patient_key, event_epoch, event_time, precedence, "
-                "order_key, raw, state, reason, dup_of, received_at, updated_at) "
-                "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "order_key, raw, dup_of, received_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 rows,
+            )
+            states.sort()  # in key order: neighbouring rows share pages
+            await conn.executemany(
+                "INSERT INTO queue_state(lane, patient_key, order_key, seq, state, reason, "
+                "sender_fac, updated_at) VALUES(?,?,?,?,?,?,?,?)",
+                states,
             )
             if file_progress is not None:
                 fkey, path, done, complete = file_progress
@@ -347,7 +402,7 @@ class DurableQueue:
         """After a crash: rows released but not finished go back to queued."""
         async with transaction(self.conn) as conn:
             cur = await conn.execute(
-                "UPDATE queue SET state='queued', updated_at=? WHERE state='released'",
+                "UPDATE queue_state SET state='queued', updated_at=? WHERE state='released'",
                 (time.time(),),
             )
             return cur.rowcount
@@ -360,15 +415,18 @@ class DurableQueue:
         """
         async with transaction(self.conn) as conn:
             async with conn.execute(
-                f"SELECT {ROW_COLUMNS} FROM queue INDEXED BY queue_ready "
-                "WHERE state='queued' AND lane=? ORDER BY patient_key, order_key LIMIT ?",
+                f"SELECT {CLAIM_COLUMNS} FROM queue_state s INDEXED BY queue_ready "
+                "JOIN queue_msg m ON m.seq = s.seq WHERE s.state='queued' AND s.lane=? "
+                "ORDER BY s.patient_key, s.order_key LIMIT ?",
                 (lane, limit),
             ) as cur:
                 rows = list(map(QueueRow._make, await cur.fetchall()))
             if rows:
-                await conn.executemany(
-                    "UPDATE queue SET state='released', updated_at=? WHERE seq=?",
-                    [(time.time(), r.seq) for r in rows],
+                now = time.time()
+                await conn.executemany(  # by the whole key: the rows are neighbours
+                    "UPDATE queue_state SET state='released', updated_at=? "
+                    "WHERE lane=? AND patient_key=? AND order_key=? AND seq=?",
+                    [(now, r.lane, r.patient_key, r.order_key, r.seq) for r in rows],
                 )
         return rows
 
@@ -376,7 +434,7 @@ class DurableQueue:
         """Send applied rows round again (a merge learned late redirects them)."""
         async with transaction(self.conn) as conn:
             await conn.executemany(
-                "UPDATE queue SET state='released', updated_at=? WHERE seq=?",
+                "UPDATE queue_state SET state='released', updated_at=? WHERE seq=?",
                 [(time.time(), s) for s in seqs],
             )
 
@@ -395,8 +453,8 @@ class DurableQueue:
         state index would read every waiting row (about a second per 200,000).
         """
         where = " AND lane=?" if lane is not None else ""
-        sql = (f"SELECT (SELECT COUNT(*) FROM queue INDEXED BY queue_ready "
-               f"WHERE state='queued'{where}) + (SELECT COUNT(*) FROM queue "
+        sql = (f"SELECT (SELECT COUNT(*) FROM queue_state INDEXED BY queue_ready "
+               f"WHERE state='queued'{where}) + (SELECT COUNT(*) FROM queue_state "
                f"INDEXED BY queue_released WHERE state='released'{where})")
         args: tuple = (lane, lane) if lane is not None else ()
         async with self.conn.execute(sql, args) as cur:
@@ -405,7 +463,8 @@ class DurableQueue:
 
     async def counts(self) -> dict[str, int]:
         """Messages per state."""
-        async with self.conn.execute("SELECT state, COUNT(*) FROM queue GROUP BY state") as cur:
+        async with self.conn.execute(
+                "SELECT state, COUNT(*) FROM queue_state GROUP BY state") as cur:
             return {s: int(n) for s, n in await cur.fetchall()}
 
     async def get(self, seq: int) -> QueueRow | None:
@@ -426,7 +485,7 @@ class DurableQueue:
         """Put dead-lettered rows back to released for a retry (see deadletter.retry)."""
         async with transaction(self.conn) as conn:
             cur = await conn.executemany(
-                "UPDATE queue SET state='released', updated_at=? "
+                "UPDATE queue_state SET state='released', updated_at=? "
                 "WHERE seq=? AND state='dead-lettered'",
                 [(time.time(), s) for s in seqs],
             )

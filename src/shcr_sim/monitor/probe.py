@@ -72,7 +72,7 @@ class QueueProbe:
     async def _live_queued(self) -> int:
         """Live messages queued: a range of the sequencer's partial index when it exists."""
         for sql in (
-            "SELECT COUNT(*) FROM queue INDEXED BY queue_ready WHERE state='queued' "
+            "SELECT COUNT(*) FROM queue_state INDEXED BY queue_ready WHERE state='queued' "
             "AND lane='live'",
             "SELECT COUNT(*) FROM queue WHERE state='queued' AND lane='live'",
         ):
@@ -81,7 +81,7 @@ class QueueProbe:
                     row = await cur.fetchone()
                 return int(row[0]) if row else 0
             except aiosqlite.OperationalError as exc:
-                if "no such index" not in str(exc):
+                if "no such index" not in str(exc) and "no such table" not in str(exc):
                     raise
         return 0
 
@@ -101,15 +101,15 @@ class QueueProbe:
         out = QueueSample(at=time.time(), took=0.0)
         await self.conn.execute("BEGIN")  # one consistent snapshot for all the counts
         try:
-            async with self.conn.execute(  # covering index queue_state(state, sender_fac, ...)
-                "SELECT state, sender_fac, COUNT(*) FROM queue GROUP BY state, sender_fac"
+            async with self.conn.execute(  # covering index queue_counts(state, sender_fac)
+                "SELECT state, sender_fac, COUNT(*) FROM queue_state GROUP BY state, sender_fac"
             ) as cur:
                 for state, feed, n in await cur.fetchall():
                     out.counts[(feed or "unknown", state)] = int(n)
             live_queued = await self._live_queued()
             released: dict[str, int] = {}
             async with self.conn.execute(
-                "SELECT lane, COUNT(*) FROM queue WHERE state='released' GROUP BY lane"
+                "SELECT lane, COUNT(*) FROM queue_state WHERE state='released' GROUP BY lane"
             ) as cur:
                 released = {lane: int(n) for lane, n in await cur.fetchall()}
             queued = out.total("queued") + out.total("received")
@@ -121,7 +121,8 @@ class QueueProbe:
                     part = seqs[i : i + 500]
                     marks = ",".join("?" * len(part))
                     async with self.conn.execute(
-                        f"SELECT seq, state, updated_at FROM queue WHERE seq IN ({marks})", part
+                        f"SELECT seq, state, updated_at FROM queue_state WHERE seq IN ({marks})",
+                        part
                     ) as cur:
                         for seq, state, updated_at in await cur.fetchall():
                             if state in TERMINAL:

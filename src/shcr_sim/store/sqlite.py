@@ -97,24 +97,35 @@ MIGRATE_HISTORY_TABLE = (
 )
 
 
-def _history_is_a_table(db: sqlite3.Connection) -> bool:
-    row = db.execute("SELECT type FROM sqlite_master WHERE name='resource_history'").fetchone()
+def is_table(db: sqlite3.Connection, name: str) -> bool:
+    """``name`` is a table (not a view, not missing): an older layout, before a split."""
+    row = db.execute("SELECT type FROM sqlite_master WHERE name=?", (name,)).fetchone()
     return row is not None and row[0] == "table"
+
+
+def migrate(db: sqlite3.Connection, old: Callable[[sqlite3.Connection], bool],
+            statements: Sequence[str]) -> None:
+    """Move an older layout over: ``statements`` in one transaction when ``old(db)``.
+
+    Checked again under the write lock: another process opening the same file may
+    have moved it over meanwhile.
+    """
+    if not old(db):
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if old(db):
+            for stmt in statements:
+                db.execute(stmt)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def _create_schema(db: sqlite3.Connection) -> None:
     """The store's tables and history view, moving an older layout over first."""
-    if _history_is_a_table(db):
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            if _history_is_a_table(db):  # not moved meanwhile by another process
-                db.execute(PAST_TABLE)
-                for stmt in MIGRATE_HISTORY_TABLE:
-                    db.execute(stmt)
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+    migrate(db, lambda d: is_table(d, "resource_history"), (PAST_TABLE, *MIGRATE_HISTORY_TABLE))
     db.executescript(SCHEMA + HISTORY_VIEW)
 
 
