@@ -8,7 +8,9 @@ One batch = one transaction: current rows for the batch are read with chunked
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -156,6 +158,52 @@ def _with_meta(body: bytes, meta: dict | None, version: int, now: str, now_b: by
 # the default copied the WAL back into the file (and synced it) on nearly every commit.
 WAL_CHECKPOINT_PAGES = 8192
 PAGE_SIZE = 8192
+# A thread of the writing process checkpoints from 32 MiB of WAL on, so the writer's
+# COMMIT rarely does (it would at 4× the usual size, if that thread fell behind).
+BACKGROUND_CHECKPOINT_BYTES = 32 << 20
+CHECKPOINT_POLL_S = 0.2
+
+
+def _checkpoint_while_open(path: str, synchronous: str, stop: threading.Event,
+                           owner: weakref.ref[aiosqlite.Connection]) -> None:
+    """Copy the WAL back into the database file, off the writer's thread.
+
+    A PASSIVE checkpoint never blocks the writer (it stops at what readers still
+    need), and its file writes and syncs are I/O the writer no longer waits for in
+    COMMIT: about 40 % of the commit time of a large replay. Runs until ``stop``
+    (the connection it serves closing) or until that connection is gone.
+    """
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute(f"PRAGMA synchronous={synchronous}")
+        wal = path + "-wal"
+        while not stop.wait(CHECKPOINT_POLL_S) and owner() is not None:
+            try:
+                if os.path.getsize(wal) >= BACKGROUND_CHECKPOINT_BYTES:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except (OSError, sqlite3.Error):
+                continue  # no WAL file yet, or busy: next time
+    finally:
+        db.close()
+
+
+def _checkpoint_in_background(conn: aiosqlite.Connection, path: str, synchronous: str) -> None:
+    """Start ``_checkpoint_while_open`` for ``conn``, and stop it before ``conn`` closes:
+    the last connection to close copies the rest of the WAL back and deletes it, so
+    the database file is whole on its own after a run."""
+    stop = threading.Event()
+    thread = threading.Thread(target=_checkpoint_while_open, daemon=True,
+                              name="wal-checkpoint",
+                              args=(path, synchronous, stop, weakref.ref(conn)))
+    thread.start()
+    close = conn.close
+
+    async def stop_then_close() -> None:
+        stop.set()
+        await asyncio.get_running_loop().run_in_executor(None, thread.join)
+        await close()
+
+    conn.close = stop_then_close  # type: ignore[method-assign]
 
 
 async def connect(db_path: str | Path, synchronous: str = "NORMAL") -> aiosqlite.Connection:
@@ -177,7 +225,8 @@ async def connect(db_path: str | Path, synchronous: str = "NORMAL") -> aiosqlite
     await conn.execute("PRAGMA busy_timeout=60000")
     await conn.execute("PRAGMA temp_store=MEMORY")
     await conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: current rows + indexes
-    await conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+    await conn.execute(f"PRAGMA wal_autocheckpoint={4 * WAL_CHECKPOINT_PAGES}")
+    _checkpoint_in_background(conn, str(path), synchronous)
     return conn
 
 

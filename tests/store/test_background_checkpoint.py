@@ -1,0 +1,64 @@
+"""The WAL is copied back into the database file by a thread of the writing process,
+so the writer's COMMIT doesn't; the thread ends with the connection it serves."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from shcr_sim.store import sqlite as store_sqlite
+
+
+def _checkpointers() -> int:
+    return sum(t.name == "wal-checkpoint" for t in threading.enumerate())
+
+
+async def test_wal_stays_small_while_the_writer_never_checkpoints(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_sqlite, "BACKGROUND_CHECKPOINT_BYTES", 256 << 10)
+    monkeypatch.setattr(store_sqlite, "CHECKPOINT_POLL_S", 0.01)
+    before = _checkpointers()
+    db = tmp_path / "c.db"
+    conn = await store_sqlite.connect(db)
+    assert _checkpointers() == before + 1
+    async with conn.execute("PRAGMA wal_autocheckpoint") as cur:
+        row = await cur.fetchone()
+    assert row is not None and row[0] * 8192 >= 256 << 20  # the writer's own: far above
+    await conn.execute("CREATE TABLE t (b BLOB)")
+    largest = 0
+    for i in range(60):  # ~6 MiB in all, 100 KiB a commit
+        await conn.execute("INSERT INTO t VALUES (?)", (os.urandom(100_000),))
+        largest = max(largest, os.path.getsize(str(db) + "-wal"))
+        if i % 5 == 4:
+            await asyncio.sleep(0.05)  # let the thread see the WAL's size
+    # without the thread the WAL would hold every frame written (~6 MiB)
+    assert largest < 2 << 20
+    async with conn.execute("SELECT COUNT(*), SUM(length(b)) FROM t") as cur:
+        assert await cur.fetchone() == (60, 6_000_000)
+    await conn.close()
+    for _ in range(100):
+        if _checkpointers() == before:
+            break
+        await asyncio.sleep(0.01)
+    assert _checkpointers() == before
+
+
+async def test_after_close_the_database_file_alone_holds_everything(tmp_path: Path) -> None:
+    """The checkpoint thread closes first, so the writer's close is the last one: it
+    copies the WAL back and deletes it (a copy of the .db file is the whole database)."""
+    db = tmp_path / "c.db"
+    conn = await store_sqlite.connect(db)
+    await conn.execute("CREATE TABLE t (b BLOB)")
+    await conn.execute("INSERT INTO t VALUES (?)", (b"x" * 50_000,))
+    await conn.close()
+    assert not Path(str(db) + "-wal").exists()
+    copy = tmp_path / "copy.db"
+    copy.write_bytes(db.read_bytes())
+    conn = await store_sqlite.connect(copy)
+    async with conn.execute("SELECT length(b) FROM t") as cur:
+        assert await cur.fetchone() == (50_000,)
+    await conn.close()
