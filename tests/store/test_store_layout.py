@@ -110,3 +110,44 @@ async def test_a_database_with_the_older_history_table_is_moved_over(tmp_path: P
         kind = conn.execute("SELECT type FROM sqlite_master WHERE name='resource_history'")
         assert kind.fetchone() == ("view",)
     await (await SqliteStore.open(db)).close()  # opening again finds nothing to move
+
+
+async def test_what_follows_a_new_current_version_in_its_batch_is_kept(tmp_path: Path) -> None:
+    """In one batch: a version made current, then an older event (history only) and a
+    newer event with the same content. The row remembers both: the next version takes
+    a fresh number, and an event between the two can't become current."""
+    s = await SqliteStore.open(tmp_path / "s.db")
+    await s.apply([Write(patient("X"), "0005", "e5", "m5"),
+                   Write(patient("Old"), "0001", "e1", "m1"),
+                   Write(patient("X"), "0007", "e7", "m7")])
+    await s.apply([Write(patient("Y"), "0006", "e6", "m6")])  # older than 0007: history
+    await s.apply([Write(patient("Z"), "0009", "e9", "m9")])
+    hist = await s.history("Patient", "p1")
+    assert [(h.version, h.current, h.message_id) for h in hist] == [
+        (1, True, "m5"), (2, False, "m1"), (3, False, "m6"), (4, True, "m9")]
+    cur = await s.current("Patient", "p1")
+    assert cur is not None and cur["name"][0]["family"] == "Z"
+    await s.close()
+
+
+async def test_moving_over_repairs_a_version_number_left_behind(tmp_path: Path) -> None:
+    """The older layout could leave ``max_version`` behind and a superseded version
+    under the current one's number: both versions survive, and new ones number on."""
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as conn:
+        conn.executescript(OLD_LAYOUT)
+        conn.execute("INSERT INTO resource VALUES('Patient/p1', 'Patient', 'p1', 2, 1, 't3', "
+                     "'e3', '0003', 'm3', 'P1', 'h3', ?)", (_body("C", 2),))
+        conn.executemany("INSERT INTO resource_history VALUES(?,?,?,?,?,?,?,?,?)", [
+            ("Patient/p1", 1, 1, "t1", "e1", "0001", "m1", "h1", _body("A", 1)),
+            ("Patient/p1", 2, 1, "t2", "e2", "0002", "m2", "h2", _body("B", 2)),  # stranded
+        ])
+    s = await SqliteStore.open(db)
+    await s.apply([Write(patient("D"), "0004", "e4", "m4")])
+    await s.apply([Write(patient("E"), "0005", "e5", "m5")])
+    hist = await s.history("Patient", "p1")
+    families = {h.message_id: h.resource["name"][0]["family"] for h in hist}
+    assert families == {"m1": "A", "m2": "B", "m3": "C", "m4": "D", "m5": "E"}
+    assert len({h.version for h in hist}) == 5
+    assert [h.message_id for h in hist if h.current][-1] == "m5"
+    await s.close()

@@ -90,10 +90,10 @@ async def _rekey(engine: Engine, row: QueueRow) -> tuple[str, str]:
              keys.precedence, keys.order_key, dup_of, row.seq),
         )
         await conn.execute(  # the state row follows the message's new keys
-            "UPDATE queue_state SET patient_key=?, order_key=?, sender_fac=?, state=?, "
-            "reason=?, updated_at=? WHERE seq=?",
-            (keys.patient_key, keys.order_key, keys.sender_fac, state, reason, time.time(),
-             row.seq),
+            "UPDATE queue_state SET patient_key=?, order_key=?, sender_fac=?, message_type=?, "
+            "state=?, reason=?, updated_at=? WHERE seq=?",
+            (keys.patient_key, keys.order_key, keys.sender_fac, keys.message_type, state,
+             reason, time.time(), row.seq),
         )
     return state, reason
 

@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS queue_state (
   state TEXT NOT NULL,
   reason TEXT NOT NULL DEFAULT '',
   sender_fac TEXT NOT NULL DEFAULT '',
+  message_type TEXT NOT NULL DEFAULT '',
   updated_at REAL NOT NULL,
   PRIMARY KEY (lane, patient_key, order_key, seq)
 ) WITHOUT ROWID;
@@ -84,8 +85,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS queue_state_seq ON queue_state(seq);
 CREATE INDEX IF NOT EXISTS queue_ready ON queue_state(lane, patient_key, order_key)
   WHERE state = 'queued';
 CREATE INDEX IF NOT EXISTS queue_released ON queue_state(state) WHERE state = 'released';
--- the monitor's counts per state and trust, from the index alone
-CREATE INDEX IF NOT EXISTS queue_counts ON queue_state(state, sender_fac);
+-- the monitor's counts and the reconciliation, from the index alone
+CREATE INDEX IF NOT EXISTS queue_counts ON queue_state(state, sender_fac, message_type);
 -- every message with its state: what readers outside the hot path query
 CREATE VIEW IF NOT EXISTS queue AS
   SELECT m.seq, m.lane, m.source, m.sender_app, m.sender_fac, m.control_id, m.dedup_key,
@@ -110,8 +111,8 @@ SPLIT_QUEUE_TABLE = (
     "ALTER TABLE queue RENAME TO queue_msg",
     STATE_TABLE,
     "INSERT INTO queue_state(lane, patient_key, order_key, seq, state, reason, sender_fac, "
-    "updated_at) SELECT lane, patient_key, order_key, seq, state, reason, sender_fac, "
-    "updated_at FROM queue_msg",
+    "message_type, updated_at) SELECT lane, patient_key, order_key, seq, state, reason, "
+    "sender_fac, message_type, updated_at FROM queue_msg",
     "ALTER TABLE queue_msg DROP COLUMN state",
     "ALTER TABLE queue_msg DROP COLUMN reason",
     "ALTER TABLE queue_msg DROP COLUMN updated_at",
@@ -347,7 +348,8 @@ class DurableQueue:
                     app, fac, cid, mtype = _header_guess(item.raw)
                     rows.append((seq, item.lane, item.source, app, fac, cid, None, mtype, "",
                                  None, "", 900, "", item.raw, None, now))
-                    states.append((item.lane, "", "", seq, "dead-lettered", k, fac, now))
+                    states.append((item.lane, "", "", seq, "dead-lettered", k, fac, mtype,
+                                   now))
                     results.append(Accepted(seq, "dead-lettered", k))
                     continue
                 first = existing.get(k.dedup_key)
@@ -364,7 +366,7 @@ class DurableQueue:
                      k.precedence, k.order_key, item.raw, dup_of, now)
                 )
                 states.append((item.lane, k.patient_key, k.order_key, seq, state, reason,
-                               k.sender_fac, now))
+                               k.sender_fac, k.message_type, now))
                 results.append(Accepted(seq, state, reason))  # type: ignore[arg-type]
             await conn.executemany(
                 "INSERT INTO queue_msg(seq, lane, source, sender_app, sender_fac, control_id, "
@@ -375,7 +377,7 @@ class DurableQueue:
             states.sort()  # in key order: neighbouring rows share pages
             await conn.executemany(
                 "INSERT INTO queue_state(lane, patient_key, order_key, seq, state, reason, "
-                "sender_fac, updated_at) VALUES(?,?,?,?,?,?,?,?)",
+                "sender_fac, message_type, updated_at) VALUES(?,?,?,?,?,?,?,?,?)",
                 states,
             )
             if file_progress is not None:
@@ -423,10 +425,9 @@ class DurableQueue:
                 rows = list(map(QueueRow._make, await cur.fetchall()))
             if rows:
                 now = time.time()
-                await conn.executemany(  # by the whole key: the rows are neighbours
-                    "UPDATE queue_state SET state='released', updated_at=? "
-                    "WHERE lane=? AND patient_key=? AND order_key=? AND seq=?",
-                    [(now, r.lane, r.patient_key, r.order_key, r.seq) for r in rows],
+                await conn.executemany(  # neighbouring rows of queue_state
+                    "UPDATE queue_state SET state='released', updated_at=? WHERE seq=?",
+                    [(now, r.seq) for r in rows],
                 )
         return rows
 

@@ -57,7 +57,7 @@ class Reconciliation:
 
 async def reconcile(conn: aiosqlite.Connection) -> Reconciliation:
     async with conn.execute(
-        "SELECT sender_fac, message_type, state, COUNT(*) FROM queue "
+        "SELECT sender_fac, message_type, state, COUNT(*) FROM queue_state "
         "GROUP BY sender_fac, message_type, state"
     ) as cur:
         data = await cur.fetchall()

@@ -101,7 +101,7 @@ class QueueProbe:
         out = QueueSample(at=time.time(), took=0.0)
         await self.conn.execute("BEGIN")  # one consistent snapshot for all the counts
         try:
-            async with self.conn.execute(  # covering index queue_counts(state, sender_fac)
+            async with self.conn.execute(  # covering index queue_counts(state, sender_fac, …)
                 "SELECT state, sender_fac, COUNT(*) FROM queue_state GROUP BY state, sender_fac"
             ) as cur:
                 for state, feed, n in await cur.fetchall():

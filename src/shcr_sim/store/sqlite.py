@@ -86,15 +86,27 @@ CREATE VIEW IF NOT EXISTS resource_history AS
 """
 # A database written before ``resource_past``: ``resource_history`` was a table holding
 # every version, the current one with NULL json. Moved over in one transaction.
+# That layout could also hold a ``max_version`` behind the versions written, and a
+# superseded version under the current one's number (its json not NULL): the numbers
+# are repaired and that version kept under a new one.
+_CURRENT_ROW = ("(SELECT h.{col} FROM resource_history h WHERE h.rkey = resource.rkey"
+                " AND h.version = resource.version AND h.json IS NULL)")
+_STRANDED = ("FROM resource_history h JOIN resource r ON r.rkey = h.rkey"
+             " WHERE h.version = r.version AND h.json IS NOT NULL")
 MIGRATE_HISTORY_TABLE = (
     "ALTER TABLE resource ADD COLUMN v_event_time TEXT NOT NULL DEFAULT ''",
     "ALTER TABLE resource ADD COLUMN v_order_key TEXT NOT NULL DEFAULT ''",
     "ALTER TABLE resource ADD COLUMN v_message_id TEXT NOT NULL DEFAULT ''",
-    "UPDATE resource SET (v_event_time, v_order_key, v_message_id) = ("
-    " SELECT h.event_time, h.order_key, h.message_id FROM resource_history h"
-    " WHERE h.rkey = resource.rkey AND h.version = resource.version)",
+    "UPDATE resource SET "
+    + ", ".join(f"v_{c} = COALESCE({_CURRENT_ROW.format(col=c)}, {c})"
+                for c in ("event_time", "order_key", "message_id")),
+    "UPDATE resource SET max_version = MAX(version, max_version, COALESCE("
+    " (SELECT MAX(h.version) FROM resource_history h WHERE h.rkey = resource.rkey), 0))",
     "INSERT INTO resource_past SELECT h.* FROM resource_history h"
     " JOIN resource r ON r.rkey = h.rkey WHERE h.version != r.version",
+    "INSERT INTO resource_past SELECT h.rkey, r.max_version + 1, h.made_current,"
+    f" h.last_updated, h.event_time, h.order_key, h.message_id, h.hash, h.json {_STRANDED}",
+    f"UPDATE resource SET max_version = max_version + 1 WHERE rkey IN (SELECT h.rkey {_STRANDED})",
     "DROP TABLE resource_history",
 )
 
@@ -153,14 +165,18 @@ def _with_meta(body: bytes, meta: dict | None, version: int, now: str, now_b: by
     return orjson.dumps(res)
 
 
-# Checkpoint every ~64 MiB of WAL (8 KiB pages; 32 MiB in an older 4 KiB-page file)
-# rather than every 4-8 MiB: a batch writes several MiB, so
-# the default copied the WAL back into the file (and synced it) on nearly every commit.
+# WAL checkpoints: a batch writes several MiB, so SQLite's default (every 4-8 MiB)
+# copied the WAL back into the file, and synced it, on nearly every commit. A thread
+# of the writing process checkpoints from 32 MiB on (below); the writer itself only
+# at 4 × 8192 pages (256 MiB; 128 MiB in an older 4 KiB-page file), if that thread
+# fell behind. Once checkpointed, the WAL restarts and is cut back to 8 MiB, so its
+# file size is what waits to be checkpointed.
 WAL_CHECKPOINT_PAGES = 8192
 PAGE_SIZE = 8192
 # A thread of the writing process checkpoints from 32 MiB of WAL on, so the writer's
 # COMMIT rarely does (it would at 4× the usual size, if that thread fell behind).
 BACKGROUND_CHECKPOINT_BYTES = 32 << 20
+WAL_KEPT_BYTES = 8 << 20
 CHECKPOINT_POLL_S = 0.2
 
 
@@ -200,7 +216,10 @@ def _checkpoint_in_background(conn: aiosqlite.Connection, path: str, synchronous
 
     async def stop_then_close() -> None:
         stop.set()
-        await asyncio.get_running_loop().run_in_executor(None, thread.join)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, thread.join)
+        except RuntimeError:  # no executor any more (the loop is shutting down)
+            thread.join()
         await close()
 
     conn.close = stop_then_close  # type: ignore[method-assign]
@@ -226,6 +245,7 @@ async def connect(db_path: str | Path, synchronous: str = "NORMAL") -> aiosqlite
     await conn.execute("PRAGMA temp_store=MEMORY")
     await conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: current rows + indexes
     await conn.execute(f"PRAGMA wal_autocheckpoint={4 * WAL_CHECKPOINT_PAGES}")
+    await conn.execute(f"PRAGMA journal_size_limit={WAL_KEPT_BYTES}")
     _checkpoint_in_background(conn, str(path), synchronous)
     return conn
 
@@ -443,8 +463,7 @@ class SqliteStore:
                 result.updated += 1
                 was = current.get(rkey)
                 if was is not None:  # superseded within this batch: straight to the past
-                    past.append((rkey, was[3], 1, now, was[12], was[13], was[14], was[10],
-                                 was[11]))
+                    past.append((rkey, was[2], 1, now, was[6], was[7], was[8], was[4], was[5]))
                 elif cur[6]:
                     moved.append((rkey,))
             else:
@@ -456,16 +475,19 @@ class SqliteStore:
             if make_current:
                 cur[0], cur[2], cur[3], cur[4], cur[5] = (version, order_key, h, event_time,
                                                           message_id)
-                current[rkey] = (rkey, rtype, rid, version, version, now, event_time,
-                                 order_key, message_id, patient_key, h, blob,
-                                 event_time, order_key, message_id)
+                # the version's own fields; the row's bookkeeping (max_version, the
+                # newest event applied) is taken from ``state`` after the loop
+                current[rkey] = (rtype, rid, version, patient_key, h, blob, event_time,
+                                 order_key, message_id)
                 for ident in idents:
                     iindex.add((ident, rkey))
             if patient_key:
                 pindex.add((patient_key, rkey))
+        # plain INSERTs: what is already stored was skipped above, so a version number
+        # taken twice would be a bug, not a replay
         if moved:  # before the current rows are overwritten
             db.executemany(
-                "INSERT OR IGNORE INTO resource_past(rkey, version, made_current, "
+                "INSERT INTO resource_past(rkey, version, made_current, "
                 "last_updated, event_time, order_key, message_id, hash, json) "
                 "SELECT rkey, version, 1, last_updated, v_event_time, v_order_key, "
                 "v_message_id, hash, json FROM resource WHERE rkey=?",
@@ -473,7 +495,7 @@ class SqliteStore:
             )
         if past:
             db.executemany(
-                "INSERT OR IGNORE INTO resource_past(rkey, version, made_current, "
+                "INSERT INTO resource_past(rkey, version, made_current, "
                 "last_updated, event_time, order_key, message_id, hash, json) "
                 "VALUES(?,?,?,?,?,?,?,?,?)",
                 past,
@@ -491,9 +513,12 @@ class SqliteStore:
                 "THEN excluded.patient_key ELSE resource.patient_key END, "
                 "hash=excluded.hash, json=excluded.json, v_event_time=excluded.v_event_time, "
                 "v_order_key=excluded.v_order_key, v_message_id=excluded.v_message_id",
-                list(current.values()),
+                [(rkey, rtype, rid, version, state[rkey][1], now, state[rkey][4], state[rkey][2],
+                  state[rkey][5], patient_key, h, blob, v_event_time, v_order_key, v_message_id)
+                 for rkey, (rtype, rid, version, patient_key, h, blob, v_event_time,
+                            v_order_key, v_message_id) in current.items()],
             )
-        touched.difference_update(current)  # new current rows already carry it all
+        touched.difference_update(current)  # their rows were written whole above
         if touched:
             db.executemany(
                 "UPDATE resource SET max_version=?, order_key=?, event_time=?, message_id=? "
