@@ -103,7 +103,7 @@ MIGRATE_HISTORY_TABLE = (
     "UPDATE resource SET max_version = MAX(version, max_version, COALESCE("
     " (SELECT MAX(h.version) FROM resource_history h WHERE h.rkey = resource.rkey), 0))",
     "INSERT INTO resource_past SELECT h.* FROM resource_history h"
-    " JOIN resource r ON r.rkey = h.rkey WHERE h.version != r.version",
+    " JOIN resource r ON r.rkey = h.rkey WHERE h.version != r.version AND h.json IS NOT NULL",
     "INSERT INTO resource_past SELECT h.rkey, r.max_version + 1, h.made_current,"
     f" h.last_updated, h.event_time, h.order_key, h.message_id, h.hash, h.json {_STRANDED}",
     f"UPDATE resource SET max_version = max_version + 1 WHERE rkey IN (SELECT h.rkey {_STRANDED})",
