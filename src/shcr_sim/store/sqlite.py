@@ -173,8 +173,6 @@ def _with_meta(body: bytes, meta: dict | None, version: int, now: str, now_b: by
 # file size is what waits to be checkpointed.
 WAL_CHECKPOINT_PAGES = 8192
 PAGE_SIZE = 8192
-# A thread of the writing process checkpoints from 32 MiB of WAL on, so the writer's
-# COMMIT rarely does (it would at 4× the usual size, if that thread fell behind).
 BACKGROUND_CHECKPOINT_BYTES = 32 << 20
 WAL_KEPT_BYTES = 8 << 20
 CHECKPOINT_POLL_S = 0.2
