@@ -72,13 +72,12 @@ def _latency(db: Path) -> dict[str, dict[str, float]]:
 
     Stored is the queue row's ``updated_at``. For the live lane, a message re-applied
     after a merge learned late (which moves that time) counts its first store write,
-    as in ``shcr-sim run`` (``liverun.latency_during_backload``); the backload's
+    as in ``shcr-sim run`` (``liverun.seconds_to_first_application``); the backload's
     figure is the length of the run anyway, read with SQL alone (no list in memory).
     """
     import sqlite3
-    from datetime import datetime
 
-    from shcr_sim.engine.liverun import REAPPLIED_AFTER_S
+    from shcr_sim.engine.liverun import seconds_to_first_application
 
     quantiles = (("p50", 0.50), ("p99", 0.99))
     out: dict[str, dict[str, float]] = {}
@@ -93,21 +92,11 @@ def _latency(db: Path) -> dict[str, dict[str, float]]:
         rows = conn.execute(
             "SELECT sender_app || '|' || sender_fac || '|' || control_id, received_at, "
             "updated_at FROM queue WHERE state='applied' AND lane='live'").fetchall()
-        slow = sorted({m for m, r, u in rows if u - r > REAPPLIED_AFTER_S})
-        firsts: dict[str, float] = {}
-        for i in range(0, len(slow), 500):
-            part = slow[i : i + 500]
-            for mid, t in conn.execute(
-                "SELECT message_id, MIN(last_updated) FROM resource_history WHERE "
-                f"message_id IN ({','.join('?' * len(part))}) GROUP BY message_id", part,
-            ):
-                firsts[mid] = datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp()
-        seconds = sorted(max((firsts[m] if u - firsts.get(m, u) > REAPPLIED_AFTER_S else u) - r,
-                             0.0) for m, r, u in rows)
-        if seconds:
-            out["live"] = {"messages": len(seconds), **{
-                name: seconds[min(len(seconds) - 1, int(len(seconds) * q))]
-                for name, q in quantiles}}
+    seconds = sorted(seconds_to_first_application(db, rows))
+    if seconds:
+        out["live"] = {"messages": len(seconds), **{
+            name: seconds[min(len(seconds) - 1, int(len(seconds) * q))]
+            for name, q in quantiles}}
     return out
 
 

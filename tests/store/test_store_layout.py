@@ -76,6 +76,14 @@ CREATE TABLE resource_history (rkey TEXT NOT NULL, version INTEGER NOT NULL,
 """
 
 
+def _old_database(db: Path, current: tuple, history: list[tuple]) -> None:
+    """A database in the older layout: one ``resource`` row and its history rows."""
+    with sqlite3.connect(db) as conn:
+        conn.executescript(OLD_LAYOUT)
+        conn.execute("INSERT INTO resource VALUES(?,?,?,?,?,?,?,?,?,?,?,?)", current)
+        conn.executemany("INSERT INTO resource_history VALUES(?,?,?,?,?,?,?,?,?)", history)
+
+
 def _body(family: str, version: int) -> str:
     return json.dumps({"meta": {"versionId": str(version), "lastUpdated": f"t{version}"},
                        "resourceType": "Patient", "id": "p1", "name": [{"family": family}]})
@@ -85,15 +93,12 @@ async def test_a_database_with_the_older_history_table_is_moved_over(tmp_path: P
     """Version 1 superseded, version 2 current (absorbed a newer same-content event since),
     version 3 an older event kept as history only."""
     db = tmp_path / "old.db"
-    with sqlite3.connect(db) as conn:
-        conn.executescript(OLD_LAYOUT)
-        conn.execute("INSERT INTO resource VALUES('Patient/p1', 'Patient', 'p1', 2, 3, 't2', "
-                     "'e5', '0005', 'm5', 'P1', 'h2', ?)", (_body("B", 2),))
-        conn.executemany("INSERT INTO resource_history VALUES(?,?,?,?,?,?,?,?,?)", [
-            ("Patient/p1", 1, 1, "t1", "e1", "0001", "m1", "h1", _body("A", 1)),
-            ("Patient/p1", 2, 1, "t2", "e2", "0002", "m2", "h2", None),
-            ("Patient/p1", 3, 0, "t3", "e0", "0000", "m0", "h3", _body("Old", 3)),
-        ])
+    _old_database(db, ("Patient/p1", "Patient", "p1", 2, 3, "t2", "e5", "0005", "m5", "P1",
+                       "h2", _body("B", 2)), [
+        ("Patient/p1", 1, 1, "t1", "e1", "0001", "m1", "h1", _body("A", 1)),
+        ("Patient/p1", 2, 1, "t2", "e2", "0002", "m2", "h2", None),
+        ("Patient/p1", 3, 0, "t3", "e0", "0000", "m0", "h3", _body("Old", 3)),
+    ])
     s = await SqliteStore.open(db)
     hist = await s.history("Patient", "p1")
     assert [(h.version, h.current, h.event_time, h.order_key, h.message_id) for h in hist] == [
@@ -134,14 +139,11 @@ async def test_moving_over_repairs_a_version_number_left_behind(tmp_path: Path) 
     """The older layout could leave ``max_version`` behind and a superseded version
     under the current one's number: both versions survive, and new ones number on."""
     db = tmp_path / "old.db"
-    with sqlite3.connect(db) as conn:
-        conn.executescript(OLD_LAYOUT)
-        conn.execute("INSERT INTO resource VALUES('Patient/p1', 'Patient', 'p1', 2, 1, 't3', "
-                     "'e3', '0003', 'm3', 'P1', 'h3', ?)", (_body("C", 2),))
-        conn.executemany("INSERT INTO resource_history VALUES(?,?,?,?,?,?,?,?,?)", [
-            ("Patient/p1", 1, 1, "t1", "e1", "0001", "m1", "h1", _body("A", 1)),
-            ("Patient/p1", 2, 1, "t2", "e2", "0002", "m2", "h2", _body("B", 2)),  # stranded
-        ])
+    _old_database(db, ("Patient/p1", "Patient", "p1", 2, 1, "t3", "e3", "0003", "m3", "P1",
+                       "h3", _body("C", 2)), [
+        ("Patient/p1", 1, 1, "t1", "e1", "0001", "m1", "h1", _body("A", 1)),
+        ("Patient/p1", 2, 1, "t2", "e2", "0002", "m2", "h2", _body("B", 2)),  # stranded
+    ])
     s = await SqliteStore.open(db)
     await s.apply([Write(patient("D"), "0004", "e4", "m4")])
     await s.apply([Write(patient("E"), "0005", "e5", "m5")])

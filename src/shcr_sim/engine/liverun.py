@@ -139,13 +139,41 @@ class RunResult:
 REAPPLIED_AFTER_S = 2.0  # applied this long after its first store write: re-applied
 
 
+def seconds_to_first_application(db: Path, rows: Iterable[tuple[str, float, float]]
+                                 ) -> list[float]:
+    """Queue accept → applied, in seconds, for (message id, received_at, updated_at) rows.
+
+    A merge learned late re-applies messages and moves their queue ``updated_at``;
+    for those the first application counts (their first store write). Only the slow
+    ones can have been re-applied, and the look-up scans the record, so only those
+    are looked up.
+    """
+    import sqlite3
+
+    rows = list(rows)
+    ids = sorted({m for m, received, done in rows if done - received > REAPPLIED_AFTER_S})
+    firsts: dict[str, float] = {}
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            for mid, written in conn.execute(
+                "SELECT message_id, MIN(last_updated) FROM resource_history "
+                f"WHERE message_id IN ({','.join('?' * len(part))}) GROUP BY message_id", part
+            ):
+                firsts[mid] = datetime.fromisoformat(written.replace("Z", "+00:00")).timestamp()
+    seconds = []
+    for mid, received, done in rows:
+        at = firsts.get(mid)
+        if at is not None and done - at > REAPPLIED_AFTER_S:
+            done = at
+        seconds.append(max(done - received, 0.0))
+    return seconds
+
+
 async def latency_during_backload(db: Path) -> dict[str, Any]:
     """Live latency (queued → applied) of the live messages that arrived before the last
     backload message was applied: the figure the target is about, over the whole
-    drain rather than over the monitor's recent window.
-
-    A merge learned late re-applies messages and moves their queue ``updated_at``;
-    for those the first application counts (their first store write).
+    drain rather than over the monitor's recent window (``seconds_to_first_application``).
     """
     async with aiosqlite.connect(str(db)) as conn:
         async with conn.execute(
@@ -161,25 +189,7 @@ async def latency_during_backload(db: Path) -> dict[str, Any]:
             (last,),
         ) as cur:
             rows = await cur.fetchall()
-        firsts: dict[str, str] = {}
-        # only the slow ones can have been re-applied (their first write is after
-        # they were received); the look-up scans the record, so keep it to those
-        ids = sorted({r[0] for r in rows if r[2] - r[1] > REAPPLIED_AFTER_S})
-        for i in range(0, len(ids), 500):
-            part = ids[i : i + 500]
-            async with conn.execute(
-                "SELECT message_id, MIN(last_updated) FROM resource_history "
-                f"WHERE message_id IN ({','.join('?' * len(part))}) GROUP BY message_id", part
-            ) as cur:
-                firsts.update({m: t for m, t in await cur.fetchall()})
-    seconds = []
-    for mid, received, finished in rows:
-        written = firsts.get(mid)
-        if written is not None:
-            at = datetime.fromisoformat(written.replace("Z", "+00:00")).timestamp()
-            if finished - at > REAPPLIED_AFTER_S:  # re-applied: count the first application
-                finished = at
-        seconds.append(max(finished - received, 0.0))
+    seconds = await asyncio.to_thread(seconds_to_first_application, db, rows)
 
     def ms(q: float) -> float | None:
         v = percentile(seconds, q)

@@ -28,17 +28,15 @@ def _stable(parts: tuple[str, ...]) -> str:
     return f"h{digest}"
 
 
-@lru_cache(maxsize=65536)
-def stable_id(*parts: str) -> str:
+def fresh_id(*parts: str) -> str:
     """An id in ``[A-Za-z0-9-.]{1,64}`` determined only by ``parts``.
 
-    Memoised on the parts as given (bounded): a feed repeats its organisation,
-    patient and order ids across messages.
+    For ids that name one message's own data (a result line, the message itself);
+    ``stable_id`` is the same, memoised.
     """
     return _stable(tuple(map(str.strip, parts)))
 
 
-def fresh_id(*parts: str) -> str:
-    """``stable_id`` for ids that name one message's own data (a result line, the
-    message itself): the same value, without taking a place in the memo."""
-    return _stable(tuple(map(str.strip, parts)))
+# Memoised on the parts as given (bounded): a feed repeats its organisation, patient
+# and order ids across messages.
+stable_id = lru_cache(maxsize=65536)(fresh_id)
