@@ -16,7 +16,7 @@ demo: install
 	$(BIN)/shcr-sim demo
 
 test: install
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/python -m pytest -q
 
 bench: install

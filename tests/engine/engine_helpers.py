@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from shcr_sim.store.compress import Unpacker
+
 SCENARIO = """
 name = "engine tests"
 seed = 1
@@ -80,12 +82,18 @@ def snapshot(db: Path) -> dict[str, dict]:
     """Every current resource without meta, keyed Type/id."""
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT rkey, json FROM resource").fetchall()
+        unpacker = stored_json(conn)
     out = {}
     for rkey, blob in rows:
-        res = json.loads(blob)
+        res = json.loads(unpacker.json(blob))
         res.pop("meta", None)
         out[rkey] = res
     return out
+
+
+def stored_json(conn: sqlite3.Connection) -> Unpacker:
+    """Reads the store's compressed JSON column, with the database's own dictionaries."""
+    return Unpacker(dict(conn.execute("SELECT dict_id, data FROM store_dictionary")))
 
 
 def queue_states(db: Path) -> dict[str, int]:

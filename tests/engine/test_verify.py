@@ -6,7 +6,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from engine_helpers import adt, cli, replay_json, write_messages, write_scenario
+from engine_helpers import adt, cli, replay_json, stored_json, write_messages, write_scenario
 
 
 def _replayed(tmp_path: Path) -> tuple[Path, Path]:
@@ -50,7 +50,7 @@ def test_verify_catches_deleted_and_extra_resources(tmp_path: Path) -> None:
         enc = conn.execute("SELECT rkey FROM resource WHERE rtype='Encounter'").fetchone()[0]
         conn.execute("DELETE FROM resource WHERE rkey=?", (enc,))
         row = conn.execute("SELECT json FROM resource WHERE rkey='Patient/RXX01-Q7'").fetchone()
-        extra = json.loads(row[0])
+        extra = json.loads(stored_json(conn).json(row[0]))  # written back plain: still read
         extra["id"] = "INVENTED"
         conn.execute("INSERT INTO resource(rkey, rtype, rid, version, max_version, "
                      "last_updated, event_time, order_key, message_id, patient_key, hash, json, "

@@ -205,7 +205,7 @@ class Converter:
         Each resource goes through its own R4B model, and content this process has
         already validated is skipped (``fhir.validate.ResourceValidator``), which is
         what ``validate_bundle`` on ``conv.bundle`` proves, at a fraction of the cost.
-        ``ready``: the message's ``Prepared`` writes, whose body and hash are reused.
+        ``ready``: the message's ``Prepared`` writes, whose hashes are reused.
         """
         from shcr_sim.fhir.validate import ResourceValidator
 
@@ -216,12 +216,11 @@ class Converter:
             envelope = conv.envelope
             if envelope is None:
                 conv.bundle  # noqa: B018 - raises: a conversion without its Bundle envelope
-            digests = bodies = None
+            digests = None
             if ready is not None:  # Prepared leaves store-owned meta out: those are made there
-                pairs = [(None, None) if _store_meta(res) else (bytes.fromhex(p.hash), p.body)
-                         for res, p in zip(conv.resources, ready, strict=True)]
-                digests, bodies = [d for d, _ in pairs], [b for _, b in pairs]
-            self.validator.validate(conv.resources, digests, bodies, envelope=envelope[:4],
+                digests = [None if _store_meta(res) else bytes.fromhex(p.hash)
+                           for res, p in zip(conv.resources, ready, strict=True)]
+            self.validator.validate(conv.resources, digests, envelope=envelope[:4],
                                     bundle=lambda: conv.bundle)
         except Exception as exc:  # noqa: BLE001 - ValidationError names the path
             return f"validation: {exc}"

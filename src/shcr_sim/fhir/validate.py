@@ -257,30 +257,29 @@ class ResourceValidator:
         return fresh
 
     def validate(self, resources: Sequence[dict], digests: Sequence[bytes | None] | None = None,
-                 bodies: Sequence[bytes | None] | None = None, *,
-                 envelope: Sequence[Any] | None = None,
+                 *, envelope: Sequence[Any] | None = None,
                  bundle: Callable[[], dict] | None = None) -> None:
         """Raise ValidationError unless every resource (and the envelope, if given) validates.
 
-        ``bodies[i]``/``digests[i]``: resource i as sorted-key JSON and its digest
-        (``store.Prepared.body`` and ``.hash``), when the caller has them; ``None``:
-        made here. Pass them only for a resource without store-owned meta, which
-        ``Prepared`` leaves out.
+        ``digests[i]``: the digest of resource i as sorted-key JSON (``store.Prepared.hash``),
+        when the caller has it; ``None``: made here. Pass it only for a resource without
+        store-owned meta, which ``Prepared`` leaves out.
         """
         from pydantic import ValidationError as PydanticError
 
         errors = self._envelope_errors(envelope) if envelope is not None else []
         seen = self.seen
         for i, res in enumerate(resources):
-            body = bodies[i] if bodies is not None else None
-            if body is None:
-                body = orjson.dumps(res, option=orjson.OPT_SORT_KEYS)
             d = digests[i] if digests is not None else None
+            body = None
             if d is None:
+                body = orjson.dumps(res, option=orjson.OPT_SORT_KEYS)
                 d = digest(body)
             if d in seen:
                 self.skipped += 1
                 continue
+            if body is None:
+                body = orjson.dumps(res, option=orjson.OPT_SORT_KEYS)
             self.checked += 1
             rtype = res.get("resourceType")
             start = ([f"{rtype}/{res['id']}"] if "resourceType" in res and "id" in res

@@ -15,6 +15,8 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 
+from .compress import pack
+
 Resource = dict[str, Any]
 
 
@@ -80,10 +82,11 @@ def content_hash(resource: Resource) -> str:
 class Prepared(NamedTuple):
     """A ``Write`` made ready for the store: keyed, hashed and serialised once.
 
-    Conversion workers build these, so the single store writer neither hashes nor
-    serialises. ``body`` is the resource as sorted-key JSON without the store-owned
-    meta (``hash`` is its digest, i.e. ``content_hash``); ``meta`` holds any other
-    meta fields the resource carried, which the store merges back.
+    Conversion workers build these, so the single store writer neither hashes,
+    serialises nor compresses. ``body`` is the resource as sorted-key JSON without the
+    store-owned meta, compressed as the store keeps it (``compress.pack``); ``hash``
+    is the JSON's digest, i.e. ``content_hash``. Meta the resource carried besides
+    the store-owned fields stays in ``body``.
     """
 
     rkey: str
@@ -91,7 +94,6 @@ class Prepared(NamedTuple):
     rid: str
     hash: str
     body: bytes
-    meta: dict | None
     idents: tuple[str, ...]
     order_key: str
     event_time: str
@@ -121,9 +123,8 @@ def prepare(resource: Resource, order_key: str, event_time: str, message_id: str
     spelled-out fast path; the result is the same as ``content_hash`` and co.
     """
     meta = resource.get("meta")
-    rest: dict | None = None
     if isinstance(meta, dict):
-        rest = {k: v for k, v in meta.items() if k not in ("versionId", "lastUpdated")} or None
+        rest = {k: v for k, v in meta.items() if k not in ("versionId", "lastUpdated")}
         resource = {k: v for k, v in resource.items() if k != "meta"}
         if rest:
             resource["meta"] = rest
@@ -132,7 +133,7 @@ def prepare(resource: Resource, order_key: str, event_time: str, message_id: str
     rid = resource["id"]
     idents = resource.get("identifier")
     return _new_prepared(Prepared, (
-        f"{rtype}/{rid}", rtype, rid, _blake2b(body, digest_size=16).hexdigest(), body, rest,
+        f"{rtype}/{rid}", rtype, rid, _blake2b(body, digest_size=16).hexdigest(), pack(body),
         _identifier_keys(idents) if idents else (), order_key, event_time, message_id,
         patient_key))
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
-import orjson
 
+from . import compress
 from .base import (
     ApplyResult,
     Prepared,
@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS resource_past (
   order_key TEXT NOT NULL,
   message_id TEXT NOT NULL,
   hash TEXT NOT NULL,
-  json BLOB NOT NULL,
+  json BLOB NOT NULL,               -- compress.pack(JSON without the store-owned meta)
   PRIMARY KEY (rkey, version)
 );
 """
@@ -74,6 +74,7 @@ CREATE TABLE IF NOT EXISTS identifier_index (
   ident TEXT NOT NULL, rkey TEXT NOT NULL, PRIMARY KEY (ident, rkey)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS store_control (key TEXT PRIMARY KEY, value REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS store_dictionary (dict_id INTEGER PRIMARY KEY, data BLOB NOT NULL);
 """
 # Every version, one row each (json NULL for the current one: it is in ``resource``).
 HISTORY_VIEW = """
@@ -137,10 +138,17 @@ def migrate(db: sqlite3.Connection, old: Callable[[sqlite3.Connection], bool],
     db.execute("COMMIT")
 
 
-def _create_schema(db: sqlite3.Connection) -> None:
-    """The store's tables and history view, moving an older layout over first."""
+def _create_schema(db: sqlite3.Connection) -> dict[int, bytes]:
+    """The store's tables and history view, moving an older layout over first; the
+    compression dictionaries the database holds, this release's included."""
     migrate(db, lambda d: is_table(d, "resource_history"), (PAST_TABLE, *MIGRATE_HISTORY_TABLE))
     db.executescript(SCHEMA + HISTORY_VIEW)
+    zdict = compress.dictionary()
+    if db.execute("SELECT 1 FROM store_dictionary WHERE dict_id=?",
+                  (zdict.dict_id(),)).fetchone() is None:
+        db.execute("INSERT OR IGNORE INTO store_dictionary(dict_id, data) VALUES(?, ?)",
+                   (zdict.dict_id(), zdict.as_bytes()))
+    return dict(db.execute("SELECT dict_id, data FROM store_dictionary"))
 
 
 T = TypeVar("T")
@@ -154,15 +162,6 @@ def _remaining(row: Any) -> float:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _with_meta(body: bytes, meta: dict | None, version: int, now: str, now_b: bytes) -> bytes:
-    """The stored JSON: the prepared body with the store's meta spliced in."""
-    if meta is None:
-        return b'{"meta":{"versionId":"%d","lastUpdated":"%s"},%s' % (version, now_b, body[1:])
-    res = orjson.loads(body)
-    res["meta"] = {**meta, "versionId": str(version), "lastUpdated": now}
-    return orjson.dumps(res)
 
 
 # WAL checkpoints: a batch writes several MiB, so SQLite's default (every 4-8 MiB)
@@ -299,15 +298,16 @@ async def retry_locked(attempt: Callable[[], Awaitable[T]]) -> T:
 class SqliteStore:
     """The aiosqlite back end of ``RecordStore``."""
 
-    def __init__(self, conn: aiosqlite.Connection, *, owns_conn: bool = True) -> None:
+    def __init__(self, conn: aiosqlite.Connection, dictionaries: dict[int, bytes], *,
+                 owns_conn: bool = True) -> None:
         self.conn = conn
         self.owns_conn = owns_conn
+        self.unpacker = compress.Unpacker(dictionaries)
 
     @classmethod
     async def open(cls, db_path: str | Path, synchronous: str = "NORMAL") -> SqliteStore:
         conn = await connect(db_path, synchronous)
-        await conn._execute(_create_schema, conn._conn)  # type: ignore[attr-defined]
-        return cls(conn)
+        return cls(conn, await conn._execute(_create_schema, conn._conn))  # type: ignore[attr-defined]
 
     @classmethod
     async def on(cls, conn: aiosqlite.Connection) -> SqliteStore:
@@ -318,9 +318,9 @@ class SqliteStore:
         to one file waiting on each other's write lock.
         """
         async with write_lock(conn):
-            await retry_locked(lambda: conn._execute(
+            dictionaries = await retry_locked(lambda: conn._execute(
                 _create_schema, conn._conn))  # type: ignore[attr-defined]
-        return cls(conn, owns_conn=False)
+        return cls(conn, dictionaries, owns_conn=False)
 
     async def close(self) -> None:
         if self.owns_conn:
@@ -428,10 +428,9 @@ class SqliteStore:
         touched: set[str] = set()  # existing rows whose bookkeeping changed
         pindex: set[tuple[str, str]] = set()
         iindex: set[tuple[str, str]] = set()
-        now_b = now.encode()
         # unpacked by position: items are ``Prepared`` or, from a conversion worker,
         # plain tuples of the same fields (cheaper through the process pipe)
-        for rkey, rtype, rid, h, body, meta, idents, order_key, event_time, message_id, \
+        for rkey, rtype, rid, h, body, idents, order_key, event_time, message_id, \
                 patient_key in items:
             if (rkey, message_id, h) in seen:
                 result.unchanged += 1
@@ -452,7 +451,6 @@ class SqliteStore:
             seen.add((rkey, message_id, h))
             known.add((rkey, h))
             version = (cur[1] if cur else 0) + 1
-            blob = _with_meta(body, meta, version, now, now_b)
             if cur is None:
                 result.created += 1
                 cur = state[rkey] = [version, version, order_key, h, event_time,
@@ -467,7 +465,7 @@ class SqliteStore:
             else:
                 result.history_only += 1
                 past.append((rkey, version, 0, now, event_time, order_key, message_id, h,
-                             blob))
+                             body))
             cur[1] = version
             touched.add(rkey)
             if make_current:
@@ -475,7 +473,7 @@ class SqliteStore:
                                                           message_id)
                 # the version's own fields; the row's bookkeeping (max_version, the
                 # newest event applied) is taken from ``state`` after the loop
-                current[rkey] = (rtype, rid, version, patient_key, h, blob, event_time,
+                current[rkey] = (rtype, rid, version, patient_key, h, body, event_time,
                                  order_key, message_id)
                 for ident in idents:
                     iindex.add((ident, rkey))
@@ -537,18 +535,21 @@ class SqliteStore:
         return result
 
     # -- reads -------------------------------------------------------------
+    # Every read selects (json, version, last_updated): the stored JSON is compressed
+    # and leaves out the store-owned meta, which the row's columns give back.
     async def current(self, rtype: str, rid: str) -> Resource | None:
         async with self.conn.execute(
-            "SELECT json FROM resource WHERE rkey=?", (f"{rtype}/{rid}",)
+            "SELECT json, version, last_updated FROM resource WHERE rkey=?", (f"{rtype}/{rid}",)
         ) as cur:
             row = await cur.fetchone()
-        return orjson.loads(row[0]) if row else None
+        return self.unpacker.resource(*row) if row else None
 
     async def current_many(self, rkeys: Sequence[str]) -> dict[str, Resource]:
         rows = await self._fetch_in(
-            "SELECT rkey, json FROM resource WHERE rkey IN ({marks})", list(rkeys)
+            "SELECT rkey, json, version, last_updated FROM resource WHERE rkey IN ({marks})",
+            list(rkeys),
         )
-        return {k: orjson.loads(j) for k, j in rows}
+        return {k: self.unpacker.resource(j, v, lu) for k, j, v, lu in rows}
 
     async def history(self, rtype: str, rid: str) -> list[Version]:
         async with self.conn.execute(
@@ -558,29 +559,32 @@ class SqliteStore:
             (f"{rtype}/{rid}",),
         ) as cur:
             rows = await cur.fetchall()
-        return [Version(v, bool(c), lu, et, ok, mid, orjson.loads(j))
+        return [Version(v, bool(c), lu, et, ok, mid, self.unpacker.resource(j, v, lu))
                 for v, c, lu, et, ok, mid, j in rows]
 
     async def by_patient(self, patient_key: str) -> list[Resource]:
         async with self.conn.execute(
-            "SELECT r.json FROM patient_index p JOIN resource r ON r.rkey = p.rkey "
+            "SELECT r.json, r.version, r.last_updated FROM patient_index p "
+            "JOIN resource r ON r.rkey = p.rkey "
             "WHERE p.patient_key=? ORDER BY r.order_key, r.rkey",
             (patient_key,),
         ) as cur:
-            return [orjson.loads(j) for (j,) in await cur.fetchall()]
+            return [self.unpacker.resource(*row) for row in await cur.fetchall()]
 
     async def by_identifier(self, system: str, value: str) -> list[Resource]:
         async with self.conn.execute(
-            "SELECT r.json FROM identifier_index i JOIN resource r ON r.rkey = i.rkey "
-            "WHERE i.ident=? ORDER BY r.rkey",
+            "SELECT r.json, r.version, r.last_updated FROM identifier_index i "
+            "JOIN resource r ON r.rkey = i.rkey WHERE i.ident=? ORDER BY r.rkey",
             (f"{system}|{value}",),
         ) as cur:
-            return [orjson.loads(j) for (j,) in await cur.fetchall()]
+            return [self.unpacker.resource(*row) for row in await cur.fetchall()]
 
     async def iter_current(self) -> AsyncIterator[Resource]:  # type: ignore[override]
-        async with self.conn.execute("SELECT json FROM resource ORDER BY rkey") as cur:
-            async for (j,) in cur:
-                yield orjson.loads(j)
+        async with self.conn.execute(
+            "SELECT json, version, last_updated FROM resource ORDER BY rkey"
+        ) as cur:
+            async for row in cur:
+                yield self.unpacker.resource(*row)
 
     async def count(self) -> int:
         async with self.conn.execute("SELECT COUNT(*) FROM resource") as cur:
