@@ -7,6 +7,11 @@ import sqlite3
 from pathlib import Path
 
 from engine_helpers import adt, cli, replay_json, stored_json, write_messages, write_scenario
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shcr_sim.engine.commands import every_few_seconds
+from shcr_sim.engine.verify import merge_index, merged_at, verify
 
 
 def _replayed(tmp_path: Path) -> tuple[Path, Path]:
@@ -64,3 +69,67 @@ def test_verify_catches_deleted_and_extra_resources(tmp_path: Path) -> None:
     assert code != 0
     kinds = {d["resource"]: d["kind"] for d in report["differences"]}
     assert kinds == {enc: "missing", "Patient/INVENTED": "unexpected"}
+
+
+def _plain_merged_at(merges: list[tuple[str, str, str]], pos: str) -> dict[str, str]:
+    """The rule as written out plainly: every merge so far, each survivor walked on."""
+    direct = {old: surv for at, old, surv in sorted(merges) if at <= pos and old != surv}
+    out = {}
+    for old, target in direct.items():
+        hops = 0
+        while target in direct and hops < 50:
+            target, hops = direct[target], hops + 1
+        if target != old:
+            out[old] = target
+    return out
+
+
+_ids = st.sampled_from("abcde")
+_positions = st.text("0123", min_size=1, max_size=3)
+
+
+@given(st.lists(st.tuples(_positions, _ids, _ids), max_size=12), _positions)
+def test_the_indexed_merge_lookup_is_the_plain_rule(merges: list, pos: str) -> None:
+    """Chains, cycles, undone merges and same-position merges included."""
+    first = min(merges)[0] if merges else None
+    got = merged_at(merge_index(merges), first, pos)
+    want = _plain_merged_at(merges, pos)
+    assert (dict(got) if got is not None else {}) == want
+    assert all((got or {}).get(k) == want.get(k) for k in "abcde")
+
+
+async def test_workers_and_one_process_find_the_same_differences(tmp_path: Path) -> None:
+    db, src = _replayed(tmp_path)
+    clean = await verify(db, [src], workers=2)
+    assert clean.ok and clean.resources > 0
+    with sqlite3.connect(db) as conn:  # an older version made current, one resource deleted
+        old = conn.execute("SELECT json FROM resource_history WHERE rkey='Patient/RXX01-M123' "
+                           "AND message_id='PAS|RXX01|1'").fetchone()[0]
+        conn.execute("UPDATE resource SET json=? WHERE rkey='Patient/RXX01-M123'", (old,))
+        conn.execute("DELETE FROM resource WHERE rtype='Encounter'")
+    found = [await verify(db, [src], workers=n) for n in (0, 2)]
+    kinds = [{d.rkey: d.kind for d in r.differences} for r in found]
+    assert kinds[0] == kinds[1] and kinds[0]["Patient/RXX01-M123"] == "differs"
+    assert "missing" in kinds[0].values()
+    assert found[0].resources == found[1].resources == clean.resources
+
+
+async def test_verify_reports_progress_through_each_pass(tmp_path: Path) -> None:
+    db, src = _replayed(tmp_path)
+    seen: list[tuple[str, int]] = []
+    result = await verify(db, [src], workers=0, progress=lambda p, n: seen.append((p, n)))
+    phases = list(dict.fromkeys(p for p, _ in seen))
+    assert phases == ["read", "converted", "compared"]
+    assert max(n for p, n in seen if p == "read") == result.messages == 4
+    assert max(n for p, n in seen if p == "converted") == 4
+
+
+def test_the_progress_lines_name_the_pass_and_its_count(capsys) -> None:
+    show = every_few_seconds(interval=0.0)
+    show("read", 1_234_000)
+    show("compared", 5)
+    assert capsys.readouterr().err.splitlines() == [
+        "verify: read 1,234,000 messages", "verify: compared 5 resources"]
+    quiet = every_few_seconds(interval=3600.0)
+    quiet("read", 1)
+    assert capsys.readouterr().err == ""

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -138,6 +139,26 @@ def replay_command(
 
 
 # -- verify ---------------------------------------------------------------------------
+VERIFY_PROGRESS_S = 10.0
+
+
+def every_few_seconds(interval: float = VERIFY_PROGRESS_S) -> Callable[[str, int], None]:
+    """A ``verify`` progress callback: one line on stderr per ``interval`` (none for a
+    short run), so a long verify shows where it is without cluttering a quick one."""
+    last = time.monotonic()
+
+    def show(phase: str, count: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= interval:
+            last = now
+            unit = "resources" if phase == "compared" else "messages"
+            sys.stderr.write(f"verify: {phase} {count:,} {unit}\n")
+            sys.stderr.flush()
+
+    return show
+
+
 def verify_command(
     db: Path, dirs: Sequence[Path], live: Sequence[Path], *, trusts_file: Path | None,
     trust_specs: Sequence[str], as_json: bool, console: Console,
@@ -149,7 +170,7 @@ def verify_command(
     require_db(db)
     check_inputs(dirs, live)
     trusts = pick_trusts(db, None, trusts_file, trust_specs, [])
-    result = asyncio.run(verify(db, dirs, live, trusts))
+    result = asyncio.run(verify(db, dirs, live, trusts, progress=every_few_seconds()))
     if as_json:
         sys.stdout.write(json.dumps({
             "ok": result.ok, "messages": result.messages, "patients": result.patients,

@@ -13,11 +13,13 @@ An independent check of journey integrity, in bounded memory:
 3. One group at a time, its messages are sorted plainly by the documented rule —
    event time (to the millisecond), event-type precedence, MSH-7, sender, MSH-10 —
    converted and applied in that order to a dict: the last write wins. The group's
-   expected resources are then written to disk and dropped from memory. Shared
-   reference data (an Organization written by many patients' messages) keeps the
-   version from the latest event over all groups.
-4. The store's current versions are compared with the expected ones, ignoring
-   ``meta``: "differs", "missing" (expected, not in the store) and "unexpected".
+   expected resources are then written to disk and dropped from memory. Groups are
+   independent, so worker processes convert them side by side. Shared reference
+   data (an Organization written by many patients' messages) keeps the version
+   from the latest event over all groups.
+4. The store's current versions are compared with the expected ones, both read in
+   key order side by side, ignoring ``meta``: "differs", "missing" (expected, not
+   in the store) and "unexpected".
 
 It does not use the store's ordering keys or its guard, so a store that was
 tampered with (an older version made current, a resource deleted) shows up.
@@ -27,18 +29,24 @@ from __future__ import annotations
 
 import sqlite3
 import tempfile
-from collections.abc import Iterator, Sequence
+from bisect import bisect_right
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
+import zstandard
 
 from shcr_sim.hl7 import HL7Error, Message, TimestampError, parse_ts
 from shcr_sim.store import SqliteStore, strip_meta
+from shcr_sim.store.compress import Unpacker, pack, shipped_unpacker
 
 from .convert import Converted, Converter, TrustInfo
-from .inbound import discover, iter_raw
+from .inbound import SourceFile, discover, iter_raw
 from .keys import (
     DEFAULT_TZ,
     MERGE_TYPES,
@@ -47,19 +55,22 @@ from .keys import (
     merged_away_keys,
     parse_and_extract,
 )
+from .workers import default_workers, spawn_pool
 
 OTHER = 900
+T = TypeVar("T")
+CHUNK_MESSAGES = 2000  # messages per job sent to a worker (whole groups when converting)
+PARALLEL_FROM_BYTES = 8 << 20  # below (~10,000 messages), starting workers costs more
 
 SCHEMA = """
 CREATE TABLE msg (
   n INTEGER PRIMARY KEY, dedup TEXT UNIQUE, patient TEXT NOT NULL, pos TEXT NOT NULL,
-  mtype TEXT NOT NULL, event_time TEXT NOT NULL, raw TEXT NOT NULL
+  mtype TEXT NOT NULL, event_time TEXT NOT NULL, raw BLOB NOT NULL  -- _squeeze(message)
 );
 CREATE TABLE grp (patient TEXT PRIMARY KEY, grp TEXT NOT NULL);
 """
 EXPECTED_SCHEMA = """
-CREATE TABLE expected (rkey TEXT PRIMARY KEY, pos TEXT NOT NULL, json BLOB NOT NULL,
-                       seen INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE expected (rkey TEXT NOT NULL, pos TEXT NOT NULL, json BLOB NOT NULL);
 """
 
 
@@ -156,25 +167,75 @@ class _Groups:
             self.parent.setdefault(min(ra, rb), min(ra, rb))
 
 
-def _merged_at(merges: list[tuple[str, str, str]], pos: str) -> dict[str, str] | None:
-    """Old Patient id → survivor for the merges that happened at or before ``pos``."""
-    direct = {old: surv for at, old, surv in merges if at <= pos and old != surv}
-    out = {}
-    for old, target in direct.items():
+# merged-away Patient id → (positions of its merges, survivors), in position order
+MergeIndex = dict[str, tuple[list[str], list[str]]]
+
+
+class MergesAt(Mapping[str, str]):
+    """Old Patient id → survivor, for the merges at or before one position.
+
+    The plain rule: of an id's merges so far the latest one counts, and a survivor
+    that was itself merged away leads on (at most 50 hops). Looked up per id, so a
+    message costs a few bisections, not a walk over every merge of the run.
+    """
+
+    def __init__(self, index: MergeIndex, pos: str) -> None:
+        self._index = index
+        self._pos = pos
+
+    def _direct(self, old: str) -> str | None:
+        entry = self._index.get(old)
+        if entry is None:
+            return None
+        ats, survivors = entry
+        i = bisect_right(ats, self._pos)
+        return survivors[i - 1] if i else None
+
+    def __getitem__(self, old: str) -> str:
+        target = self._direct(old)
         hops = 0
-        while target in direct and hops < 50:
-            target, hops = direct[target], hops + 1
-        if target != old:
-            out[old] = target
-    return out or None
+        while target is not None and (nxt := self._direct(target)) is not None and hops < 50:
+            target, hops = nxt, hops + 1
+        if target is None or target == old:
+            raise KeyError(old)
+        return target
+
+    def __iter__(self) -> Iterator[str]:
+        return (old for old in self._index if old in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __bool__(self) -> bool:  # only ``merged or {}`` asks: cheap, and lookups decide
+        return True
 
 
-def _group_rows(conn: sqlite3.Connection) -> Iterator[list[tuple[str, str, str, str]]]:
+def merge_index(merges: Sequence[tuple[str, str, str]]) -> MergeIndex:
+    """Each merged-away id's merges (position, survivor), in position order."""
+    index: MergeIndex = {}
+    for at, old, surv in sorted(merges):
+        if old != surv:
+            ats, survivors = index.setdefault(old, ([], []))
+            ats.append(at)
+            survivors.append(surv)
+    return index
+
+
+def merged_at(index: MergeIndex, first: str | None, pos: str) -> MergesAt | None:
+    """The merges in force at ``pos`` (None before the first merge)."""
+    return MergesAt(index, pos) if first is not None and first <= pos else None
+
+
+# one message of a group: position, event time, dedup key, the squeezed message
+GroupRow = tuple[str, str, str, bytes]
+
+
+def _group_rows(conn: sqlite3.Connection) -> Iterator[list[GroupRow]]:
     """Each group's messages (pos, event_time, dedup, raw), sorted by position."""
     cur = conn.execute(
         "SELECT COALESCE(g.grp, m.patient) AS gk, m.pos, m.event_time, m.dedup, m.raw "
         "FROM msg m LEFT JOIN grp g ON g.patient = m.patient ORDER BY gk, m.pos, m.n")
-    group: list[tuple[str, str, str, str]] = []
+    group: list[GroupRow] = []
     current = None
     for gk, pos, et, dedup, raw in cur:
         if gk != current and group:
@@ -188,26 +249,40 @@ def _group_rows(conn: sqlite3.Connection) -> Iterator[list[tuple[str, str, str, 
 
 async def verify(
     db: Path, dirs: Sequence[Path], live: Sequence[Path] = (),
-    trusts: Sequence[TrustInfo] | None = None,
+    trusts: Sequence[TrustInfo] | None = None, workers: int | None = None,
+    progress: Callable[[str, int], None] | None = None,
 ) -> VerifyResult:
+    """``workers``: conversion processes (None: one per core, as the engine, for input
+    of ``PARALLEL_FROM_BYTES`` or more; 0: none). ``progress(phase, count)``: called as
+    each pass goes ("read" messages, "converted" messages, "compared" resources), a
+    few thousand at a time."""
+    tick = progress or (lambda phase, n: None)
+    files = discover(list(dirs), list(live))
+    if workers is None:
+        big = sum(sf.path.stat().st_size for sf in files) >= PARALLEL_FROM_BYTES
+        workers = default_workers() if big else 0
     if trusts is None:
         trusts = await saved_trusts(db)
+    trust_list = list(trusts) if trusts is not None else None
     converter = Converter(trusts, "off")
     tzs = converter.timezones() if trusts is not None else None
     with tempfile.TemporaryDirectory(prefix="shcr-verify-") as tmp:
         conn = _temp_db(Path(tmp) / "messages.db", SCHEMA)
         exp = _temp_db(Path(tmp) / "expected.db", EXPECTED_SCHEMA)
         try:
-            count = _read(conn, dirs, live, tzs)
+            with _pool(workers, _init_reader, tzs) as pool:
+                count = _read(conn, files, pool, tick)
             merges, groups = _merges(conn, converter)
             conn.execute("BEGIN")
             conn.executemany("INSERT INTO grp(patient, grp) VALUES(?, ?)",
                              [(k, groups.find(k)) for k in groups.parent])
             conn.execute("COMMIT")
-            _expect(conn, exp, converter, merges)
+            with _pool(workers, _init_converter, trust_list, merges) as pool:
+                _expect(exp, _chunks(_group_rows(conn)), pool, tick)
             patients = conn.execute("SELECT COUNT(DISTINCT patient) FROM msg").fetchone()[0]
-            resources = exp.execute("SELECT COUNT(*) FROM expected").fetchone()[0]
-            diffs = await _compare(exp, db)
+            conn.close()
+            (Path(tmp) / "messages.db").unlink()  # scratch disk back before the last sort
+            resources, diffs = await _compare(exp, db, tick)
         finally:
             conn.close()
             exp.close()
@@ -218,44 +293,110 @@ def _temp_db(path: Path, schema: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=OFF")
     conn.execute("PRAGMA synchronous=OFF")
+    conn.execute("PRAGMA cache_size=-131072")  # 128 MiB: the dedup index of a big run
     conn.executescript(schema)
     return conn
 
 
-def _read(conn: sqlite3.Connection, dirs: Sequence[Path], live: Sequence[Path],
-          tzs: dict[tuple[str, str], str] | None) -> int:
-    """Pass 1: every readable message from a configured sender, first copy wins."""
-    count = 0
-    batch: list[tuple] = []
+@contextmanager
+def _pool(workers: int, init: Callable[..., None], *args: Any) -> Iterator[Any]:
+    """Worker processes running ``init(*args)``; or, when ``workers`` < 1, None: the
+    work is done here, so ``init`` runs here."""
+    if workers < 1:
+        init(*args)
+        yield None
+        return
+    pool = spawn_pool(workers, init, *args)
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
-    def flush() -> None:
+
+def _in_order(pool: Any, fn: Callable[..., T], jobs: Iterator[Any],
+              in_flight: int = 4) -> Iterator[T]:
+    """``fn(job)`` for each job, in the workers (a few at a time) or here; in job order."""
+    if pool is None:
+        yield from map(fn, jobs)
+        return
+    pending: deque[Future[T]] = deque()
+    for job in jobs:
+        pending.append(pool.submit(fn, job))
+        if len(pending) >= in_flight:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+# -- pass 1: read ---------------------------------------------------------------------
+_zones: dict[tuple[str, str], str] | None = None
+
+
+def _init_reader(tzs: dict[tuple[str, str], str] | None) -> None:
+    global _zones
+    _zones = tzs
+
+
+def _squeeze(raw: str) -> bytes:
+    """A message as the temporary table keeps it: zstd, about half the size, so a
+    ten-million message verify needs less scratch disk (the table, and its sort)."""
+    return _SQUEEZE.compress(raw.encode())
+
+
+def _unsqueeze(blob: bytes) -> str:
+    return _UNSQUEEZE.decompress(blob).decode()
+
+
+_SQUEEZE = zstandard.ZstdCompressor(level=1, write_checksum=False)
+_UNSQUEEZE = zstandard.ZstdDecompressor()
+
+
+def read_rows(raws: Sequence[str]) -> list[tuple[str, str, str, str, str, bytes]]:
+    """The kept messages of ``raws`` as ``msg`` rows; the rest (the engine drops them) left out."""
+    rows = []
+    for raw in raws:
+        try:
+            msg, keys = parse_and_extract(raw)
+            tz = DEFAULT_TZ
+            if _zones is not None:
+                found = _zones.get(msg.sender)
+                if found is None:
+                    continue  # unknown sender: refused by the engine
+                tz = found
+                if tz != DEFAULT_TZ:
+                    msg, keys = parse_and_extract(raw, tz)
+        except (HL7Error, KeysError):
+            continue
+        rows.append((keys.dedup_key, keys.patient_key, position(msg, keys.event_time, tz),
+                     keys.message_type, keys.event_time, _squeeze(raw)))
+    return rows
+
+
+def _read(conn: sqlite3.Connection, files: Sequence[SourceFile], pool: Any,
+          tick: Callable[[str, int], None]) -> int:
+    """Pass 1: every readable message from a configured sender, first copy wins (the
+    rows are inserted in file order, whoever parsed them)."""
+    count = 0
+
+    def batches() -> Iterator[list[str]]:
+        nonlocal count
+        batch: list[str] = []
+        for sf in files:
+            for raw in iter_raw(sf.path):
+                count += 1
+                batch.append(raw)
+                if len(batch) >= CHUNK_MESSAGES:
+                    yield batch
+                    batch = []
+        if batch:
+            yield batch
+
+    for rows in _in_order(pool, read_rows, batches()):
         conn.execute("BEGIN")
         conn.executemany("INSERT OR IGNORE INTO msg(dedup, patient, pos, mtype, event_time, "
-                         "raw) VALUES(?,?,?,?,?,?)", batch)
+                         "raw) VALUES(?,?,?,?,?,?)", rows)
         conn.execute("COMMIT")
-        batch.clear()
-
-    for sf in discover(list(dirs), list(live)):
-        for raw in iter_raw(sf.path):
-            count += 1
-            try:
-                msg, keys = parse_and_extract(raw)
-                tz = DEFAULT_TZ
-                if tzs is not None:
-                    found = tzs.get(msg.sender)
-                    if found is None:
-                        continue  # unknown sender: refused by the engine
-                    tz = found
-                    if tz != DEFAULT_TZ:
-                        msg, keys = parse_and_extract(raw, tz)
-            except (HL7Error, KeysError):
-                continue
-            batch.append((keys.dedup_key, keys.patient_key, position(msg, keys.event_time, tz),
-                          keys.message_type, keys.event_time, raw))
-            if len(batch) >= 2000:
-                flush()
-    if batch:
-        flush()
+        tick("read", count)
     return count
 
 
@@ -265,10 +406,11 @@ def _merges(conn: sqlite3.Connection, converter: Converter
     marks = ",".join("?" * len(MERGE_TYPES))
     merges: list[tuple[str, str, str]] = []
     groups = _Groups()
-    for patient, pos, et, dedup, raw in conn.execute(
+    for patient, pos, et, dedup, squeezed in conn.execute(
         f"SELECT patient, pos, event_time, dedup, raw FROM msg WHERE mtype IN ({marks})",
         sorted(MERGE_TYPES),
     ):
+        raw = _unsqueeze(squeezed)
         out = converter.convert(raw, dedup, pos, et, None)
         if not isinstance(out, Converted) or not out.merge:
             continue
@@ -283,59 +425,130 @@ def _merges(conn: sqlite3.Connection, converter: Converter
     return merges, groups
 
 
-def _expect(conn: sqlite3.Connection, exp: sqlite3.Connection, converter: Converter,
-            merges: list[tuple[str, str, str]]) -> None:
-    """Pass 2: each group's messages in order, last write wins; written to disk."""
-    pending: list[tuple[str, str, bytes]] = []
-    for rows in _group_rows(conn):
+# -- pass 2: expect -------------------------------------------------------------------
+# a conversion worker's state: (converter, merge index, first merge position)
+_worker: tuple[Converter, MergeIndex, str | None] | None = None
+
+
+def _first(merges: Sequence[tuple[str, str, str]]) -> str | None:
+    return min(merges)[0] if merges else None
+
+
+def _init_converter(trusts: list[TrustInfo] | None, merges: list[tuple[str, str, str]]) -> None:
+    global _worker
+    _worker = (Converter(trusts, "off"), merge_index(merges), _first(merges))
+
+
+def expect_groups(groups: Sequence[Sequence[GroupRow]]) -> list[tuple[str, str, bytes]]:
+    """Each group's expected resources (rkey, position, packed JSON), last write wins."""
+    assert _worker is not None, "worker not initialised"
+    converter, index, first = _worker
+    out: list[tuple[str, str, bytes]] = []
+    for rows in groups:
         state: dict[str, tuple[str, dict]] = {}
         for pos, et, dedup, raw in rows:
-            out = converter.convert(raw, dedup, pos, et, _merged_at(merges, pos))
-            if isinstance(out, str):
+            conv = converter.convert(_unsqueeze(raw), dedup, pos, et,
+                                     merged_at(index, first, pos))
+            if isinstance(conv, str):
                 continue  # the engine dead-letters it
-            for w in out.writes:
+            for w in conv.writes:
                 rkey = f"{w.resource['resourceType']}/{w.resource['id']}"
-                state[rkey] = (pos, strip_meta(w.resource))  # plain: last write wins
-        for rkey, (pos, res) in state.items():
-            pending.append((rkey, pos, orjson.dumps(res, option=orjson.OPT_SORT_KEYS)))
-        if len(pending) >= 5000:
-            _flush_expected(exp, pending)
-    _flush_expected(exp, pending)
+                state[rkey] = (pos, w.resource)  # plain: last write wins
+        out += [(rkey, pos, pack(orjson.dumps(strip_meta(res), option=orjson.OPT_SORT_KEYS)))
+                for rkey, (pos, res) in state.items()]
+    return out
 
 
-def _flush_expected(write: sqlite3.Connection, pending: list[tuple[str, str, bytes]]) -> None:
-    """Store a group's resources; one written by several groups (shared reference data)
-    keeps the version from the latest event."""
-    write.execute("BEGIN")
-    write.executemany(
-        "INSERT INTO expected(rkey, pos, json) VALUES(?,?,?) ON CONFLICT(rkey) DO UPDATE "
-        "SET pos=excluded.pos, json=excluded.json WHERE excluded.pos > expected.pos", pending)
-    write.execute("COMMIT")
-    pending.clear()
+def _chunks(groups: Iterator[list[GroupRow]]) -> Iterator[list[list[GroupRow]]]:
+    """Whole groups, about ``CHUNK_MESSAGES`` messages at a time."""
+    chunk: list[list[GroupRow]] = []
+    size = 0
+    for rows in groups:
+        chunk.append(rows)
+        size += len(rows)
+        if size >= CHUNK_MESSAGES:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
 
 
-async def _compare(conn: sqlite3.Connection, db: Path) -> list[Difference]:
+def _expect(exp: sqlite3.Connection, chunks: Iterator[list[list[GroupRow]]], pool: Any,
+            tick: Callable[[str, int], None]) -> None:
+    """Pass 2: each group's messages in order, last write wins; written to disk.
+
+    Groups are independent, so the workers convert them side by side, a few chunks
+    in flight (memory stays bounded). Every group's resources are appended; a
+    resource written by several groups keeps the latest position when compared.
+    """
+    done = 0
+
+    def counted() -> Iterator[list[list[GroupRow]]]:
+        nonlocal done
+        for chunk in chunks:  # counted as handed out: at most a few chunks ahead
+            done += sum(map(len, chunk))
+            yield chunk
+
+    for rows in _in_order(pool, expect_groups, counted()):
+        exp.execute("BEGIN")
+        exp.executemany("INSERT INTO expected(rkey, pos, json) VALUES(?,?,?)", rows)
+        exp.execute("COMMIT")
+        tick("converted", done)
+
+
+async def _compare(exp: sqlite3.Connection, db: Path, tick: Callable[[str, int], None]
+                   ) -> tuple[int, list[Difference]]:
+    """The store's current rows against the expected ones, both in ``rkey`` order: the
+    number of expected resources, and the differences.
+
+    Packed JSON compares as bytes when both sides were packed alike (the usual
+    case); anything else is unpacked and compared as sorted JSON without meta.
+    """
     diffs: list[Difference] = []
+    mine = shipped_unpacker()
+    wanted = _latest(exp.execute("SELECT rkey, pos, json FROM expected ORDER BY rkey, pos"))
+    count = 0
+    nxt = next(wanted, None)
     store = await SqliteStore.open(db)
-    seen: list[tuple[str]] = []
     try:
-        async for res in store.iter_current():
-            rkey = f"{res['resourceType']}/{res['id']}"
-            got = strip_meta(res)
-            row = conn.execute("SELECT json FROM expected WHERE rkey=?", (rkey,)).fetchone()
-            if row is None:
+        async for rkey, blob, version, last_updated in store.iter_stored():
+            if not count % 100_000:
+                tick("compared", count)
+            while nxt is not None and nxt[0] < rkey:
+                diffs.append(_missing(mine, nxt))
+                count, nxt = count + 1, next(wanted, None)
+            if nxt is None or nxt[0] != rkey:
+                got = strip_meta(store.unpacker.resource(blob, version, last_updated))
                 diffs.append(Difference(rkey, "unexpected", actual=got))
                 continue
-            seen.append((rkey,))
-            if orjson.dumps(got, option=orjson.OPT_SORT_KEYS) != row[0]:
-                want = orjson.loads(row[0])
+            want_blob = nxt[1]
+            count, nxt = count + 1, next(wanted, None)
+            if blob == want_blob:
+                continue
+            got = strip_meta(store.unpacker.resource(blob, version, last_updated))
+            want_json = mine.json(want_blob)
+            if orjson.dumps(got, option=orjson.OPT_SORT_KEYS) != want_json:
+                want = orjson.loads(want_json)
                 diffs.append(Difference(rkey, "differs", diff_paths(want, got), want, got))
-            if len(seen) >= 5000:
-                conn.executemany("UPDATE expected SET seen=1 WHERE rkey=?", seen)
-                seen.clear()
-        conn.executemany("UPDATE expected SET seen=1 WHERE rkey=?", seen)
     finally:
         await store.close()
-    for rkey, blob in conn.execute("SELECT rkey, json FROM expected WHERE seen=0 ORDER BY rkey"):
-        diffs.append(Difference(rkey, "missing", expected=orjson.loads(blob)))
-    return diffs
+    while nxt is not None:
+        diffs.append(_missing(mine, nxt))
+        count, nxt = count + 1, next(wanted, None)
+    return count, diffs
+
+
+def _latest(rows: Iterator[tuple[str, str, bytes]]) -> Iterator[tuple[str, bytes]]:
+    """(rkey, packed JSON) per resource, from rows sorted by (rkey, position): the version
+    from the latest event (shared reference data written by several groups)."""
+    last: tuple[str, str, bytes] | None = None
+    for row in rows:
+        if last is not None and row[0] != last[0]:
+            yield last[0], last[2]
+        last = row
+    if last is not None:
+        yield last[0], last[2]
+
+
+def _missing(mine: Unpacker, row: tuple[str, bytes]) -> Difference:
+    return Difference(row[0], "missing", expected=orjson.loads(mine.json(row[1])))

@@ -18,7 +18,7 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Any
@@ -80,14 +80,33 @@ def _watch_engine(pid: int, create_time: float) -> None:
             os._exit(0)
 
 
-def _init(trusts: list[TrustInfo] | None, validate: str, engine: tuple[int, float]) -> None:
-    global _converter
+def spawn_pool(workers: int, init: Callable[..., None], *args: Any) -> ProcessPoolExecutor:
+    """``workers`` processes, each running ``init(*args)`` first (a module-level function).
+
+    Spawned, so they are fresh interpreters: nothing of this process's threads or
+    open SQLite connections is inherited. Each exits once this process is gone.
+    """
+    import psutil
+
+    me = psutil.Process()
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_start_worker,
+                               initargs=((me.pid, me.create_time()), init, args))
+
+
+def _start_worker(engine: tuple[int, float], init: Callable[..., None],
+                  args: tuple[Any, ...]) -> None:
     threading.Thread(target=_watch_engine, args=engine, daemon=True,
                      name="watch-engine").start()
-    _converter = Converter(trusts, validate)
+    init(*args)
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
+
+
+def _init(trusts: list[TrustInfo] | None, validate: str) -> None:
+    global _converter
+    _converter = Converter(trusts, validate)
 
 
 def convert_shard(jobs: Sequence[Job], merges: list[tuple[str, str, str]]) -> tuple[
@@ -139,18 +158,9 @@ class ConvertPool:
     """Worker processes converting shards; ``await convert(jobs, merges)``."""
 
     def __init__(self, trusts: Sequence[TrustInfo] | None, validate: str, workers: int) -> None:
-        import psutil
-
-        # spawn: fresh interpreters, so nothing of the engine's threads or open
-        # SQLite connections is inherited; workers are the engine's own children
-        ctx = multiprocessing.get_context("spawn")
         self.workers = workers
-        me = psutil.Process()
-        self.executor = ProcessPoolExecutor(
-            workers, mp_context=ctx, initializer=_init,
-            initargs=(list(trusts) if trusts is not None else None, validate,
-                      (me.pid, me.create_time())),
-        )
+        self.executor = spawn_pool(workers, _init,
+                                   list(trusts) if trusts is not None else None, validate)
 
     async def convert(self, jobs: Sequence[Job], merges: MergeMap) -> tuple[
             list[Outcome], float, float, int]:
@@ -192,4 +202,4 @@ def convert_here(conv: Converter, jobs: Sequence[Job], merges: MergeMap) -> tupl
 
 
 __all__ = ["ConvertPool", "Converted", "Job", "Outcome", "convert_here", "default_workers",
-           "shards", "tuned_gc"]
+           "shards", "spawn_pool", "tuned_gc"]

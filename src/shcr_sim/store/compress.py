@@ -46,6 +46,11 @@ def pack(body: bytes) -> bytes:
     return _compressor().compress(body)
 
 
+def shipped_unpacker() -> Unpacker:
+    """Reads what ``pack`` writes (this release's dictionary only)."""
+    return Unpacker({dictionary().dict_id(): dictionary().as_bytes()})
+
+
 class Unpacker:
     """Reads stored blobs with the dictionaries a database holds (by id)."""
 

@@ -586,6 +586,18 @@ class SqliteStore:
             async for row in cur:
                 yield self.unpacker.resource(*row)
 
+    async def iter_stored(self) -> AsyncIterator[tuple[str, bytes | str, int, str]]:
+        """Every current row as kept, in ``rkey`` order: (rkey, packed JSON, version,
+        last updated). Equal packed bytes mean equal content, so a comparison against
+        ``compress.pack`` of the expected JSON needs no unpacking when they match;
+        ``self.unpacker.resource`` reads a row whole."""
+        async with self.conn.execute(
+            "SELECT rkey, json, version, last_updated FROM resource ORDER BY rkey"
+        ) as cur:
+            while rows := await cur.fetchmany(2000):
+                for row in rows:
+                    yield row
+
     async def count(self) -> int:
         async with self.conn.execute("SELECT COUNT(*) FROM resource") as cur:
             row = await cur.fetchone()
