@@ -86,10 +86,17 @@ def test_dead_letter_retry_after_the_sender_is_configured(tmp_path: Path) -> Non
     fixed = write_scenario(tmp_path / "s2.toml", with_late_joiner=True)
     replay_json("--db", str(db), str(src.parents[1]), "--scenario", str(fixed))
     dead = json.loads(cli("deadletter", "list", "--db", str(db), "--json").stdout)
+    with sqlite3.connect(db) as conn:  # as a message unreadable at accept would be counted
+        conn.execute("UPDATE queue_state SET sender_fac='', message_type='' WHERE seq=?",
+                     (dead[0]["id"],))
     out = cli("deadletter", "retry", str(dead[0]["id"]), "--db", str(db))
     assert "applied 1" in out.stdout
     report = replay_json("--db", str(db), str(src.parents[1]))
     assert report["total"]["applied"] == 2 and report["total"]["dead_lettered"] == 0
+    # the reconciliation counts the retried message under its re-read trust and type
+    rows = {(r["trust"], r["message_type"]): r for r in report["rows"]}
+    assert rows[("RYY02", "ADT^A08")]["applied"] == 1
+    assert ("(unknown)", "(unreadable)") not in rows
     assert family(db, "RYY02-L9") == "AT-LATE"
     cli("verify", "--db", str(db), str(src.parents[1]))
 
