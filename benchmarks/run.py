@@ -135,7 +135,7 @@ def child_replay(scen: Path, db: Path, validate: str, batch: int, verify: bool,
         from shcr_sim.engine.verify import verify as run_verify
 
         t1 = time.perf_counter()
-        v = asyncio.run(run_verify(db, [scen], [scen / "live"], trusts))
+        v = asyncio.run(run_verify(db, [scen], [scen / "live"], trusts, workers=workers))
         out["verify"] = {"ok": v.ok, "differences": len(v.differences),
                          "seconds": time.perf_counter() - t1}
     return out

@@ -122,6 +122,7 @@ async def test_verify_reports_progress_through_each_pass(tmp_path: Path) -> None
     assert phases == ["read", "converted", "compared"]
     assert max(n for p, n in seen if p == "read") == result.messages == 4
     assert max(n for p, n in seen if p == "converted") == 4
+    assert seen[-1] == ("compared", result.resources)
 
 
 def test_the_progress_lines_name_the_pass_and_its_count(capsys) -> None:

@@ -254,8 +254,8 @@ async def verify(
 ) -> VerifyResult:
     """``workers``: conversion processes (None: one per core, as the engine, for input
     of ``PARALLEL_FROM_BYTES`` or more; 0: none). ``progress(phase, count)``: called as
-    each pass goes ("read" messages, "converted" messages, "compared" resources), a
-    few thousand at a time."""
+    each pass goes ("read" and "converted" messages, every chunk of 2,000; "compared"
+    resources, every 100,000 and at the end)."""
     tick = progress or (lambda phase, n: None)
     files = discover(list(dirs), list(live))
     if workers is None:
@@ -506,13 +506,15 @@ async def _compare(exp: sqlite3.Connection, db: Path, tick: Callable[[str, int],
     """
     diffs: list[Difference] = []
     mine = shipped_unpacker()
-    wanted = _latest(exp.execute("SELECT rkey, pos, json FROM expected ORDER BY rkey, pos"))
-    count = 0
+    wanted = _latest(exp.execute(  # on a tie in position, the first written wins
+        "SELECT rkey, pos, json FROM expected ORDER BY rkey, pos, rowid DESC"))
+    count = ticked = 0
     nxt = next(wanted, None)
     store = await SqliteStore.open(db)
     try:
         async for rkey, blob, version, last_updated in store.iter_stored():
-            if not count % 100_000:
+            if count >= ticked + 100_000:
+                ticked = count
                 tick("compared", count)
             while nxt is not None and nxt[0] < rkey:
                 diffs.append(_missing(mine, nxt))
@@ -535,6 +537,7 @@ async def _compare(exp: sqlite3.Connection, db: Path, tick: Callable[[str, int],
     while nxt is not None:
         diffs.append(_missing(mine, nxt))
         count, nxt = count + 1, next(wanted, None)
+    tick("compared", count)
     return count, diffs
 
 

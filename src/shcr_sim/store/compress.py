@@ -89,7 +89,7 @@ def resource_from(res: dict[str, Any], version: int, last_updated: str) -> dict[
     """``res`` with the store-owned meta: version and time, merged into any other meta."""
     store_meta = {"versionId": str(version), "lastUpdated": last_updated}
     meta = res.get("meta")
-    if meta is None:  # meta first, as a FHIR server writes it
+    if not isinstance(meta, dict):  # meta first, as a FHIR server writes it
         return {"meta": store_meta, **res}
     res["meta"] = {**meta, **store_meta}
     return res

@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS resource_past (
   order_key TEXT NOT NULL,
   message_id TEXT NOT NULL,
   hash TEXT NOT NULL,
-  json BLOB NOT NULL,               -- compress.pack(JSON without the store-owned meta)
+  json BLOB NOT NULL,  -- compress.pack(JSON without the store-owned meta); older: plain JSON
   PRIMARY KEY (rkey, version)
 );
 """
@@ -536,7 +536,8 @@ class SqliteStore:
 
     # -- reads -------------------------------------------------------------
     # Every read selects (json, version, last_updated): the stored JSON is compressed
-    # and leaves out the store-owned meta, which the row's columns give back.
+    # and leaves out the store-owned meta, which the row's columns give back (a row
+    # written by an earlier release is plain JSON, meta included, and read as is).
     async def current(self, rtype: str, rid: str) -> Resource | None:
         async with self.conn.execute(
             "SELECT json, version, last_updated FROM resource WHERE rkey=?", (f"{rtype}/{rid}",)
