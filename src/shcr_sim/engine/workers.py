@@ -61,7 +61,7 @@ def default_workers() -> int:
 
 
 def _watch_engine(pid: int, create_time: float) -> None:
-    """Exit this worker once the engine process is gone (even SIGKILLed).
+    """Exit this worker once the engine process (or ``verify``'s) is gone, even SIGKILLed.
 
     Workers hold both ends of the pool's pipes, so they never see EOF when the
     engine dies; without this they would linger, idle, for ever.
@@ -94,9 +94,9 @@ def spawn_pool(workers: int, init: Callable[..., None], *args: Any) -> ProcessPo
                                initargs=((me.pid, me.create_time()), init, args))
 
 
-def _start_worker(engine: tuple[int, float], init: Callable[..., None],
+def _start_worker(parent: tuple[int, float], init: Callable[..., None],
                   args: tuple[Any, ...]) -> None:
-    threading.Thread(target=_watch_engine, args=engine, daemon=True,
+    threading.Thread(target=_watch_engine, args=parent, daemon=True,
                      name="watch-engine").start()
     init(*args)
     gc.collect()
