@@ -13,17 +13,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shcr_sim.store import SqliteStore, Write
-from shcr_sim.store.compress import Unpacker, dictionary, pack, resource_from
+from shcr_sim.store.compress import Unpacker, dictionary, pack, resource_from, shipped_unpacker
 
 
 def patient(i: int, family: str = "Smith") -> dict:
     return {"resourceType": "Patient", "id": f"p{i}", "name": [{"family": family}],
             "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number",
                             "value": f"999{i:07d}"}]}
-
-
-def own() -> Unpacker:
-    return Unpacker({dictionary().dict_id(): dictionary().as_bytes()})
 
 
 json_values = st.recursive(
@@ -38,7 +34,7 @@ def test_any_json_object_comes_back_byte_for_byte(obj: dict) -> None:
     body = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
     blob = pack(body)
     assert blob[:1] != b"{"  # a zstd frame, never mistaken for plain JSON
-    assert own().json(blob) == body
+    assert shipped_unpacker().json(blob) == body
 
 
 async def test_rows_hold_compressed_json_without_store_meta(tmp_path: Path) -> None:
@@ -91,7 +87,7 @@ async def test_a_database_keeps_reading_an_earlier_dictionary(tmp_path: Path) ->
     await s.close()
     assert got is not None and got["name"] == [{"family": "Earlier"}]
     with pytest.raises(LookupError, match="dictionary 12345"):
-        own().json(blob)
+        shipped_unpacker().json(blob)
 
 
 def test_store_meta_is_merged_into_other_meta_and_leads_otherwise() -> None:

@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from shcr_sim.store import SqliteStore, Write, content_hash, prepare, strip_meta
-from shcr_sim.store.compress import Unpacker, dictionary
+from shcr_sim.store.compress import shipped_unpacker
 
 
 def patient(family: str, **extra: object) -> dict:
@@ -34,7 +34,7 @@ async def test_history_reads_whole_versions_with_json_stored_once(tmp_path: Path
 def test_prepared_hash_is_the_content_hash_and_other_meta_is_kept() -> None:
     res = patient("A", meta={"versionId": "9", "lastUpdated": "x", "profile": ["urn:p"]})
     p = prepare(res, "k", "e", "m")
-    stored = json.loads(Unpacker({dictionary().dict_id(): dictionary().as_bytes()}).json(p.body))
+    stored = json.loads(shipped_unpacker().json(p.body))
     assert p.hash == content_hash(res) and stored["meta"] == {"profile": ["urn:p"]}
     assert p.rkey == "Patient/p1" and p.idents == ()
 
