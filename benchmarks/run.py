@@ -90,8 +90,8 @@ def _latency(db: Path) -> dict[str, dict[str, float]]:
                 "AND lane='backload' ORDER BY 1 LIMIT 1 OFFSET ?", (min(n - 1, int(n * q)),)
             ).fetchone()[0]) for name, q in quantiles}}
         rows = conn.execute(
-            "SELECT sender_app || '|' || sender_fac || '|' || control_id, received_at, "
-            "updated_at FROM queue WHERE state='applied' AND lane='live'").fetchall()
+            "SELECT dedup_key, received_at, updated_at FROM queue "
+            "WHERE state='applied' AND lane='live'").fetchall()
     seconds = sorted(seconds_to_first_application(db, rows))
     if seconds:
         out["live"] = {"messages": len(seconds), **{

@@ -23,6 +23,7 @@ from shcr_sim.engine.inbound import discover, iter_raw
 from shcr_sim.engine.trusts import resolve_trusts
 from shcr_sim.feeds.generate import generate
 from shcr_sim.feeds.scenario import load_scenario
+from shcr_sim.store import strip_meta
 from shcr_sim.store.compress import DICTIONARY_FILE
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "shcr_sim" / "store" / DICTIONARY_FILE
@@ -38,8 +39,8 @@ def bodies(messages: int, seed: int) -> list[bytes]:
             for i, raw in enumerate(iter_raw(sf.path)):
                 conv = converter.convert(raw, f"m{i}", "", "", None)
                 if isinstance(conv, Converted):
-                    found += [orjson.dumps({k: v for k, v in w.resource.items() if k != "meta"},
-                                           option=orjson.OPT_SORT_KEYS) for w in conv.writes]
+                    found += [orjson.dumps(strip_meta(w.resource), option=orjson.OPT_SORT_KEYS)
+                              for w in conv.writes]
     return found
 
 

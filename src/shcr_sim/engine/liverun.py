@@ -184,8 +184,8 @@ async def latency_during_backload(db: Path) -> dict[str, Any]:
         if last is None:
             return {"count": 0}
         async with conn.execute(
-            "SELECT sender_app || '|' || sender_fac || '|' || control_id, received_at, "
-            "updated_at FROM queue WHERE lane='live' AND state='applied' AND received_at <= ?",
+            "SELECT dedup_key, received_at, updated_at FROM queue "
+            "WHERE lane='live' AND state='applied' AND received_at <= ?",
             (last,),
         ) as cur:
             rows = await cur.fetchall()

@@ -168,10 +168,8 @@ ROW_COLUMNS = (
     "event_epoch, event_time, order_key, raw, state, reason"
 )
 # the same, from queue_msg m JOIN queue_state s (the claim reads the tables, not the view)
-CLAIM_COLUMNS = (
-    "m.seq, m.lane, m.source, m.sender_app, m.sender_fac, m.control_id, m.message_type, "
-    "m.patient_key, m.event_epoch, m.event_time, m.order_key, m.raw, s.state, s.reason"
-)
+CLAIM_COLUMNS = ", ".join(("s." if c in ("state", "reason") else "m.") + c
+                          for c in ROW_COLUMNS.split(", "))
 
 Sender = tuple[str, str]  # (MSH-3.1 sending application, MSH-4.1 sending facility / ODS)
 

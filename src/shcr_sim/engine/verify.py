@@ -43,7 +43,7 @@ import zstandard
 
 from shcr_sim.hl7 import HL7Error, Message, TimestampError, parse_ts
 from shcr_sim.store import SqliteStore, strip_meta
-from shcr_sim.store.compress import Unpacker, pack, shipped_unpacker
+from shcr_sim.store.compress import Unpacker, pack
 
 from .convert import Converted, Converter, TrustInfo
 from .inbound import SourceFile, discover, iter_raw
@@ -505,14 +505,18 @@ async def _compare(exp: sqlite3.Connection, db: Path, tick: Callable[[str, int],
     case); anything else is unpacked and compared as sorted JSON without meta.
     """
     diffs: list[Difference] = []
-    mine = shipped_unpacker()
     wanted = _latest(exp.execute(  # on a tie in position, the first written wins
         "SELECT rkey, pos, json FROM expected ORDER BY rkey, pos, rowid DESC"))
     count = ticked = 0
     nxt = next(wanted, None)
-    store = await SqliteStore.open(db)
+    store = await SqliteStore.open(db)  # its unpacker holds this release's dictionary too
+    mine = store.unpacker
+
+    def stored(blob: bytes | str) -> dict:
+        return strip_meta(orjson.loads(mine.json(blob)))
+
     try:
-        async for rkey, blob, version, last_updated in store.iter_stored():
+        async for rkey, blob, _version, _updated in store.iter_stored():
             if count >= ticked + 100_000:
                 ticked = count
                 tick("compared", count)
@@ -520,14 +524,13 @@ async def _compare(exp: sqlite3.Connection, db: Path, tick: Callable[[str, int],
                 diffs.append(_missing(mine, nxt))
                 count, nxt = count + 1, next(wanted, None)
             if nxt is None or nxt[0] != rkey:
-                got = strip_meta(store.unpacker.resource(blob, version, last_updated))
-                diffs.append(Difference(rkey, "unexpected", actual=got))
+                diffs.append(Difference(rkey, "unexpected", actual=stored(blob)))
                 continue
             want_blob = nxt[1]
             count, nxt = count + 1, next(wanted, None)
             if blob == want_blob:
                 continue
-            got = strip_meta(store.unpacker.resource(blob, version, last_updated))
+            got = stored(blob)
             want_json = mine.json(want_blob)
             if orjson.dumps(got, option=orjson.OPT_SORT_KEYS) != want_json:
                 want = orjson.loads(want_json)
