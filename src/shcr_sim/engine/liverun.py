@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import orjson
 
 from shcr_sim.feeds.sender import FeedControl, SenderConfig, SendReport, read_stream, run_feed
 from shcr_sim.hl7 import HL7Error, parse
@@ -145,20 +146,21 @@ def seconds_to_first_application(db: Path, rows: Iterable[tuple[str, float, floa
 
     A merge learned late re-applies messages and moves their queue ``updated_at``;
     for those the first application counts (their first store write). Only the slow
-    ones can have been re-applied, and the look-up scans the record, so only those
-    are looked up.
+    ones can have been re-applied, so only those are looked up, in one pass over the
+    record's history (``message_id`` has no index: a query per few hundred ids would
+    scan it again each time, minutes at ten million messages).
     """
     import sqlite3
 
     rows = list(rows)
     ids = sorted({m for m, received, done in rows if done - received > REAPPLIED_AFTER_S})
     firsts: dict[str, float] = {}
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        for i in range(0, len(ids), 500):
-            part = ids[i : i + 500]
+    if ids:
+        with contextlib.closing(sqlite3.connect(db)) as conn:
             for mid, written in conn.execute(
                 "SELECT message_id, MIN(last_updated) FROM resource_history "
-                f"WHERE message_id IN ({','.join('?' * len(part))}) GROUP BY message_id", part
+                "WHERE message_id IN (SELECT value FROM json_each(?)) GROUP BY message_id",
+                (orjson.dumps(ids).decode(),),
             ):
                 firsts[mid] = datetime.fromisoformat(written.replace("Z", "+00:00")).timestamp()
     seconds = []
