@@ -73,3 +73,26 @@ async def test_after_close_the_database_file_alone_holds_everything(tmp_path: Pa
     async with conn.execute("SELECT length(b) FROM t") as cur:
         assert await cur.fetchone() == (50_000,)
     await conn.close()
+
+
+async def test_one_thread_per_file_until_its_last_connection_closes(tmp_path: Path) -> None:
+    """Two connections on one file (the live engine's queue and store) share one thread;
+    closing the first leaves it running, closing the last stops it and folds the WAL."""
+    before = _checkpointers()
+    db = tmp_path / "c.db"
+    first = await store_sqlite.connect(db)
+    second = await store_sqlite.connect(tmp_path / "." / "c.db")  # the same file
+    other = await store_sqlite.connect(tmp_path / "other.db")
+    assert _checkpointers() == before + 2
+    await first.execute("CREATE TABLE t (b BLOB)")
+    await first.close()
+    assert _checkpointers() == before + 2
+    await second.execute("INSERT INTO t VALUES (?)", (b"y" * 20_000,))
+    await second.close()
+    assert _checkpointers() == before + 1
+    assert not Path(str(db) + "-wal").exists()
+    again = await store_sqlite.connect(db)  # a new thread for a file opened again
+    assert _checkpointers() == before + 2
+    await again.close()
+    await other.close()
+    assert _checkpointers() == before

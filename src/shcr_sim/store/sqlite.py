@@ -14,6 +14,7 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -178,19 +179,19 @@ CHECKPOINT_POLL_S = 0.2
 
 
 def _checkpoint_while_open(path: str, synchronous: str, stop: threading.Event,
-                           owner: weakref.ref[aiosqlite.Connection]) -> None:
+                           owners: weakref.WeakSet[aiosqlite.Connection]) -> None:
     """Copy the WAL back into the database file, off the writer's thread.
 
     A PASSIVE checkpoint never blocks the writer (it stops at what readers still
     need), and its file writes and syncs are I/O the writer no longer waits for in
-    COMMIT: about 40 % of the commit time of a large replay. Runs until ``stop``
-    (the connection it serves closing) or until that connection is gone.
+    COMMIT: about 40 % of the commit time of a large replay. Runs until ``stop`` (the
+    last connection it serves closing) or until those connections are all gone.
     """
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
         db.execute(f"PRAGMA synchronous={synchronous}")
         wal = path + "-wal"
-        while not stop.wait(CHECKPOINT_POLL_S) and owner() is not None:
+        while not stop.wait(CHECKPOINT_POLL_S) and len(owners):
             try:
                 if os.path.getsize(wal) >= BACKGROUND_CHECKPOINT_BYTES:
                     db.execute("PRAGMA wal_checkpoint(PASSIVE)")
@@ -200,23 +201,54 @@ def _checkpoint_while_open(path: str, synchronous: str, stop: threading.Event,
         db.close()
 
 
+@dataclass
+class _Checkpointer:
+    """One checkpoint thread per database file and process, however many connections
+    this process has open on it (the live engine's queue and store: two)."""
+
+    thread: threading.Thread
+    stop: threading.Event
+    owners: weakref.WeakSet[aiosqlite.Connection]
+
+
+_CHECKPOINTERS: dict[str, _Checkpointer] = {}
+_CHECKPOINTERS_LOCK = threading.Lock()
+
+
 def _checkpoint_in_background(conn: aiosqlite.Connection, path: str, synchronous: str) -> None:
-    """Start ``_checkpoint_while_open`` for ``conn``, and stop it before ``conn`` closes:
-    the last connection to close copies the rest of the WAL back and deletes it, so
-    the database file is whole on its own after a run."""
-    stop = threading.Event()
-    thread = threading.Thread(target=_checkpoint_while_open, daemon=True,
-                              name="wal-checkpoint",
-                              args=(path, synchronous, stop, weakref.ref(conn)))
-    thread.start()
+    """Serve ``conn`` by the file's checkpoint thread (starting it if none runs), and stop
+    that thread before the last connection it serves closes: the last connection to
+    close copies the rest of the WAL back and deletes it, so the database file is
+    whole on its own after a run."""
+    key = os.path.realpath(path)
+    with _CHECKPOINTERS_LOCK:
+        cp = _CHECKPOINTERS.get(key)
+        if cp is None or not cp.thread.is_alive() or cp.stop.is_set():
+            owners: weakref.WeakSet[aiosqlite.Connection] = weakref.WeakSet()
+            stop = threading.Event()
+            thread = threading.Thread(target=_checkpoint_while_open, daemon=True,
+                                      name="wal-checkpoint",
+                                      args=(path, synchronous, stop, owners))
+            cp = _CHECKPOINTERS[key] = _Checkpointer(thread, stop, owners)
+            owners.add(conn)
+            thread.start()
+        else:
+            cp.owners.add(conn)
     close = conn.close
 
     async def stop_then_close() -> None:
-        stop.set()
-        try:
-            await asyncio.get_running_loop().run_in_executor(None, thread.join)
-        except RuntimeError:  # no executor any more (the loop is shutting down)
-            thread.join()
+        with _CHECKPOINTERS_LOCK:
+            cp.owners.discard(conn)
+            last = not len(cp.owners)
+            if last:
+                cp.stop.set()
+                if _CHECKPOINTERS.get(key) is cp:
+                    del _CHECKPOINTERS[key]
+        if last:
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, cp.thread.join)
+            except RuntimeError:  # no executor any more (the loop is shutting down)
+                cp.thread.join()
         await close()
 
     conn.close = stop_then_close  # type: ignore[method-assign]
