@@ -10,6 +10,7 @@ from engine_helpers import adt, cli, replay_json, stored_json, write_messages, w
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shcr_sim.engine import verify as verify_module
 from shcr_sim.engine.commands import every_few_seconds
 from shcr_sim.engine.verify import merge_index, merged_at, verify
 
@@ -123,6 +124,8 @@ async def test_verify_reports_progress_through_each_pass(tmp_path: Path) -> None
     assert max(n for p, n in seen if p == "read") == result.messages == 4
     assert max(n for p, n in seen if p == "converted") == 4
     assert seen[-1] == ("compared", result.resources)
+    # in one process, the converter and zones it set up are not left behind
+    assert verify_module._worker is None and verify_module._zones is None
 
 
 def test_the_progress_lines_name_the_pass_and_its_count(capsys) -> None:

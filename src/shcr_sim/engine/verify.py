@@ -301,10 +301,13 @@ def _temp_db(path: Path, schema: str) -> sqlite3.Connection:
 @contextmanager
 def _pool(workers: int, init: Callable[..., None], *args: Any) -> Iterator[Any]:
     """Worker processes running ``init(*args)``; or, when ``workers`` < 1, None: the
-    work is done here, so ``init`` runs here."""
+    work is done here, so ``init`` runs here (and what it set is cleared after)."""
     if workers < 1:
         init(*args)
-        yield None
+        try:
+            yield None
+        finally:
+            _clear_worker_state()
         return
     pool = spawn_pool(workers, init, *args)
     try:
@@ -437,6 +440,12 @@ def _first(merges: Sequence[tuple[str, str, str]]) -> str | None:
 def _init_converter(trusts: list[TrustInfo] | None, merges: list[tuple[str, str, str]]) -> None:
     global _worker
     _worker = (Converter(trusts, "off"), merge_index(merges), _first(merges))
+
+
+def _clear_worker_state() -> None:
+    """What ``_init_reader`` and ``_init_converter`` set, when they ran in this process."""
+    global _zones, _worker
+    _zones = _worker = None
 
 
 def expect_groups(groups: Sequence[Sequence[GroupRow]]) -> list[tuple[str, str, bytes]]:
