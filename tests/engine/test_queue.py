@@ -78,6 +78,58 @@ async def test_claim_orders_by_patient_then_event_time(tmp_path: Path) -> None:
     await q.close()
 
 
+def _tally_is_exact(db: Path) -> dict[tuple, int]:
+    """The triggers' tally equals a count of the rows themselves (zero entries left out)."""
+    import sqlite3
+
+    key = "lane, state, sender_fac, message_type"
+    with sqlite3.connect(db) as conn:
+        counted = dict((tuple(r[:4]), r[4]) for r in conn.execute(
+            f"SELECT {key}, COUNT(*) FROM queue_state GROUP BY {key}"))
+        tally = dict((tuple(r[:4]), r[4]) for r in conn.execute(
+            f"SELECT {key}, n FROM queue_tally WHERE n != 0"))
+    assert tally == counted
+    return tally
+
+
+async def test_the_tally_follows_every_kind_of_state_change(tmp_path: Path) -> None:
+    """Accept (queued, duplicate, dead letter), claim, recover, finish, requeue, a retry's
+    re-read trust and type, a deleted row: after each, tally == the rows' own count."""
+    import sqlite3
+
+    db = tmp_path / "q.db"
+    q = await DurableQueue.open(db, senders=[("PAS", "RXX01"), ("LAB", "RYY02")])
+    await q.accept([Inbound(adt("1"), "backload"), Inbound(adt("1"), "backload"),
+                    Inbound(adt("2", nhs="9990000026", mtype="ADT^A08"), "live"),
+                    Inbound(adt("3", app="LAB", fac="RYY02"), "backload"),
+                    Inbound("garbage"), Inbound(adt("5", app="X", fac="ZZZ"), "live")])
+    assert _tally_is_exact(db)[("backload", "queued", "RXX01", "ADT^A01")] == 1
+    assert await q.depth("backload") == 2 and await q.depth("live") == 1
+    rows = await q.claim("backload", 10)
+    assert len(rows) == 2 and await q.depth("backload") == 2
+    _tally_is_exact(db)
+    assert await q.recover() == 2
+    _tally_is_exact(db)
+    rows = await q.claim("backload", 10) + await q.claim("live", 10)
+    await q.finish(applied=[rows[0].seq], dead=[(rows[1].seq, "test"), (rows[2].seq, "test")])
+    assert await q.depth() == 0
+    _tally_is_exact(db)
+    assert await q.requeue([rows[1].seq]) == 1
+    assert await q.depth("backload") == 1
+    _tally_is_exact(db)
+    with sqlite3.connect(db) as conn:  # a retry re-reads the message: new trust and type
+        conn.execute("UPDATE queue_state SET sender_fac='RYY02', message_type='ORU^R01', "
+                     "state='applied' WHERE seq=?", (rows[1].seq,))
+        conn.execute("DELETE FROM queue_state WHERE seq=?", (rows[0].seq,))
+    tally = _tally_is_exact(db)
+    assert tally[("backload", "applied", "RYY02", "ORU^R01")] == 1
+    assert await q.counts() == {"duplicate": 1, "dead-lettered": 3, "applied": 1}
+    assert [r.seq for r in await q.rows("dead-lettered")] == sorted(
+        [r.seq for r in await q.rows("dead-lettered")])
+    assert len(await q.rows("dead-lettered")) == 3 and await q.depth() == 0
+    await q.close()
+
+
 async def test_dead_letter_labels_use_the_messages_own_delimiters(tmp_path: Path) -> None:
     q = await DurableQueue.open(tmp_path / "q.db", senders=[("PAS", "RXX01")])
     odd = "\r".join([
@@ -150,3 +202,27 @@ async def test_a_queue_in_the_older_single_table_is_split_on_open(tmp_path: Path
         assert "state" not in cols and "raw" in cols
         assert conn.execute("SELECT state FROM queue WHERE seq=4").fetchone() == ("released",)
     await (await DurableQueue.open(db)).close()  # opening again finds nothing to split
+
+
+async def test_a_queue_from_before_the_tally_is_counted_on_open(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "q.db"
+    q = await DurableQueue.open(db)
+    await q.accept([Inbound(adt("1")), Inbound(adt("1")), Inbound(adt("2", nhs="9990000026"))])
+    await q.finish(applied=[r.seq for r in await q.claim("live", 1)])
+    await q.close()
+    with sqlite3.connect(db) as conn:  # as the release before the tally wrote it
+        for trigger in ("insert", "update", "delete"):
+            conn.execute(f"DROP TRIGGER queue_tally_{trigger}")
+        conn.execute("DROP TABLE queue_tally")
+        conn.execute("CREATE INDEX queue_counts ON queue_state(state, sender_fac, message_type)")
+    q = await DurableQueue.open(db)
+    assert await q.counts() == {"applied": 1, "queued": 1, "duplicate": 1}
+    await q.accept([Inbound(adt("3", nhs="9990000034"), "backload")])
+    assert await q.depth("live") == 1 and await q.depth("backload") == 1
+    await q.close()
+    _tally_is_exact(db)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT name FROM sqlite_master WHERE name='queue_counts'"
+                            ).fetchone() is None

@@ -1,8 +1,8 @@
 """Read the engine's queue from the side: its own read-only SQLite connection.
 
 WAL readers never block the engine's single writer, so sampling here costs the
-hot path nothing. Counts come from one GROUP BY per sample (its cost decides the
-monitor's tick: see ``Monitor``); live latency comes from primary-key look-ups of
+hot path nothing. Counts come from the queue's tally (a few rows, kept by triggers in
+the engine's own transactions); live latency comes from primary-key look-ups of
 the live messages the listener handed over, so it is exact (queue ``updated_at``
 minus arrival) however seldom we sample.
 """
@@ -17,6 +17,7 @@ from pathlib import Path
 import aiosqlite
 
 TERMINAL = ("applied", "duplicate", "dead-lettered")
+WAITING = ("received", "queued", "released")  # counted in a lane's depth
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,22 +70,6 @@ class QueueProbe:
     async def close(self) -> None:
         await self.conn.close()
 
-    async def _live_queued(self) -> int:
-        """Live messages queued: a range of the sequencer's partial index when it exists."""
-        for sql in (
-            "SELECT COUNT(*) FROM queue_state INDEXED BY queue_ready WHERE state='queued' "
-            "AND lane='live'",
-            "SELECT COUNT(*) FROM queue WHERE state='queued' AND lane='live'",
-        ):
-            try:
-                async with self.conn.execute(sql) as cur:
-                    row = await cur.fetchone()
-                return int(row[0]) if row else 0
-            except aiosqlite.OperationalError as exc:
-                if "no such index" not in str(exc) and "no such table" not in str(exc):
-                    raise
-        return 0
-
     def track(self, seq: int, feed: str, arrived_at: float) -> None:
         """Follow one live message until it is applied (bounded: oldest dropped)."""
         if len(self.watch) >= 50_000:
@@ -92,7 +77,7 @@ class QueueProbe:
         self.watch[seq] = (feed, arrived_at)
 
     async def sample(self) -> QueueSample:
-        """Counts from indexes only (never a scan of the message table), then live look-ups."""
+        """Counts from the queue's tally (never a scan of the queue), then live look-ups."""
         async with self._lock:
             return await self._sample()
 
@@ -101,20 +86,17 @@ class QueueProbe:
         out = QueueSample(at=time.time(), took=0.0)
         await self.conn.execute("BEGIN")  # one consistent snapshot for all the counts
         try:
-            async with self.conn.execute(  # covering index queue_counts(state, sender_fac, …)
-                "SELECT state, sender_fac, COUNT(*) FROM queue_state GROUP BY state, sender_fac"
+            depths = dict.fromkeys(("live", "backload"), 0)
+            async with self.conn.execute(  # the queue's tally: a few rows, kept by triggers
+                "SELECT lane, state, sender_fac, SUM(n) FROM queue_tally "
+                "GROUP BY lane, state, sender_fac HAVING SUM(n) > 0"
             ) as cur:
-                for state, feed, n in await cur.fetchall():
-                    out.counts[(feed or "unknown", state)] = int(n)
-            live_queued = await self._live_queued()
-            released: dict[str, int] = {}
-            async with self.conn.execute(
-                "SELECT lane, COUNT(*) FROM queue_state WHERE state='released' GROUP BY lane"
-            ) as cur:
-                released = {lane: int(n) for lane, n in await cur.fetchall()}
-            queued = out.total("queued") + out.total("received")
-            out.depths = {"live": live_queued + released.get("live", 0),
-                          "backload": queued - live_queued + released.get("backload", 0)}
+                for lane, state, feed, n in await cur.fetchall():
+                    key = (feed or "unknown", state)
+                    out.counts[key] = out.counts.get(key, 0) + int(n)
+                    if state in WAITING:
+                        depths[lane] = depths.get(lane, 0) + int(n)
+            out.depths = depths
             if self.watch:
                 seqs = list(self.watch)
                 for i in range(0, len(seqs), 500):
