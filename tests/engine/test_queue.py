@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shcr_sim.engine.queue import DurableQueue, Inbound
+from shcr_sim.engine.queue import DurableQueue, Inbound, tallied
 
 
 def adt(cid: str, nhs: str = "9990000018", app: str = "PAS", fac: str = "RXX01",
@@ -93,8 +93,9 @@ def _tally_is_exact(db: Path) -> dict[tuple, int]:
 
 
 async def test_the_tally_follows_every_kind_of_state_change(tmp_path: Path) -> None:
-    """Accept (queued, duplicate, dead letter), claim, recover, finish, requeue, a retry's
-    re-read trust and type, a deleted row: after each, tally == the rows' own count."""
+    """Accept (queued, duplicate, dead letter), claim, recover, finish, requeue, any change
+    through ``tallied`` (new trust and type, a deleted row): after each, the tally equals
+    the rows' own count."""
     import sqlite3
 
     db = tmp_path / "q.db"
@@ -117,10 +118,15 @@ async def test_the_tally_follows_every_kind_of_state_change(tmp_path: Path) -> N
     assert await q.requeue([rows[1].seq]) == 1
     assert await q.depth("backload") == 1
     _tally_is_exact(db)
-    with sqlite3.connect(db) as conn:  # a retry re-reads the message: new trust and type
-        conn.execute("UPDATE queue_state SET sender_fac='RYY02', message_type='ORU^R01', "
-                     "state='applied' WHERE seq=?", (rows[1].seq,))
-        conn.execute("DELETE FROM queue_state WHERE seq=?", (rows[0].seq,))
+    with sqlite3.connect(db, isolation_level=None) as conn:
+        def change(d: sqlite3.Connection) -> None:  # trust and type re-read; a row deleted
+            d.execute("UPDATE queue_state SET sender_fac='RYY02', message_type='ORU^R01', "
+                      "state='applied' WHERE seq=?", (rows[1].seq,))
+            d.execute("DELETE FROM queue_state WHERE seq=?", (rows[0].seq,))
+
+        conn.execute("BEGIN IMMEDIATE")
+        tallied(conn, [rows[0].seq, rows[1].seq], change)
+        conn.execute("COMMIT")
     tally = _tally_is_exact(db)
     assert tally[("backload", "applied", "RYY02", "ORU^R01")] == 1
     assert await q.counts() == {"duplicate": 1, "dead-lettered": 3, "applied": 1}
@@ -213,8 +219,6 @@ async def test_a_queue_from_before_the_tally_is_counted_on_open(tmp_path: Path) 
     await q.finish(applied=[r.seq for r in await q.claim("live", 1)])
     await q.close()
     with sqlite3.connect(db) as conn:  # as the release before the tally wrote it
-        for trigger in ("insert", "update", "delete"):
-            conn.execute(f"DROP TRIGGER queue_tally_{trigger}")
         conn.execute("DROP TABLE queue_tally")
         conn.execute("CREATE INDEX queue_counts ON queue_state(state, sender_fac, message_type)")
     q = await DurableQueue.open(db)

@@ -20,7 +20,7 @@ from .convert import TrustInfo
 from .db import transaction
 from .keys import DEFAULT_TZ, KeysError, parse_and_extract
 from .pipeline import Engine
-from .queue import UNKNOWN_SENDER, DurableQueue, QueueRow
+from .queue import UNKNOWN_SENDER, DurableQueue, QueueRow, tallied
 
 
 @dataclass(slots=True)
@@ -89,12 +89,14 @@ async def _rekey(engine: Engine, row: QueueRow) -> tuple[str, str]:
              keys.message_type, keys.patient_key, keys.event_epoch, keys.event_time,
              keys.precedence, keys.order_key, dup_of, row.seq),
         )
-        await conn.execute(  # the state row follows the message's new keys
-            "UPDATE queue_state SET patient_key=?, order_key=?, sender_fac=?, message_type=?, "
-            "state=?, reason=?, updated_at=? WHERE seq=?",
-            (keys.patient_key, keys.order_key, keys.sender_fac, keys.message_type, state,
-             reason, time.time(), row.seq),
-        )
+        await conn._execute(  # type: ignore[attr-defined]
+            tallied, conn._conn, [row.seq],  # type: ignore[attr-defined]
+            lambda db: db.execute(  # the state row follows the message's new keys
+                "UPDATE queue_state SET patient_key=?, order_key=?, sender_fac=?, "
+                "message_type=?, state=?, reason=?, updated_at=? WHERE seq=?",
+                (keys.patient_key, keys.order_key, keys.sender_fac, keys.message_type, state,
+                 reason, time.time(), row.seq),
+            ))
     return state, reason
 
 

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, TypeVar
 
 import aiosqlite
 import orjson
@@ -34,6 +35,7 @@ from shcr_sim.hl7 import HL7Error
 from .db import connect, fetch_in, is_table, migrate, transaction
 from .keys import DEFAULT_TZ, KeysError, MessageKeys, parse_and_extract
 
+T = TypeVar("T")
 Lane = Literal["backload", "live"]
 Status = Literal["queued", "duplicate", "dead-lettered"]
 LANES: tuple[Lane, ...] = ("live", "backload")
@@ -59,37 +61,22 @@ CREATE TABLE IF NOT EXISTS queue_state (
   PRIMARY KEY (lane, patient_key, order_key, seq)
 ) WITHOUT ROWID;
 """
-# Messages per (lane, state, trust, message type), kept by triggers in the transaction
-# of every change to ``queue_state``: the monitor's counts and the queue's depth read a
-# few rows instead of an index entry per message, and no such entry moves at every
-# step of every message (an index on state, trust and type did: ~15 % of the writer).
-TALLY = (
-    """CREATE TABLE IF NOT EXISTS queue_tally (
+# Messages per (lane, state, trust, message type), kept in the transaction of every
+# change to ``queue_state`` (``tallied``): the monitor's counts read a few rows instead
+# of an index entry per message, and no such entry moves at every step of every message
+# (an index on state, trust and type did: ~30 µs a message of the writer; triggers
+# keeping this table cost more still).
+TALLY = """CREATE TABLE IF NOT EXISTS queue_tally (
   lane TEXT NOT NULL,
   state TEXT NOT NULL,
   sender_fac TEXT NOT NULL,
   message_type TEXT NOT NULL,
   n INTEGER NOT NULL,
   PRIMARY KEY (lane, state, sender_fac, message_type)
-) WITHOUT ROWID""",
-    """CREATE TRIGGER IF NOT EXISTS queue_tally_insert AFTER INSERT ON queue_state BEGIN
-  INSERT INTO queue_tally VALUES (new.lane, new.state, new.sender_fac, new.message_type, 1)
-    ON CONFLICT (lane, state, sender_fac, message_type) DO UPDATE SET n = n + 1;
-END""",
-    """CREATE TRIGGER IF NOT EXISTS queue_tally_update
-  AFTER UPDATE OF lane, state, sender_fac, message_type ON queue_state
-  WHEN (old.lane, old.state, old.sender_fac, old.message_type)
-       IS NOT (new.lane, new.state, new.sender_fac, new.message_type) BEGIN
-  UPDATE queue_tally SET n = n - 1 WHERE lane = old.lane AND state = old.state
-    AND sender_fac = old.sender_fac AND message_type = old.message_type;
-  INSERT INTO queue_tally VALUES (new.lane, new.state, new.sender_fac, new.message_type, 1)
-    ON CONFLICT (lane, state, sender_fac, message_type) DO UPDATE SET n = n + 1;
-END""",
-    """CREATE TRIGGER IF NOT EXISTS queue_tally_delete AFTER DELETE ON queue_state BEGIN
-  UPDATE queue_tally SET n = n - 1 WHERE lane = old.lane AND state = old.state
-    AND sender_fac = old.sender_fac AND message_type = old.message_type;
-END""",
-)
+) WITHOUT ROWID"""
+TALLY_KEY = "lane, state, sender_fac, message_type"
+_BUMP = ("INSERT INTO queue_tally VALUES(?,?,?,?,?) ON CONFLICT(lane, state, sender_fac, "
+         "message_type) DO UPDATE SET n = n + excluded.n")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS queue_msg (
   seq INTEGER PRIMARY KEY,
@@ -117,7 +104,7 @@ CREATE INDEX IF NOT EXISTS queue_ready ON queue_state(lane, patient_key, order_k
   WHERE state = 'queued';
 CREATE INDEX IF NOT EXISTS queue_released ON queue_state(state) WHERE state = 'released';
 CREATE INDEX IF NOT EXISTS queue_dead ON queue_state(seq) WHERE state = 'dead-lettered';
-""" + ";\n".join(TALLY) + """;
+""" + TALLY + """;
 -- every message with its state: what readers outside the hot path query
 CREATE VIEW IF NOT EXISTS queue AS
   SELECT m.seq, m.lane, m.source, m.sender_app, m.sender_fac, m.control_id, m.dedup_key,
@@ -152,9 +139,9 @@ SPLIT_QUEUE_TABLE = (
 
 # A database written before the tally: counted once, then kept by the triggers.
 ADD_TALLY = (
-    *TALLY,
-    "INSERT INTO queue_tally SELECT lane, state, sender_fac, message_type, COUNT(*) "
-    "FROM queue_state GROUP BY lane, state, sender_fac, message_type",
+    TALLY,
+    f"INSERT INTO queue_tally SELECT {TALLY_KEY}, COUNT(*) FROM queue_state "
+    f"GROUP BY {TALLY_KEY}",
     "DROP INDEX IF EXISTS queue_counts",
 )
 
@@ -165,6 +152,33 @@ def create_schema(db: sqlite3.Connection) -> None:
     migrate(db, lambda d: is_table(d, "queue_state") and not is_table(d, "queue_tally"),
             ADD_TALLY)
     db.executescript(SCHEMA)
+
+
+def count_in_tally(db: sqlite3.Connection, groups: Iterable[tuple[str, str, str, str, int]]
+                   ) -> None:
+    """Add (lane, state, trust, type, n) to the tally, inside the caller's transaction."""
+    db.executemany(_BUMP, groups)
+
+
+def _groups(db: sqlite3.Connection, seqs: Sequence[int]) -> list[tuple]:
+    return db.execute(
+        f"SELECT {TALLY_KEY}, COUNT(*) FROM queue_state "
+        f"WHERE seq IN (SELECT value FROM json_each(?)) GROUP BY {TALLY_KEY}",
+        (orjson.dumps(list(seqs)).decode(),),
+    ).fetchall()
+
+
+def tallied(db: sqlite3.Connection, seqs: Sequence[int],
+            change: Callable[[sqlite3.Connection], T]) -> T:
+    """``change(db)`` to the rows ``seqs`` of ``queue_state``, in the caller's transaction,
+    with the tally following whatever it changed (state, lane, trust or type): the
+    rows are counted before and after, so the tally stays exact whatever ``change`` does.
+    """
+    before = _groups(db, seqs)
+    result = change(db)
+    count_in_tally(db, [(*g[:4], -g[4]) for g in before])
+    count_in_tally(db, _groups(db, seqs))
+    return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +283,7 @@ def finisher(
     done = list(applied)
     failed = list(dead)
 
-    def record(db: sqlite3.Connection) -> None:
+    def change(db: sqlite3.Connection) -> None:
         now = time.time()  # when it commits (a store outage retries it later)
         if done:
             db.executemany(
@@ -283,7 +297,23 @@ def finisher(
                 [(r, now, s) for s, r in failed],
             )
 
+    def record(db: sqlite3.Connection) -> None:
+        if done or failed:
+            tallied(db, [*done, *(s for s, _ in failed)], change)
+
     return record
+
+
+async def _set_released_or_queued(conn: aiosqlite.Connection, seqs: Sequence[int],
+                                  state: Literal["released", "queued"]) -> int:
+    """Rows ``seqs`` put in ``state``, tally kept, inside the caller's transaction."""
+    if not seqs:
+        return 0
+    now = time.time()
+    return await conn._execute(  # type: ignore[attr-defined]
+        tallied, conn._conn, seqs,  # type: ignore[attr-defined]
+        lambda db: db.executemany(f"UPDATE queue_state SET state='{state}', updated_at=? "
+                                  "WHERE seq=?", [(now, s) for s in seqs]).rowcount)
 
 
 class DurableQueue:
@@ -420,6 +450,9 @@ class DurableQueue:
                 "sender_fac, message_type, updated_at) VALUES(?,?,?,?,?,?,?,?,?)",
                 states,
             )
+            counted = Counter((st[0], st[4], st[6], st[7]) for st in states)
+            await conn._execute(count_in_tally, conn._conn,  # type: ignore[attr-defined]
+                                [(*k, n) for k, n in counted.items()])
             if file_progress is not None:
                 fkey, path, done, complete = file_progress
                 await conn.execute(
@@ -443,11 +476,11 @@ class DurableQueue:
     async def recover(self) -> int:
         """After a crash: rows released but not finished go back to queued."""
         async with transaction(self.conn) as conn:
-            cur = await conn.execute(
-                "UPDATE queue_state SET state='queued', updated_at=? WHERE state='released'",
-                (time.time(),),
-            )
-            return cur.rowcount
+            async with conn.execute(
+                "SELECT seq FROM queue_state INDEXED BY queue_released WHERE state='released'"
+            ) as cur:
+                seqs = [r[0] for r in await cur.fetchall()]
+            return await _set_released_or_queued(conn, seqs, "queued")
 
     async def claim(self, lane: Lane, limit: int) -> list[QueueRow]:
         """Mark up to ``limit`` queued rows of a lane released, per patient in event order.
@@ -463,21 +496,14 @@ class DurableQueue:
                 (lane, limit),
             ) as cur:
                 rows = list(map(QueueRow._make, await cur.fetchall()))
-            if rows:
-                now = time.time()
-                await conn.executemany(  # neighbouring rows of queue_state
-                    "UPDATE queue_state SET state='released', updated_at=? WHERE seq=?",
-                    [(now, r.seq) for r in rows],
-                )
+            # neighbouring rows of queue_state
+            await _set_released_or_queued(conn, [r.seq for r in rows], "released")
         return rows
 
     async def mark_released(self, seqs: Sequence[int]) -> None:
         """Send applied rows round again (a merge learned late redirects them)."""
         async with transaction(self.conn) as conn:
-            await conn.executemany(
-                "UPDATE queue_state SET state='released', updated_at=? WHERE seq=?",
-                [(time.time(), s) for s in seqs],
-            )
+            await _set_released_or_queued(conn, seqs, "released")
 
     async def finish(
         self, applied: Iterable[int] = (), dead: Iterable[tuple[int, str]] = ()
@@ -488,12 +514,18 @@ class DurableQueue:
             await conn._execute(record, conn._conn)  # type: ignore[attr-defined]
 
     async def depth(self, lane: Lane | None = None) -> int:
-        """Messages waiting (queued or released but not finished), from the tally."""
+        """Messages waiting (queued or released but not finished).
+
+        Counted from the rows themselves (what ``drain_live`` waits on), through the two
+        partial indexes alone: a filter on ``lane`` through a state index would read
+        every waiting row (about a second per 200,000).
+        """
         where = " AND lane=?" if lane is not None else ""
-        async with self.conn.execute(
-            "SELECT COALESCE(SUM(n), 0) FROM queue_tally "
-            f"WHERE state IN ('queued', 'released'){where}", (lane,) if lane else ()
-        ) as cur:
+        sql = (f"SELECT (SELECT COUNT(*) FROM queue_state INDEXED BY queue_ready "
+               f"WHERE state='queued'{where}) + (SELECT COUNT(*) FROM queue_state "
+               f"INDEXED BY queue_released WHERE state='released'{where})")
+        args: tuple = (lane, lane) if lane is not None else ()
+        async with self.conn.execute(sql, args) as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
@@ -523,10 +555,12 @@ class DurableQueue:
 
     async def requeue(self, seqs: Sequence[int]) -> int:
         """Put dead-lettered rows back to released for a retry (see deadletter.retry)."""
+        now = time.time()
         async with transaction(self.conn) as conn:
-            cur = await conn.executemany(
-                "UPDATE queue_state SET state='released', updated_at=? "
-                "WHERE seq=? AND state='dead-lettered'",
-                [(time.time(), s) for s in seqs],
-            )
-            return cur.rowcount
+            return await conn._execute(  # type: ignore[attr-defined]
+                tallied, conn._conn, seqs,  # type: ignore[attr-defined]
+                lambda db: db.executemany(
+                    "UPDATE queue_state SET state='released', updated_at=? "
+                    "WHERE seq=? AND state='dead-lettered'",
+                    [(now, s) for s in seqs],
+                ).rowcount)

@@ -1,8 +1,8 @@
 """Read the engine's queue from the side: its own read-only SQLite connection.
 
 WAL readers never block the engine's single writer, so sampling here costs the
-hot path nothing. Counts come from the queue's tally (a few rows, kept by triggers in
-the engine's own transactions); live latency comes from primary-key look-ups of
+hot path nothing. Counts come from the queue's tally (a few rows, kept by the engine in
+the transactions that move its messages); live latency comes from primary-key look-ups of
 the live messages the listener handed over, so it is exact (queue ``updated_at``
 minus arrival) however seldom we sample.
 """
@@ -87,7 +87,7 @@ class QueueProbe:
         await self.conn.execute("BEGIN")  # one consistent snapshot for all the counts
         try:
             depths = dict.fromkeys(("live", "backload"), 0)
-            async with self.conn.execute(  # the queue's tally: a few rows, kept by triggers
+            async with self.conn.execute(  # the queue's tally: a few rows
                 "SELECT lane, state, sender_fac, SUM(n) FROM queue_tally "
                 "GROUP BY lane, state, sender_fac HAVING SUM(n) > 0"
             ) as cur:
