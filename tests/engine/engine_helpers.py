@@ -101,6 +101,17 @@ def queue_states(db: Path) -> dict[str, int]:
         return dict(conn.execute("SELECT state, COUNT(*) FROM queue GROUP BY state").fetchall())
 
 
+def tally_is_exact(db: Path) -> bool:
+    """The queue's tally (kept by the engine) equals a count of the state rows."""
+    key = "lane, state, sender_fac, message_type"
+    with sqlite3.connect(db) as conn:
+        counted = {tuple(r[:4]): r[4] for r in conn.execute(
+            f"SELECT {key}, COUNT(*) FROM queue_state GROUP BY {key}")}
+        tally = {tuple(r[:4]): r[4] for r in conn.execute(
+            f"SELECT {key}, n FROM queue_tally WHERE n != 0")}
+    return bool(counted) and tally == counted
+
+
 def live_files(gen: Path) -> list[str]:
     files = sorted(str(p) for p in (gen / "live").glob("*.hl7"))
     return [a for f in files for a in ("--live", f)]

@@ -8,7 +8,15 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from engine_helpers import cli, live_files, manifest_total, queue_states, replay_json, snapshot
+from engine_helpers import (
+    cli,
+    live_files,
+    manifest_total,
+    queue_states,
+    replay_json,
+    snapshot,
+    tally_is_exact,
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +36,7 @@ def test_replay_reconciles_every_message(generated: Path, replayed: tuple[Path, 
     assert total["applied"] > total["accepted"] // 3
     assert {r["trust"] for r in report["rows"]} >= {"RZ1", "RZ2"}
     assert snapshot(db)
+    assert tally_is_exact(db)  # what the monitor counts from
 
 
 def test_no_dead_letter_is_a_converter_bug(replayed: tuple[Path, dict]) -> None:

@@ -6,7 +6,15 @@ import json
 import sqlite3
 from pathlib import Path
 
-from engine_helpers import adt, cli, replay_json, snapshot, write_messages, write_scenario
+from engine_helpers import (
+    adt,
+    cli,
+    replay_json,
+    snapshot,
+    tally_is_exact,
+    write_messages,
+    write_scenario,
+)
 
 
 def family(db: Path, patient_id: str = "RXX01-M123") -> str:
@@ -86,6 +94,7 @@ def test_dead_letter_retry_after_the_sender_is_configured(tmp_path: Path) -> Non
     fixed = write_scenario(tmp_path / "s2.toml", with_late_joiner=True)
     replay_json("--db", str(db), str(src.parents[1]), "--scenario", str(fixed))
     dead = json.loads(cli("deadletter", "list", "--db", str(db), "--json").stdout)
+    assert tally_is_exact(db)
     with sqlite3.connect(db) as conn:  # as a message unreadable at accept would be counted
         conn.execute("UPDATE queue_state SET sender_fac='', message_type='' WHERE seq=?",
                      (dead[0]["id"],))

@@ -20,6 +20,7 @@ from engine_helpers import (
     queue_states,
     replay_json,
     snapshot,
+    tally_is_exact,
     write_messages,
 )
 
@@ -106,6 +107,7 @@ def test_sigkill_during_ingest_then_resume(generated: Path, tmp_path: Path) -> N
     assert report["ok"] is True and total["pending"] == 0
     assert total["accepted"] == manifest_total(generated)  # nothing read twice, nothing lost
     assert total["accepted"] == total["applied"] + total["duplicate"] + total["dead_lettered"]
+    assert tally_is_exact(db)  # kept in the same transactions as the rows, crash or not
     assert "OK" in cli("verify", "--db", str(db), str(generated), *live_files(generated)).stdout
     clean = tmp_path / "clean.db"
     replay_json("--db", str(clean), str(generated), *live_files(generated))
