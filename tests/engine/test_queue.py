@@ -106,17 +106,19 @@ async def test_the_tally_follows_every_kind_of_state_change(tmp_path: Path) -> N
                     Inbound("garbage"), Inbound(adt("5", app="X", fac="ZZZ"), "live")])
     assert _tally_is_exact(db)[("backload", "queued", "RXX01", "ADT^A01")] == 1
     assert await q.depth("backload") == 2 and await q.depth("live") == 1
+    assert await q.waiting() == {"live": 1, "backload": 2}  # the tally's own depth
     rows = await q.claim("backload", 10)
     assert len(rows) == 2 and await q.depth("backload") == 2
+    assert await q.waiting() == {"live": 1, "backload": 2}
     _tally_is_exact(db)
     assert await q.recover() == 2
     _tally_is_exact(db)
     rows = await q.claim("backload", 10) + await q.claim("live", 10)
     await q.finish(applied=[rows[0].seq], dead=[(rows[1].seq, "test"), (rows[2].seq, "test")])
-    assert await q.depth() == 0
+    assert await q.depth() == 0 and await q.waiting() == {"live": 0, "backload": 0}
     _tally_is_exact(db)
     assert await q.requeue([rows[1].seq]) == 1
-    assert await q.depth("backload") == 1
+    assert await q.depth("backload") == 1 and await q.waiting() == {"live": 0, "backload": 1}
     _tally_is_exact(db)
     with sqlite3.connect(db, isolation_level=None) as conn:
         def change(d: sqlite3.Connection) -> None:  # trust and type re-read; a row deleted

@@ -206,3 +206,23 @@ def test_replay_of_only_unknown_senders_warns_and_fails(tmp_path: Path) -> None:
     again = cli("replay", "--db", str(db), str(src.parents[1]), check=False)
     assert again.returncode == 0, again.stderr
     assert "3 messages from senders that are not configured trusts" in again.stderr
+
+
+async def test_progress_shows_the_backlog_shrinking_to_nothing(tmp_path: Path) -> None:
+    """The progress lines' queue depth (read from the queue's tally) follows the release."""
+    from shcr_sim.engine.replay import ReplayOptions, replay
+
+    msgs = [adt(f"c{i}-{nhs}", f"202401{i + 1:02d}120000+0000", nhs=nhs)
+            for i in range(6) for nhs in ("9990000018", "9990000026")]
+    src = write_messages(tmp_path / "x/backload/all.hl7", msgs)
+    seen: list[tuple[str, int, int]] = []
+    result = await replay(
+        tmp_path / "db.sqlite", [src.parents[1]], options=ReplayOptions(batch=4, workers=0),
+        on_progress=lambda p: seen.append((p.phase, p.depth_backload, p.depth_live)))
+    assert result.reconciliation.ok
+    ingest = [d for phase, d, _ in seen if phase == "ingest"]
+    released = [d for phase, d, _ in seen if phase == "release"]
+    assert ingest[-1] == 12  # every message queued before any is released
+    assert released == sorted(released, reverse=True)  # then batches of four...
+    assert any(0 < d < 12 for d in released) and released[-1] == 0  # ...down to none
+    assert seen[-1] == ("done", 0, 0)

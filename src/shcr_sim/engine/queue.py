@@ -533,6 +533,16 @@ class DurableQueue:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
+    async def waiting(self) -> dict[str, int]:
+        """Messages waiting per lane (queued or released), from the tally: a few rows read
+        whatever the backlog, for progress lines (``depth`` counts the rows themselves)."""
+        async with self.conn.execute(
+            "SELECT lane, SUM(n) FROM queue_tally WHERE state IN ('queued', 'released') "
+            "GROUP BY lane"
+        ) as cur:
+            found = {lane: int(n) for lane, n in await cur.fetchall()}
+        return {lane: found.get(lane, 0) for lane in LANES}
+
     async def counts(self) -> dict[str, int]:
         """Messages per state, from the tally."""
         async with self.conn.execute(

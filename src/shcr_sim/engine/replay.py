@@ -213,18 +213,14 @@ async def _replay(
         await backload.prepare()
         await livefeed.prepare()
 
-        last_depth = [0.0]
-
         async def tick(force: bool = False) -> None:
             progress.released = engine.stats.released
             progress.applied = engine.stats.applied
             progress.dead = engine.stats.dead
-            now = time.monotonic()
-            # depth is a COUNT over an index: sampled, and only when someone looks
-            if force or (on_progress is not None and now - last_depth[0] >= 1.0):
-                last_depth[0] = now
-                progress.depth_backload = await engine.queue.depth("backload")
-                progress.depth_live = await engine.queue.depth("live")
+            if force or on_progress is not None:  # the tally: a few rows, not a COUNT
+                waiting = await engine.queue.waiting()
+                progress.depth_backload = waiting["backload"]
+                progress.depth_live = waiting["live"]
             if on_progress is not None:
                 on_progress(progress)
 
