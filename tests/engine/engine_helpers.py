@@ -101,15 +101,22 @@ def queue_states(db: Path) -> dict[str, int]:
         return dict(conn.execute("SELECT state, COUNT(*) FROM queue GROUP BY state").fetchall())
 
 
+TALLY_KEY = "lane, state, sender_fac, message_type"
+
+
+def tally(db: Path) -> dict[tuple, int]:
+    """The queue's tally (kept by the engine), entries at zero left out."""
+    with sqlite3.connect(db) as conn:
+        return {tuple(r[:4]): r[4] for r in conn.execute(
+            f"SELECT {TALLY_KEY}, n FROM queue_tally WHERE n != 0")}
+
+
 def tally_is_exact(db: Path) -> bool:
-    """The queue's tally (kept by the engine) equals a count of the state rows."""
-    key = "lane, state, sender_fac, message_type"
+    """The queue's tally equals a count of the state rows themselves."""
     with sqlite3.connect(db) as conn:
         counted = {tuple(r[:4]): r[4] for r in conn.execute(
-            f"SELECT {key}, COUNT(*) FROM queue_state GROUP BY {key}")}
-        tally = {tuple(r[:4]): r[4] for r in conn.execute(
-            f"SELECT {key}, n FROM queue_tally WHERE n != 0")}
-    return bool(counted) and tally == counted
+            f"SELECT {TALLY_KEY}, COUNT(*) FROM queue_state GROUP BY {TALLY_KEY}")}
+    return bool(counted) and tally(db) == counted
 
 
 def live_files(gen: Path) -> list[str]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine_helpers import tally, tally_is_exact
+
 from shcr_sim.engine.queue import DurableQueue, Inbound, tallied
 
 
@@ -78,20 +80,6 @@ async def test_claim_orders_by_patient_then_event_time(tmp_path: Path) -> None:
     await q.close()
 
 
-def _tally_is_exact(db: Path) -> dict[tuple, int]:
-    """The triggers' tally equals a count of the rows themselves (zero entries left out)."""
-    import sqlite3
-
-    key = "lane, state, sender_fac, message_type"
-    with sqlite3.connect(db) as conn:
-        counted = dict((tuple(r[:4]), r[4]) for r in conn.execute(
-            f"SELECT {key}, COUNT(*) FROM queue_state GROUP BY {key}"))
-        tally = dict((tuple(r[:4]), r[4]) for r in conn.execute(
-            f"SELECT {key}, n FROM queue_tally WHERE n != 0"))
-    assert tally == counted
-    return tally
-
-
 async def test_the_tally_follows_every_kind_of_state_change(tmp_path: Path) -> None:
     """Accept (queued, duplicate, dead letter), claim, recover, finish, requeue, any change
     through ``tallied`` (new trust and type, a deleted row): after each, the tally equals
@@ -104,22 +92,22 @@ async def test_the_tally_follows_every_kind_of_state_change(tmp_path: Path) -> N
                     Inbound(adt("2", nhs="9990000026", mtype="ADT^A08"), "live"),
                     Inbound(adt("3", app="LAB", fac="RYY02"), "backload"),
                     Inbound("garbage"), Inbound(adt("5", app="X", fac="ZZZ"), "live")])
-    assert _tally_is_exact(db)[("backload", "queued", "RXX01", "ADT^A01")] == 1
+    assert tally_is_exact(db) and tally(db)[("backload", "queued", "RXX01", "ADT^A01")] == 1
     assert await q.depth("backload") == 2 and await q.depth("live") == 1
     assert await q.waiting() == {"live": 1, "backload": 2}  # the tally's own depth
     rows = await q.claim("backload", 10)
     assert len(rows) == 2 and await q.depth("backload") == 2
     assert await q.waiting() == {"live": 1, "backload": 2}
-    _tally_is_exact(db)
+    assert tally_is_exact(db)
     assert await q.recover() == 2
-    _tally_is_exact(db)
+    assert tally_is_exact(db)
     rows = await q.claim("backload", 10) + await q.claim("live", 10)
     await q.finish(applied=[rows[0].seq], dead=[(rows[1].seq, "test"), (rows[2].seq, "test")])
     assert await q.depth() == 0 and await q.waiting() == {"live": 0, "backload": 0}
-    _tally_is_exact(db)
+    assert tally_is_exact(db)
     assert await q.requeue([rows[1].seq]) == 1
     assert await q.depth("backload") == 1 and await q.waiting() == {"live": 0, "backload": 1}
-    _tally_is_exact(db)
+    assert tally_is_exact(db)
     with sqlite3.connect(db, isolation_level=None) as conn:
         def change(d: sqlite3.Connection) -> None:  # trust and type re-read; a row deleted
             d.execute("UPDATE queue_state SET sender_fac='RYY02', message_type='ORU^R01', "
@@ -129,8 +117,7 @@ async def test_the_tally_follows_every_kind_of_state_change(tmp_path: Path) -> N
         conn.execute("BEGIN IMMEDIATE")
         tallied(conn, [rows[0].seq, rows[1].seq], change)
         conn.execute("COMMIT")
-    tally = _tally_is_exact(db)
-    assert tally[("backload", "applied", "RYY02", "ORU^R01")] == 1
+    assert tally_is_exact(db) and tally(db)[("backload", "applied", "RYY02", "ORU^R01")] == 1
     assert await q.counts() == {"duplicate": 1, "dead-lettered": 3, "applied": 1}
     assert [r.seq for r in await q.rows("dead-lettered")] == sorted(
         [r.seq for r in await q.rows("dead-lettered")])
@@ -228,7 +215,7 @@ async def test_a_queue_from_before_the_tally_is_counted_on_open(tmp_path: Path) 
     await q.accept([Inbound(adt("3", nhs="9990000034"), "backload")])
     assert await q.depth("live") == 1 and await q.depth("backload") == 1
     await q.close()
-    _tally_is_exact(db)
+    assert tally_is_exact(db)
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT name FROM sqlite_master WHERE name='queue_counts'"
                             ).fetchone() is None
