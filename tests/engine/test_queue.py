@@ -219,3 +219,25 @@ async def test_a_queue_from_before_the_tally_is_counted_on_open(tmp_path: Path) 
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT name FROM sqlite_master WHERE name='queue_counts'"
                             ).fetchone() is None
+
+
+async def test_the_reconciliation_counts_the_rows_not_the_tally(tmp_path: Path) -> None:
+    """The proof is the state rows themselves: a wrong tally shows in the monitor's
+    counts, never in the reconciliation."""
+    import sqlite3
+
+    from shcr_sim.engine.reconcile import reconcile
+
+    db = tmp_path / "q.db"
+    q = await DurableQueue.open(db)
+    await q.accept([Inbound(adt("1")), Inbound(adt("1")), Inbound(adt("2", nhs="9990000026")),
+                    Inbound("garbage")])
+    await q.finish(applied=[r.seq for r in await q.claim("live", 10)])
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE queue_tally SET n = n + 7")
+    recon = await reconcile(q.conn)
+    t = recon.total
+    assert (t.accepted, t.applied, t.duplicate, t.dead_lettered, t.pending) == (4, 2, 1, 1, 0)
+    assert recon.ok
+    assert (await q.counts())["applied"] == 2 + 7  # the tally, as staged
+    await q.close()
