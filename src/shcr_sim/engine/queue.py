@@ -63,8 +63,8 @@ CREATE TABLE IF NOT EXISTS queue_state (
 """
 # Messages per (lane, state, trust, message type), kept in the transaction of every
 # change to ``queue_state`` (``tallied``). The monitor's counts read a few rows instead
-# of an index entry per message (~50 ms a sample at 300,000 messages, seconds at ten
-# million), and no index entry moves at every step of every message: an index on
+# of an index entry per message (~50 ms a sample at 300,000 messages, growing with the
+# queue), and no index entry moves at every step of every message: an index on
 # state, trust and type cost the writer ~30 µs a message at 300,000, keeping this table
 # about a third of that, and triggers keeping it more than the index.
 TALLY = """CREATE TABLE IF NOT EXISTS queue_tally (
