@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from shcr_sim.engine.queue import TALLY_KEY
 from shcr_sim.store.compress import Unpacker
 
 SCENARIO = """
@@ -99,9 +100,6 @@ def stored_json(conn: sqlite3.Connection) -> Unpacker:
 def queue_states(db: Path) -> dict[str, int]:
     with sqlite3.connect(db) as conn:
         return dict(conn.execute("SELECT state, COUNT(*) FROM queue GROUP BY state").fetchall())
-
-
-TALLY_KEY = "lane, state, sender_fac, message_type"
 
 
 def tally(db: Path) -> dict[tuple, int]:

@@ -69,7 +69,7 @@ async def reconcile(conn: aiosqlite.Connection) -> Reconciliation:
     data = await conn._execute(_count_rows, conn._conn)  # type: ignore[attr-defined]
     rows: dict[tuple[str, str], ReconRow] = {}
     total = ReconRow("all", "all")
-    for (fac, mtype, state), n in sorted(data.items()):
+    for (fac, mtype, state), n in data.items():
         trust, mt = fac or "(unknown)", mtype or "(unreadable)"
         r = rows.setdefault((trust, mt), ReconRow(trust, mt))
         for target in (r, total):
