@@ -221,9 +221,10 @@ async def test_a_queue_from_before_the_tally_is_counted_on_open(tmp_path: Path) 
                             ).fetchone() is None
 
 
-async def test_the_reconciliation_counts_the_rows_not_the_tally(tmp_path: Path) -> None:
-    """The proof is the state rows themselves: a wrong tally shows in the monitor's
-    counts, never in the reconciliation."""
+async def test_the_reconciliation_counts_the_rows_and_sets_the_tally_right(
+        tmp_path: Path) -> None:
+    """The proof is the state rows themselves; a tally made wrong outside the engine
+    (the monitor's counts) is found, recounted and reported by the reconciliation."""
     import sqlite3
 
     from shcr_sim.engine.reconcile import reconcile
@@ -234,10 +235,16 @@ async def test_the_reconciliation_counts_the_rows_not_the_tally(tmp_path: Path) 
                     Inbound("garbage")])
     await q.finish(applied=[r.seq for r in await q.claim("live", 10)])
     with sqlite3.connect(db) as conn:
+        groups = conn.execute("SELECT COUNT(*) FROM queue_tally").fetchone()[0]  # zeros too
         conn.execute("UPDATE queue_tally SET n = n + 7")
+        conn.execute("INSERT INTO queue_tally VALUES('live', 'queued', 'RZZ99', 'ADT^A01', 3)")
+    assert (await q.counts())["applied"] == 2 + 7  # the tally, as staged
     recon = await reconcile(q.conn)
     t = recon.total
     assert (t.accepted, t.applied, t.duplicate, t.dead_lettered, t.pending) == (4, 2, 1, 1, 0)
     assert recon.ok
-    assert (await q.counts())["applied"] == 2 + 7  # the tally, as staged
+    assert recon.tally_corrected == groups + 1
+    assert await q.counts() == {"applied": 2, "duplicate": 1, "dead-lettered": 1}
+    assert tally_is_exact(db)
+    assert (await reconcile(q.conn)).tally_corrected == 0  # right now: nothing rewritten
     await q.close()

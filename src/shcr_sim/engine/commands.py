@@ -91,7 +91,12 @@ def replay_command(
     from .replay import Progress, ReplayOptions, replay
     from .trusts import resolve_trusts
     from .verify import saved_trusts
-    from .views import progress_table, reconciliation_table, unknown_senders_warning
+    from .views import (
+        progress_table,
+        reconciliation_table,
+        tally_warning,
+        unknown_senders_warning,
+    )
 
     if validate not in ("full", "sampled", "off"):
         raise CommandError("--validate must be full, sampled or off")
@@ -130,9 +135,9 @@ def replay_command(
             console.print(progress_table(result.progress))
         console.print(reconciliation_table(recon))
         console.print(f"record store: {result.resources:,} current resources")
-    warning = unknown_senders_warning(recon)
-    if warning:
-        sys.stderr.write(f"warning: {warning}\n")
+    for warning in (unknown_senders_warning(recon), tally_warning(recon)):
+        if warning:
+            sys.stderr.write(f"warning: {warning}\n")
     if recon.all_dead:
         sys.stderr.write("error: every accepted message was dead-lettered; nothing was applied\n")
     return 0 if recon.ok and not recon.all_dead else 1

@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass, field
 
 import aiosqlite
 
-from .queue import UNKNOWN_SENDER
+from .db import is_table, retry_locked, write_lock
+from .queue import UNKNOWN_SENDER, retally
 
 
 @dataclass(slots=True)
@@ -38,6 +39,8 @@ class Reconciliation:
     total: ReconRow
     # dead-lettered because the sender is not a configured trust: "APP/FAC" → count
     unknown_senders: dict[str, int] = field(default_factory=dict)
+    # groups of the queue's tally (what the monitor counts) found wrong and set right
+    tally_corrected: int = 0
 
     @property
     def ok(self) -> bool:
@@ -54,22 +57,42 @@ class Reconciliation:
             return {**asdict(r), "ok": r.ok}
 
         return {"ok": self.ok, "rows": [row(r) for r in self.rows], "total": row(self.total),
-                "unknown_senders": self.unknown_senders}
+                "unknown_senders": self.unknown_senders,
+                "tally_corrected": self.tally_corrected}
 
 
-def _count_rows(db: sqlite3.Connection) -> Counter[tuple[str, str, str]]:
-    """Messages per (trust, type, state), counted from the state rows themselves in one
-    streaming pass: the proof does not rest on the engine's own tally, and a GROUP BY
-    without an index would sort every row in memory (``temp_store=MEMORY``)."""
-    return Counter(db.execute("SELECT sender_fac, message_type, state FROM queue_state"))
+Groups = Counter[tuple[str, str, str, str]]  # (lane, state, trust, type) → messages
+
+
+def _count_rows(db: sqlite3.Connection) -> tuple[Groups, int]:
+    """Messages per (lane, state, trust, type), counted from the state rows themselves in
+    one streaming pass (a GROUP BY without an index would sort every row in memory,
+    ``temp_store=MEMORY``), and the queue's tally set right from them: the proof does
+    not rest on the engine's own bookkeeping. Returns (the counts, tally groups that
+    were wrong)."""
+    began = not db.in_transaction
+    if began:  # one snapshot for the count and the tally it corrects
+        db.execute("BEGIN IMMEDIATE")
+    try:
+        counts: Groups = Counter(db.execute(
+            "SELECT lane, state, sender_fac, message_type FROM queue_state"))
+        wrong = retally(db, counts) if is_table(db, "queue_tally") else 0
+    except BaseException:
+        if began:
+            db.execute("ROLLBACK")
+        raise
+    if began:
+        db.execute("COMMIT")
+    return counts, wrong
 
 
 async def reconcile(conn: aiosqlite.Connection) -> Reconciliation:
-    # on the connection's own thread: no hop per row
-    data = await conn._execute(_count_rows, conn._conn)  # type: ignore[attr-defined]
+    async with write_lock(conn):  # on the connection's own thread: no hop per row
+        data, wrong = await retry_locked(lambda: conn._execute(
+            _count_rows, conn._conn))  # type: ignore[attr-defined]
     rows: dict[tuple[str, str], ReconRow] = {}
     total = ReconRow("all", "all")
-    for (fac, mtype, state), n in data.items():
+    for (_lane, state, fac, mtype), n in data.items():
         trust, mt = fac or "(unknown)", mtype or "(unreadable)"
         r = rows.setdefault((trust, mt), ReconRow(trust, mt))
         for target in (r, total):
@@ -89,4 +112,4 @@ async def reconcile(conn: aiosqlite.Connection) -> Reconciliation:
         (UNKNOWN_SENDER + "%",),
     ) as cur:
         unknown = {f"{app}/{fac}": int(n) for app, fac, n in await cur.fetchall()}
-    return Reconciliation([rows[k] for k in sorted(rows)], total, unknown)
+    return Reconciliation([rows[k] for k in sorted(rows)], total, unknown, wrong)
