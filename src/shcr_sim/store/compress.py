@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 import zstandard
 
-LEVEL = 3  # measured: level 1 is no faster on 1 KiB inputs, and 10 % larger
+LEVEL = 1  # measured with the digested dictionary: 1.5× level 3's speed, 5 % larger
 DICTIONARY_FILE = "fhir-resources.zdict"
 
 
@@ -37,8 +37,12 @@ def dictionary() -> zstandard.ZstdCompressionDict:
 
 @cache
 def _compressor() -> zstandard.ZstdCompressor:
-    # one per process: conversion workers compress the bodies they prepare
-    return zstandard.ZstdCompressor(level=LEVEL, dict_data=dictionary(), write_checksum=False)
+    # one per process: conversion workers compress the bodies they prepare. The
+    # dictionary is digested once for the level, not at every call: 4.9 → 2.9 µs a
+    # resource at level 1 (4.4 at level 3)
+    digested = zstandard.ZstdCompressionDict(dictionary().as_bytes())
+    digested.precompute_compress(level=LEVEL)
+    return zstandard.ZstdCompressor(level=LEVEL, dict_data=digested, write_checksum=False)
 
 
 def pack(body: bytes) -> bytes:
