@@ -401,6 +401,7 @@ def run(
     from pathlib import Path
 
     from .engine.liverun import progress_line, run_options, run_simulation, summary
+    from .engine.views import tally_warning
     from .feeds.scenario import ScenarioError, load_scenario
 
     try:
@@ -458,6 +459,8 @@ def run(
                        f"max {dur['max']} ms, {dur['over_1s']} over 1 s")
         for e in data["alert_events"]:
             typer.echo(f"alert {e['state']}: {e['message']}")
+    if data["queue_tally_corrected"]:
+        typer.echo(f"warning: {tally_warning(data['queue_tally_corrected'])}", err=True)
     raise typer.Exit(0 if data["ok"] else 1)
 
 

@@ -248,3 +248,25 @@ async def test_the_reconciliation_counts_the_rows_and_sets_the_tally_right(
     assert tally_is_exact(db)
     assert (await reconcile(q.conn)).tally_corrected == 0  # right now: nothing rewritten
     await q.close()
+
+
+async def test_the_reconciliation_reads_without_the_write_lock(tmp_path: Path) -> None:
+    """A right tally needs no write: another process keeps writing (the live engine beside
+    ``shcr-sim run``'s backload replay) while the rows are counted."""
+    import asyncio
+    import sqlite3
+
+    from shcr_sim.engine.reconcile import reconcile
+
+    db = tmp_path / "q.db"
+    q = await DurableQueue.open(db)
+    await q.accept([Inbound(adt("1")), Inbound(adt("2", nhs="9990000026"))])
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # holds the write lock throughout
+    try:
+        recon = await asyncio.wait_for(reconcile(q.conn), 10)
+        assert recon.total.pending == 2 and recon.tally_corrected == 0
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    await q.close()

@@ -59,6 +59,7 @@ def test_run_command_prints_a_reconciled_result(tmp_path) -> None:
     data = json.loads(res.output)
     assert data["reconciliation_ok"] and data["live_delivery"]["lost"] == 0
     assert data["reconciliation"]["accepted"] >= data["backload"]["read"]
+    assert data["queue_tally_corrected"] == 0  # the engine kept it exact
 
 
 async def test_terminal_monitor_prints_one_frame(capsys) -> None:

@@ -135,7 +135,7 @@ def replay_command(
             console.print(progress_table(result.progress))
         console.print(reconciliation_table(recon))
         console.print(f"record store: {result.resources:,} current resources")
-    for warning in (unknown_senders_warning(recon), tally_warning(recon)):
+    for warning in (unknown_senders_warning(recon), tally_warning(recon.tally_corrected)):
         if warning:
             sys.stderr.write(f"warning: {warning}\n")
     if recon.all_dead:

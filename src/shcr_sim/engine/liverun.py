@@ -535,7 +535,9 @@ def summary(result: RunResult) -> dict[str, Any]:
         "elapsed_s": round(result.elapsed, 1),
         "reconciliation": result.reconciliation.to_json()["total"],
         "reconciliation_ok": result.reconciliation.ok,
-        "queue_tally_corrected": result.reconciliation.tally_corrected,
+        # the backload child's reconciliation sets a wrong tally right before the run's own
+        "queue_tally_corrected": (result.replay.reconciliation.tally_corrected
+                                  + result.reconciliation.tally_corrected),
         "live_delivery": {"ok": d.ok, "distinct": d.distinct, "queued_once": d.queued_once,
                           "lost": d.lost, "doubled": d.doubled,
                           "duplicates_absorbed": d.duplicates_absorbed,

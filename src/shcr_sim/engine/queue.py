@@ -161,15 +161,16 @@ def count_in_tally(db: sqlite3.Connection, groups: Iterable[tuple[str, str, str,
     db.executemany(_BUMP, groups)
 
 
-def retally(db: sqlite3.Connection, rows: Mapping[tuple[str, str, str, str], int]) -> int:
-    """Make the tally say ``rows`` (messages per lane, state, trust and type, counted from
-    ``queue_state`` in the caller's transaction); returns how many of its groups were
-    wrong. The engine keeps the tally exact, but an edit of ``queue_state`` made
-    outside it (by hand, in the sqlite3 shell) is not counted there."""
-    kept = {tuple(r[:4]): r[4] for r in db.execute(f"SELECT {TALLY_KEY}, n FROM queue_tally")
-            if r[4]}
+def retally(db: sqlite3.Connection, rows: Mapping[tuple[str, str, str, str], int], *,
+            correct: bool) -> int:
+    """How many groups of the tally differ from ``rows`` (messages per lane, state, trust
+    and type, counted from ``queue_state`` in the caller's transaction); with
+    ``correct``, the tally is made to say ``rows``. The engine keeps the tally exact,
+    but an edit of ``queue_state`` made outside it (by hand, in the sqlite3 shell) is
+    not counted there."""
+    kept = {tuple(r[:4]): r[4] for r in db.execute(f"SELECT {TALLY_KEY}, n FROM queue_tally")}
     wrong = sum(1 for k in kept.keys() | rows.keys() if kept.get(k, 0) != rows.get(k, 0))
-    if wrong:
+    if wrong and correct:
         db.execute("DELETE FROM queue_tally")
         count_in_tally(db, [(*k, n) for k, n in rows.items() if n])
     return wrong

@@ -64,25 +64,32 @@ class Reconciliation:
 Groups = Counter[tuple[str, str, str, str]]  # (lane, state, trust, type) → messages
 
 
-def _count_rows(db: sqlite3.Connection) -> tuple[Groups, int]:
+def _count(db: sqlite3.Connection, correct: bool) -> tuple[Groups, int]:
     """Messages per (lane, state, trust, type), counted from the state rows themselves in
     one streaming pass (a GROUP BY without an index would sort every row in memory,
-    ``temp_store=MEMORY``), and the queue's tally set right from them: the proof does
-    not rest on the engine's own bookkeeping. Returns (the counts, tally groups that
-    were wrong)."""
-    began = not db.in_transaction
-    if began:  # one snapshot for the count and the tally it corrects
-        db.execute("BEGIN IMMEDIATE")
+    ``temp_store=MEMORY``), and the tally groups that differ from them, in one snapshot.
+    A read takes no lock, so live accepts go on meanwhile; ``correct`` takes the write
+    lock and sets the tally right."""
+    db.execute("BEGIN IMMEDIATE" if correct else "BEGIN")
     try:
         counts: Groups = Counter(db.execute(
             "SELECT lane, state, sender_fac, message_type FROM queue_state"))
-        wrong = retally(db, counts) if is_table(db, "queue_tally") else 0
+        wrong = retally(db, counts, correct=correct) if is_table(db, "queue_tally") else 0
+        db.execute("COMMIT")
     except BaseException:
-        if began:
+        if db.in_transaction:
             db.execute("ROLLBACK")
         raise
-    if began:
-        db.execute("COMMIT")
+    return counts, wrong
+
+
+def _count_rows(db: sqlite3.Connection) -> tuple[Groups, int]:
+    """The counts and how many tally groups were wrong: the proof does not rest on the
+    engine's own bookkeeping, and a tally found wrong (rare: an edit made outside the
+    engine) is recounted under the write lock and set right."""
+    counts, wrong = _count(db, correct=False)
+    if wrong:
+        counts, wrong = _count(db, correct=True)
     return counts, wrong
 
 

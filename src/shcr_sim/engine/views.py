@@ -73,13 +73,13 @@ def unknown_senders_warning(r: Reconciliation) -> str:
             "and run `shcr-sim deadletter retry --all`")
 
 
-def tally_warning(r: Reconciliation) -> str:
-    """That the queue's tally was wrong and has been set right ('' when it was right)."""
-    if not r.tally_corrected:
+def tally_warning(n: int) -> str:
+    """That the queue's tally was wrong in ``n`` groups and has been set right ('' when
+    it was right: ``Reconciliation.tally_corrected``)."""
+    if not n:
         return ""
-    n = r.tally_corrected
     return (f"the queue's tally (the counts the monitor shows) was wrong in {n:,} "
-            f"group{'s' if n != 1 else ''} (trust, message type, state), most likely after "
+            f"group{'s' if n != 1 else ''} (lane, state, trust, message type), most likely after "
             "an edit of queue_state outside the engine; it was recounted from the queue")
 
 
