@@ -86,8 +86,7 @@ def test_dead_letter_retry_after_the_sender_is_configured(tmp_path: Path) -> Non
     ]
     src = write_messages(tmp_path / "x/backload/all.hl7", msgs)
     db = tmp_path / "db.sqlite"
-    first = cli("replay", "--json", "--db", str(db), str(src.parents[1]), "--scenario", str(scen),
-                check=False)
+    first = cli("replay", "--json", "--db", str(db), str(src.parents[1]), "--scenario", str(scen))
     report = json.loads(first.stdout)
     assert report["total"]["dead_lettered"] == 1
     assert report["tally_corrected"] == 0 and "tally" not in first.stderr
