@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from engine_helpers import tally, tally_is_exact
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from shcr_sim.engine.queue import DurableQueue, Inbound, tallied
+from shcr_sim.engine.queue import (
+    TALLY_KEY,
+    DurableQueue,
+    Inbound,
+    create_schema,
+    set_states,
+    tallied,
+)
 
 
 def adt(cid: str, nhs: str = "9990000018", app: str = "PAS", fac: str = "RXX01",
@@ -270,3 +280,48 @@ async def test_the_reconciliation_reads_without_the_write_lock(tmp_path: Path) -
         writer.execute("ROLLBACK")
         writer.close()
     await q.close()
+
+
+STATES = ("queued", "released", "applied", "dead-lettered", "duplicate")
+_row = st.tuples(st.sampled_from(("live", "backload")), st.sampled_from(STATES),
+                 st.sampled_from(("RXX01", "RYY02")), st.sampled_from(("ADT^A01", "ORU^R01")))
+_step = st.tuples(st.sampled_from(STATES), st.lists(st.integers(1, 14), max_size=10),
+                  st.none() | st.sampled_from(STATES), st.booleans(), st.booleans())
+
+
+@given(st.lists(_row, min_size=1, max_size=12), st.lists(_step, max_size=8))
+@settings(max_examples=150, deadline=None)
+def test_set_states_keeps_the_tally_a_count_of_the_rows(rows: list, steps: list) -> None:
+    """Any rows, any moves (seqs missing, repeated, already there, ``only_from`` or not,
+    groups passed in or read): the tally equals the rows' own count after every one."""
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    create_schema(db)
+    for seq, (lane, state, fac, mtype) in enumerate(rows, 1):
+        db.execute("INSERT INTO queue_state(lane, patient_key, order_key, seq, state, "
+                   "sender_fac, message_type, updated_at) VALUES(?,?,?,?,?,?,?,0)",
+                   (lane, f"p{seq % 3}", f"o{seq}", seq, state, fac, mtype))
+    db.execute(f"INSERT INTO queue_tally SELECT {TALLY_KEY}, COUNT(*) FROM queue_state "
+               f"GROUP BY {TALLY_KEY}")
+
+    def counted() -> dict:
+        return {tuple(r[:4]): r[4] for r in db.execute(
+            f"SELECT {TALLY_KEY}, COUNT(*) FROM queue_state GROUP BY {TALLY_KEY}")}
+
+    for state, seqs, only_from, with_reasons, pass_known in steps:
+        expect = sum(1 for (s,) in db.execute(
+            "SELECT seq FROM queue_state WHERE seq IN (SELECT value FROM json_each(?))"
+            + (" AND state=?" if only_from else ""),
+            (str(sorted(set(seqs))), only_from) if only_from else (str(sorted(set(seqs))),)))
+        known = None
+        if pass_known:  # as the claim does: the rows' groups read in this transaction
+            known = db.execute("SELECT seq, lane, state, sender_fac, message_type FROM "
+                               "queue_state WHERE seq IN (SELECT value FROM json_each(?))",
+                               (str(sorted(set(seqs))),)).fetchall()
+        db.execute("BEGIN IMMEDIATE")
+        moved = set_states(db, state, seqs, reasons=["r"] * len(seqs) if with_reasons else None,
+                           only_from=only_from, known=known)
+        db.execute("COMMIT")
+        assert (moved >= expect) if len(set(seqs)) < len(seqs) else moved == expect
+        tallied_now = {tuple(r[:4]): r[4] for r in db.execute(
+            f"SELECT {TALLY_KEY}, n FROM queue_tally WHERE n != 0")}
+        assert tallied_now == counted()
