@@ -62,10 +62,18 @@ async def test_same_content_newer_event_moves_guard(tmp_path: Path) -> None:
 
 async def test_indexes(tmp_path: Path) -> None:
     s = await SqliteStore.open(tmp_path / "s.db")
-    enc = {"resourceType": "Encounter", "id": "e1", "status": "finished"}
+    enc = {"resourceType": "Encounter", "id": "e1", "status": "finished",
+           "identifier": [{"system": NHS, "value": "9990000018"}]}  # as if a sender did so
     await s.apply([w(patient("A"), "0001", "m1"), w(enc, "0001", "m1")])
-    found = await s.by_identifier(NHS, "9990000018")
+    found = await s.patients_by_identifier(NHS, "9990000018")
     assert [r["id"] for r in found] == ["p1"]
+    async with s.conn.execute("SELECT rkey FROM identifier_index") as cur:
+        assert [r[0] for r in await cur.fetchall()] == ["Patient/p1"]  # Patients' only
+    # a database written before: other types' identifiers were indexed too
+    await s.conn.execute("INSERT INTO identifier_index VALUES(?, 'Encounter/e1')",
+                         (f"{NHS}|9990000018",))
+    await s.conn.commit()
+    assert [r["id"] for r in await s.patients_by_identifier(NHS, "9990000018")] == ["p1"]
     mine = await s.by_patient("nhs:9990000018")
     assert sorted(r["resourceType"] for r in mine) == ["Encounter", "Patient"]
     assert strip_meta(mine[0]) == strip_meta(mine[0]) and "meta" not in strip_meta(mine[0])

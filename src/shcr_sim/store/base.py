@@ -94,11 +94,18 @@ class Prepared(NamedTuple):
     rid: str
     hash: str
     body: bytes
-    idents: tuple[str, ...]
+    idents: tuple[str, ...]  # "system|value" of a Patient's identifiers (else none)
     order_key: str
     event_time: str
     message_id: str
     patient_key: str
+
+
+# The types whose identifiers the store indexes: every look-up the record makes by
+# identifier (by NHS number, by a trust's MRN) is for Patients. Results, reports and
+# encounters carry identifiers too (about 0.6 entries a message in a backload), each
+# a random-keyed insert for the single writer that nothing reads.
+INDEXED_BY_IDENTIFIER = frozenset({"Patient"})
 
 
 def _identifier_keys(idents: Any) -> tuple[str, ...]:
@@ -134,8 +141,8 @@ def prepare(resource: Resource, order_key: str, event_time: str, message_id: str
     idents = resource.get("identifier")
     return _new_prepared(Prepared, (
         f"{rtype}/{rid}", rtype, rid, _blake2b(body, digest_size=16).hexdigest(), pack(body),
-        _identifier_keys(idents) if idents else (), order_key, event_time, message_id,
-        patient_key))
+        _identifier_keys(idents) if idents and rtype in INDEXED_BY_IDENTIFIER else (),
+        order_key, event_time, message_id, patient_key))
 
 
 def prepare_write(w: Write) -> Prepared:
@@ -158,7 +165,9 @@ class RecordStore(Protocol):
 
     async def by_patient(self, patient_key: str) -> list[Resource]: ...
 
-    async def by_identifier(self, system: str, value: str) -> list[Resource]: ...
+    async def patients_by_identifier(self, system: str, value: str) -> list[Resource]:
+        """The Patients carrying this identifier (only Patients' are indexed)."""
+        ...
 
     def iter_current(self) -> AsyncIterator[Resource]: ...
 

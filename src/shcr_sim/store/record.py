@@ -61,7 +61,7 @@ async def _collect(store: SqliteStore, rec: PatientRecord, patients: dict[str, R
 async def load_record(store: SqliteStore, nhs_number: str) -> PatientRecord:
     rec = PatientRecord(nhs_number)
     patients: dict[str, Resource] = {
-        p["id"]: p for p in await store.by_identifier(NHS_SYSTEM, nhs_number)
+        p["id"]: p for p in await store.patients_by_identifier(NHS_SYSTEM, nhs_number)
         if p.get("resourceType") == "Patient"
     }
     await _collect(store, rec, patients)

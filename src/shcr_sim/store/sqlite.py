@@ -71,6 +71,7 @@ CREATE TABLE IF NOT EXISTS resource (
 CREATE TABLE IF NOT EXISTS patient_index (
   patient_key TEXT NOT NULL, rkey TEXT NOT NULL, PRIMARY KEY (patient_key, rkey)
 ) WITHOUT ROWID;
+-- Patients' identifiers (base.INDEXED_BY_IDENTIFIER)
 CREATE TABLE IF NOT EXISTS identifier_index (
   ident TEXT NOT NULL, rkey TEXT NOT NULL, PRIMARY KEY (ident, rkey)
 ) WITHOUT ROWID;
@@ -604,10 +605,12 @@ class SqliteStore:
         ) as cur:
             return [self.unpacker.resource(*row) for row in await cur.fetchall()]
 
-    async def by_identifier(self, system: str, value: str) -> list[Resource]:
+    async def patients_by_identifier(self, system: str, value: str) -> list[Resource]:
+        # a database written before INDEXED_BY_IDENTIFIER also indexed other types
         async with self.conn.execute(
             "SELECT r.json, r.version, r.last_updated FROM identifier_index i "
-            "JOIN resource r ON r.rkey = i.rkey WHERE i.ident=? ORDER BY r.rkey",
+            "JOIN resource r ON r.rkey = i.rkey WHERE i.ident=? "
+            "AND i.rkey >= 'Patient/' AND i.rkey < 'Patient0' ORDER BY r.rkey",
             (f"{system}|{value}",),
         ) as cur:
             return [self.unpacker.resource(*row) for row in await cur.fetchall()]
