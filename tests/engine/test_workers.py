@@ -90,3 +90,27 @@ def test_worker_pool_gives_the_same_record_as_one_process(generated: Path,
     assert asyncio.run(run(tmp_path / "pool.db", 2))
     one, pool = snapshot(tmp_path / "one.db"), snapshot(tmp_path / "pool.db")
     assert one and pool == one
+
+
+def test_the_pool_keys_messages_as_the_engine_would() -> None:
+    """Keys made in the workers (sent back as plain tuples) are the queue's own
+    ``MessageKeys``, field for field, and a message that cannot be keyed keeps its reason."""
+    from shcr_sim.engine.keys import MessageKeys
+    from shcr_sim.engine.queue import key_message
+    from shcr_sim.engine.workers import ConvertPool
+
+    good = "\r".join([
+        "MSH|^~\\&|PAS|RXX01|SHCR|SHCR|20240101120500+0000||ADT^A01|C{n}|P|2.4",
+        "EVN|A01|2024010112{n:02d}00+0000",
+        "PID|1||M{n}^^^RXX01^PI||Smith^Ann||19700101|F", "PV1|1|I"])
+    raws = [good.format(n=n) for n in range(7)] + ["garbage", good.format(n=8)[:60]]
+    senders = {("PAS", "RXX01"): "Europe/London"}
+    pool = ConvertPool(None, "off", 2)
+    try:
+        got = asyncio.run(pool.keys(raws, senders))
+    finally:
+        pool.close()
+    expected = [key_message(r, senders) for r in raws]
+    assert got == expected and isinstance(expected[-1], str) and isinstance(got[-2], str)
+    assert all(type(k) is MessageKeys for k in got[:7])
+    assert got[3].dedup_key == "PAS|RXX01|C3" and got[3].patient_key == "mrn:RXX01|M3"

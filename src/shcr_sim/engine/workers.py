@@ -21,9 +21,11 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
+from itertools import repeat
 from typing import Any
 
 from .convert import Converted, Converter, MergeMap, TrustInfo
+from .keys import MessageKeys
 from .queue import key_message
 
 # seq, raw, message id, ordering key, event time, patient key
@@ -32,6 +34,7 @@ Job = tuple[int, str, str, str, str, str]
 Outcome = str | tuple[str | None, tuple[str, str] | None, list[Any]]
 
 _converter: Converter | None = None
+_as_keys = tuple.__new__  # MessageKeys from its plain tuple, without the class call
 
 
 @contextmanager
@@ -134,8 +137,11 @@ def _convert_jobs(conv: Converter, jobs: Sequence[Job], merges: MergeMap | None)
 
 
 def key_shard(raws: Sequence[str], senders: dict[tuple[str, str], str] | None) -> list[Any]:
-    """Queue keys (or dead-letter reasons) for a slice of an inbound batch, in a worker."""
-    return [key_message(raw, senders) for raw in raws]
+    """Queue keys (or dead-letter reasons) for a slice of an inbound batch, in a worker,
+    as plain tuples: a NamedTuple unpickles as a class call each (~3 µs a message in
+    the engine, ~0.7 for a plain tuple)."""
+    return [k if isinstance(k, str) else tuple(k) for k in map(key_message, raws,
+                                                                 repeat(senders))]
 
 
 def shards(jobs: Sequence[Job], n: int) -> list[Sequence[Job]]:
@@ -189,7 +195,8 @@ class ConvertPool:
             loop.run_in_executor(self.executor, key_shard, raws[i : i + size], senders)
             for i in range(0, len(raws), size)
         ))
-        return [k for part in parts for k in part]
+        return [k if isinstance(k, str) else _as_keys(MessageKeys, k)
+                for part in parts for k in part]
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
