@@ -62,11 +62,12 @@ CREATE TABLE IF NOT EXISTS queue_state (
 ) WITHOUT ROWID;
 """
 # Messages per (lane, state, trust, message type), kept in the transaction of every
-# change to ``queue_state`` (``tallied``). The monitor's counts read a few rows instead
-# of an index entry per message (~50 ms a sample at 300,000 messages, growing with the
-# queue), and no index entry moves at every step of every message: an index on
-# state, trust and type cost the writer ~30 µs a message at 300,000, keeping this table
-# about a third of that, and triggers keeping it more than the index.
+# change to ``queue_state`` (``set_states`` on the hot path, ``tallied`` for others).
+# The monitor's counts read a few rows instead of an index entry per message (~50 ms a
+# sample at 300,000 messages, growing with the queue), and no index entry moves at
+# every step of every message: an index on state, trust and type cost the writer ~30
+# µs a message at 300,000, keeping this table about a third of that, and triggers
+# keeping it more than the index.
 TALLY = """CREATE TABLE IF NOT EXISTS queue_tally (
   lane TEXT NOT NULL,
   state TEXT NOT NULL,
@@ -282,11 +283,10 @@ ROW_COLUMNS = (
     "seq, lane, source, sender_app, sender_fac, control_id, message_type, patient_key, "
     "event_epoch, event_time, order_key, raw, state, reason"
 )
-# the same, from queue_msg m JOIN queue_state s (the claim reads the tables, not the
-# view); the tally's groups from the state row, as the tally counts them (``set_states``)
-CLAIM_COLUMNS = ", ".join(
-    ("s." if c in ("state", "reason", "lane", "sender_fac", "message_type") else "m.") + c
-    for c in ROW_COLUMNS.split(", "))
+# the same, from queue_msg m JOIN queue_state s (the claim reads the tables, not the view)
+CLAIM_COLUMNS = ", ".join(("s." if c in ("state", "reason") else "m.") + c
+                          for c in ROW_COLUMNS.split(", "))
+_ROW_WIDTH = len(ROW_COLUMNS.split(", "))
 
 Sender = tuple[str, str]  # (MSH-3.1 sending application, MSH-4.1 sending facility / ODS)
 
@@ -537,15 +537,19 @@ class DurableQueue:
         """
         async with transaction(self.conn) as conn:
             async with conn.execute(
-                f"SELECT {CLAIM_COLUMNS} FROM queue_state s INDEXED BY queue_ready "
+                # and the tally's groups as the state row holds them (``set_states``)
+                f"SELECT {CLAIM_COLUMNS}, s.lane, s.sender_fac, s.message_type "
+                "FROM queue_state s INDEXED BY queue_ready "
                 "JOIN queue_msg m ON m.seq = s.seq WHERE s.state='queued' AND s.lane=? "
                 "ORDER BY s.patient_key, s.order_key LIMIT ?",
                 (lane, limit),
             ) as cur:
-                rows = list(map(QueueRow._make, await cur.fetchall()))
+                fetched = await cur.fetchall()
+            w = _ROW_WIDTH
+            rows = [QueueRow._make(f[:w]) for f in fetched]
             await _move(conn, [r.seq for r in rows], "released",  # neighbouring rows
-                        known=[(r.seq, r.lane, r.state, r.sender_fac, r.message_type)
-                               for r in rows])
+                        known=[(r.seq, f[w], r.state, f[w + 1], f[w + 2])
+                               for r, f in zip(rows, fetched, strict=True)])
         return rows
 
     async def mark_released(self, seqs: Sequence[int]) -> None:
