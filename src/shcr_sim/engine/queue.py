@@ -219,18 +219,16 @@ def set_states(db: sqlite3.Connection, state: str, seqs: Sequence[int], *,
             "WHERE seq IN (SELECT value FROM json_each(?))", (listed,)).fetchall()
     now = time.time()  # when it commits (a store outage retries a finish later)
     sets = f"SET state='{state}', updated_at=?" + ("" if reason is None else ", reason=?")
-    also = "" if only_from is None else " AND state=?"
+    also, tail = ("", ()) if only_from is None else (" AND state=?", (only_from,))
     if reason is None or isinstance(reason, str):
         # one statement for the batch: ~40 % cheaper than a statement a row
-        args: tuple = (now,) + (() if reason is None else (reason,)) + (listed,)
+        args = (now, *(() if reason is None else (reason,)), listed, *tail)
         moved = db.execute(f"UPDATE queue_state {sets} "
-                           f"WHERE seq IN (SELECT value FROM json_each(?)){also}",
-                           args + (() if only_from is None else (only_from,))).rowcount
+                           f"WHERE seq IN (SELECT value FROM json_each(?)){also}", args).rowcount
     else:
-        moved = db.executemany(
-            f"UPDATE queue_state {sets} WHERE seq=?{also}",
-            [(now, r, s, *(() if only_from is None else (only_from,)))
-             for s, r in zip(seqs, reason, strict=True)]).rowcount
+        moved = db.executemany(f"UPDATE queue_state {sets} WHERE seq=?{also}",
+                               [(now, r, s, *tail) for s, r in zip(seqs, reason, strict=True)]
+                               ).rowcount
     delta: dict[tuple[str, str, str, str], int] = {}
     for _seq, lane, was, fac, mtype in known:
         if was == state or (only_from is not None and was != only_from):
@@ -538,7 +536,7 @@ class DurableQueue:
         async with transaction(self.conn) as conn:
             async with conn.execute(
                 # and the tally's groups as the state row holds them (``set_states``)
-                f"SELECT {CLAIM_COLUMNS}, s.lane, s.sender_fac, s.message_type "
+                f"SELECT {CLAIM_COLUMNS}, s.sender_fac, s.message_type "
                 "FROM queue_state s INDEXED BY queue_ready "
                 "JOIN queue_msg m ON m.seq = s.seq WHERE s.state='queued' AND s.lane=? "
                 "ORDER BY s.patient_key, s.order_key LIMIT ?",
@@ -548,7 +546,7 @@ class DurableQueue:
             w = _ROW_WIDTH
             rows = [QueueRow._make(f[:w]) for f in fetched]
             await _move(conn, [r.seq for r in rows], "released",  # neighbouring rows
-                        known=[(r.seq, f[w], r.state, f[w + 1], f[w + 2])
+                        known=[(r.seq, lane, r.state, f[w], f[w + 1])
                                for r, f in zip(rows, fetched, strict=True)])
         return rows
 
