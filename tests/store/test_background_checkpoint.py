@@ -39,8 +39,7 @@ async def test_wal_stays_small_while_the_writer_never_checkpoints(
     # without the thread the WAL would hold every frame written (~6 MiB)
     assert largest < 4 << 20
     # once the thread has checkpointed what is left, the next commit restarts the WAL
-    # and cuts it back: its size measures what waits to be checkpointed, so the
-    # thread does not checkpoint (and sync) at every poll
+    # and cuts a file beyond WAL_KEPT_BYTES back to it: the WAL's bound on disk
     for _ in range(100):
         await conn.execute("INSERT INTO t VALUES (x'00')")
         if os.path.getsize(str(db) + "-wal") < 256 << 10:
@@ -56,6 +55,34 @@ async def test_wal_stays_small_while_the_writer_never_checkpoints(
             break
         await asyncio.sleep(0.01)
     assert _checkpointers() == before
+
+
+
+async def test_the_wal_file_is_reused_not_cut_back_and_regrown(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below the writer's own fallback (256 MiB) a restarted WAL keeps its file: the
+    writer overwrites blocks it already has instead of the file system freeing and
+    allocating them again at every cycle."""
+    monkeypatch.setattr(store_sqlite, "BACKGROUND_CHECKPOINT_BYTES", 10 << 20)
+    monkeypatch.setattr(store_sqlite, "CHECKPOINT_POLL_S", 0.01)
+    db = tmp_path / "c.db"
+    conn = await store_sqlite.connect(db)
+    async with conn.execute("PRAGMA journal_size_limit") as cur:
+        limit = (await cur.fetchone())[0]  # type: ignore[index]
+    async with conn.execute("PRAGMA wal_autocheckpoint") as cur:
+        fallback = (await cur.fetchone())[0] * 8192  # type: ignore[index]
+    assert limit >= fallback >= 256 << 20
+    await conn.execute("CREATE TABLE t (b BLOB)")
+    sizes = []
+    for i in range(200):  # ~20 MB in all, 100 kB a commit
+        await conn.execute("INSERT INTO t VALUES (?)", (os.urandom(100_000),))
+        sizes.append(os.path.getsize(str(db) + "-wal"))
+        if i % 5 == 4:
+            await asyncio.sleep(0.02)  # let the thread checkpoint
+    assert max(sizes) >= 10 << 20  # it grew past the thread's threshold (and 8 MiB) …
+    assert sizes == sorted(sizes)  # … was never cut back …
+    assert sizes[-1] < 18 << 20  # … and was restarted: it does not hold every frame
+    await conn.close()
 
 
 async def test_after_close_the_database_file_alone_holds_everything(tmp_path: Path) -> None:
