@@ -35,7 +35,7 @@ async def test_wal_stays_small_while_the_writer_never_checkpoints(
         await conn.execute("INSERT INTO t VALUES (?)", (os.urandom(100_000),))
         largest = max(largest, os.path.getsize(str(db) + "-wal"))
         if i % 5 == 4:
-            await asyncio.sleep(0.1)  # let the thread see the WAL's size
+            await asyncio.sleep(0.1)  # let the thread checkpoint
     # without the thread the WAL would hold every frame written (~6 MiB)
     assert largest < 4 << 20
     # once the thread has checkpointed what is left, the next commit restarts the WAL
@@ -87,69 +87,6 @@ async def test_the_wal_file_is_reused_not_cut_back_and_regrown(
         sizes.append(os.path.getsize(wal))
     assert sizes == [grown] * 20  # neither cut back nor grown: the frames went in front
     await conn.close()
-
-
-async def test_wal_frames_reads_the_wal_index(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    db = tmp_path / "c.db"
-    shm = str(db) + "-shm"
-    monkeypatch.setattr(store_sqlite, "BACKGROUND_CHECKPOINT_BYTES", 1 << 40)  # not here
-    conn = await store_sqlite.connect(db)
-    await conn.execute("CREATE TABLE t (b BLOB)")
-    for _ in range(30):  # ~3 MB
-        await conn.execute("INSERT INTO t VALUES (?)", (os.urandom(100_000),))
-    before = store_sqlite.wal_frames(shm)
-    async with conn.execute("PRAGMA wal_checkpoint(PASSIVE)") as cur:
-        busy, frames, done = await cur.fetchone()  # type: ignore[misc]
-    assert busy == 0 and frames == done > 300
-    frame = 8192 + 24  # a page and its header
-    assert before == (frames * frame, frames * frame)  # all of it waiting
-    assert store_sqlite.wal_frames(shm) == (frames * frame, 0)  # all of it copied back
-    await conn.execute("INSERT INTO t VALUES (?)", (os.urandom(100_000),))  # restarts
-    after = store_sqlite.wal_frames(shm)
-    assert after is not None and after[0] == after[1] < 200_000  # one commit's frames
-    assert os.path.getsize(str(db) + "-wal") > 3 << 20  # while the file stays large
-    await conn.close()
-
-
-async def test_the_thread_goes_by_the_wal_not_by_its_file(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A kept WAL file stays large; the thread goes by the frames written since the WAL
-    restarted, so after a restart it does not checkpoint (and sync) at every poll."""
-    db = tmp_path / "c.db"
-    shm = str(db) + "-shm"
-    monkeypatch.setattr(store_sqlite, "BACKGROUND_CHECKPOINT_BYTES", 1 << 20)
-    monkeypatch.setattr(store_sqlite, "CHECKPOINT_POLL_S", 0.01)
-    conn = await store_sqlite.connect(db)
-    await conn.execute("CREATE TABLE t (b BLOB)")
-
-    async def copied_back() -> None:  # by the thread, once 1 MiB is written
-        for _ in range(500):
-            frames = store_sqlite.wal_frames(shm)
-            if frames is not None and frames[1] == 0:
-                return
-            await asyncio.sleep(0.01)
-        raise AssertionError("the thread did not checkpoint")
-
-    for _ in range(30):  # ~3 MB
-        await conn.execute("INSERT INTO t VALUES (?)", (os.urandom(100_000),))
-    await copied_back()
-    await conn.execute("INSERT INTO t VALUES (?)", (os.urandom(100_000),))  # restarts
-    small = store_sqlite.wal_frames(shm)
-    assert small is not None and 0 < small[1] == small[0] < 1 << 20
-    assert os.path.getsize(str(db) + "-wal") >= 1 << 20  # the file's size alone would go
-    await asyncio.sleep(0.2)  # twenty polls
-    assert store_sqlite.wal_frames(shm) == small  # not checkpointed: too little written
-    for _ in range(20):  # ~2 MB more: now it is
-        await conn.execute("INSERT INTO t VALUES (?)", (os.urandom(100_000),))
-    await copied_back()
-    await conn.close()
-
-
-def test_wal_frames_without_an_index(tmp_path: Path) -> None:
-    assert store_sqlite.wal_frames(str(tmp_path / "none-shm")) is None
-    (tmp_path / "junk-shm").write_bytes(b"\0" * 200)
-    assert store_sqlite.wal_frames(str(tmp_path / "junk-shm")) is None
 
 
 async def test_after_close_the_database_file_alone_holds_everything(tmp_path: Path) -> None:

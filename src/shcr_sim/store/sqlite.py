@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-import struct
 import threading
 import time
 import weakref
@@ -175,8 +174,11 @@ def _now() -> str:
 # is cut back only beyond 256 MiB: cut back to 8 MiB at every restart, it was regrown
 # every cycle, and the file system's freeing, allocating and zeroing of those blocks
 # was about a quarter of the kernel time of accepting messages. Kept whole, the
-# file's size no longer says how much the WAL holds, so the thread reads that from
-# the WAL index.
+# file's size no longer says how much the WAL holds, so from its first 32 MiB on the
+# thread checkpoints at every poll (a no-op when nothing waits). Reading that from the
+# WAL index instead would take a second descriptor on the -shm file, and closing it
+# drops every POSIX lock this process holds on that file, SQLite's own included: tried,
+# and a test's database came out malformed.
 WAL_CHECKPOINT_PAGES = 8192
 PAGE_SIZE = 8192
 BACKGROUND_CHECKPOINT_BYTES = 32 << 20
@@ -196,47 +198,15 @@ def _checkpoint_while_open(path: str, synchronous: str, stop: threading.Event,
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
         db.execute(f"PRAGMA synchronous={synchronous}")
-        wal, shm = path + "-wal", path + "-shm"
+        wal = path + "-wal"
         while not stop.wait(CHECKPOINT_POLL_S) and len(owners):
             try:
-                frames = wal_frames(shm)
-                if frames is None:  # no readable index: the file's size, an upper bound
-                    due = os.path.getsize(wal) >= BACKGROUND_CHECKPOINT_BYTES
-                else:  # as when the file was cut back at every restart, minus idle polls
-                    written, waiting = frames
-                    due = written >= BACKGROUND_CHECKPOINT_BYTES and waiting > 0
-                if due:
+                if os.path.getsize(wal) >= BACKGROUND_CHECKPOINT_BYTES:
                     db.execute("PRAGMA wal_checkpoint(PASSIVE)")
             except (OSError, sqlite3.Error):
                 continue  # no WAL file yet, or busy: next time
     finally:
         db.close()
-
-
-_WAL_INDEX_VERSION = 3007000
-
-
-def wal_frames(shm: str) -> tuple[int, int] | None:
-    """(bytes of WAL frames since the WAL last restarted, bytes of those not yet
-    checkpointed), or None when the WAL index can't be read.
-
-    Read from the index's header, the first 136 bytes of the ``-shm`` file, in native
-    byte order (https://sqlite.org/walformat.html): the page size at offset 14, the
-    last valid frame (mxFrame) at 16, the frames already checkpointed (nBackfill) at
-    96. The WAL file keeps its size across restarts, so its size can't say this.
-    """
-    try:
-        with open(shm, "rb") as f:
-            head = f.read(136)
-    except OSError:
-        return None
-    if len(head) < 136 or struct.unpack_from("=I", head, 0)[0] != _WAL_INDEX_VERSION:
-        return None
-    (size,) = struct.unpack_from("=H", head, 14)
-    (frames,) = struct.unpack_from("=I", head, 16)
-    (done,) = struct.unpack_from("=I", head, 96)
-    frame = (65536 if size == 1 else size) + 24  # a page (64 KiB stored as 1), its header
-    return frames * frame, max(frames - done, 0) * frame
 
 
 @dataclass
