@@ -58,7 +58,6 @@ async def test_wal_stays_small_while_the_writer_never_checkpoints(
     assert _checkpointers() == before
 
 
-
 async def test_the_wal_file_is_reused_not_cut_back_and_regrown(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Below the writer's own fallback (256 MiB) a restarted WAL keeps its file: the
