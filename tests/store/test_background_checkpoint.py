@@ -126,3 +126,26 @@ async def test_one_thread_per_file_until_its_last_connection_closes(tmp_path: Pa
     await again.close()
     await other.close()
     assert _checkpointers() == before
+
+
+async def test_a_database_opened_through_a_symlink_is_checkpointed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite puts the WAL beside the link's target; the thread looks for it there."""
+    monkeypatch.setattr(store_sqlite, "BACKGROUND_CHECKPOINT_BYTES", 256 << 10)
+    monkeypatch.setattr(store_sqlite, "CHECKPOINT_POLL_S", 0.01)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "links").mkdir()
+    target = tmp_path / "data" / "c.db"
+    link = tmp_path / "links" / "c.db"
+    link.symlink_to(target)
+    conn = await store_sqlite.connect(link)
+    await conn.execute("CREATE TABLE t (b BLOB)")
+    assert Path(str(target) + "-wal").exists() and not Path(str(link) + "-wal").exists()
+    largest = 0
+    for i in range(60):  # ~6 MB in all, 100 kB a commit
+        await conn.execute("INSERT INTO t VALUES (?)", (os.urandom(100_000),))
+        largest = max(largest, os.path.getsize(str(target) + "-wal"))
+        if i % 5 == 4:
+            await asyncio.sleep(0.1)  # let the thread checkpoint
+    assert largest < 4 << 20  # without the thread it would hold every frame (~6 MB)
+    await conn.close()

@@ -236,7 +236,7 @@ def _checkpoint_in_background(conn: aiosqlite.Connection, path: str, synchronous
             stop = threading.Event()
             thread = threading.Thread(target=_checkpoint_while_open, daemon=True,
                                       name="wal-checkpoint",
-                                      args=(path, synchronous, stop, owners))
+                                      args=(key, synchronous, stop, owners))
             cp = _CHECKPOINTERS[key] = _Checkpointer(thread, stop, owners)
             owners.add(conn)
             thread.start()
