@@ -8,6 +8,7 @@ import os
 import threading
 from pathlib import Path
 
+import aiosqlite
 import pytest
 
 from shcr_sim.store import sqlite as store_sqlite
@@ -15,6 +16,17 @@ from shcr_sim.store import sqlite as store_sqlite
 
 def _checkpointers() -> int:
     return sum(t.name == "wal-checkpoint" for t in threading.enumerate())
+
+
+async def _largest_wal_while_writing(conn: aiosqlite.Connection, wal: str) -> int:
+    """Write ~6 MB, 100 kB a commit, pausing for the thread; the WAL file's largest size."""
+    largest = 0
+    for i in range(60):
+        await conn.execute("INSERT INTO t VALUES (?)", (os.urandom(100_000),))
+        largest = max(largest, os.path.getsize(wal))
+        if i % 5 == 4:
+            await asyncio.sleep(0.1)  # let the thread checkpoint
+    return largest
 
 
 async def test_wal_stays_small_while_the_writer_never_checkpoints(
@@ -30,14 +42,8 @@ async def test_wal_stays_small_while_the_writer_never_checkpoints(
         row = await cur.fetchone()
     assert row is not None and row[0] * 8192 >= 256 << 20  # the writer's own: far above
     await conn.execute("CREATE TABLE t (b BLOB)")
-    largest = 0
-    for i in range(60):  # ~6 MB in all, 100 kB a commit
-        await conn.execute("INSERT INTO t VALUES (?)", (os.urandom(100_000),))
-        largest = max(largest, os.path.getsize(str(db) + "-wal"))
-        if i % 5 == 4:
-            await asyncio.sleep(0.1)  # let the thread checkpoint
-    # without the thread the WAL would hold every frame written (~6 MiB)
-    assert largest < 4 << 20
+    # without the thread the WAL would hold every frame written (~6 MB)
+    assert await _largest_wal_while_writing(conn, str(db) + "-wal") < 4 << 20
     # once the thread has checkpointed what is left, the next commit restarts the WAL
     # and cuts a file beyond WAL_KEPT_BYTES back to it (the most the file keeps
     # between cycles)
@@ -141,11 +147,6 @@ async def test_a_database_opened_through_a_symlink_is_checkpointed(
     conn = await store_sqlite.connect(link)
     await conn.execute("CREATE TABLE t (b BLOB)")
     assert Path(str(target) + "-wal").exists() and not Path(str(link) + "-wal").exists()
-    largest = 0
-    for i in range(60):  # ~6 MB in all, 100 kB a commit
-        await conn.execute("INSERT INTO t VALUES (?)", (os.urandom(100_000),))
-        largest = max(largest, os.path.getsize(str(target) + "-wal"))
-        if i % 5 == 4:
-            await asyncio.sleep(0.1)  # let the thread checkpoint
-    assert largest < 4 << 20  # without the thread it would hold every frame (~6 MB)
+    # without the thread it would hold every frame written (~6 MB)
+    assert await _largest_wal_while_writing(conn, str(target) + "-wal") < 4 << 20
     await conn.close()

@@ -182,7 +182,8 @@ def _now() -> str:
 WAL_CHECKPOINT_PAGES = 8192
 PAGE_SIZE = 8192
 BACKGROUND_CHECKPOINT_BYTES = 32 << 20
-WAL_KEPT_BYTES = 4 * WAL_CHECKPOINT_PAGES * PAGE_SIZE
+WRITER_CHECKPOINT_PAGES = 4 * WAL_CHECKPOINT_PAGES  # the writer's own fallback
+WAL_KEPT_BYTES = WRITER_CHECKPOINT_PAGES * PAGE_SIZE
 CHECKPOINT_POLL_S = 0.2
 
 
@@ -281,7 +282,7 @@ async def connect(db_path: str | Path, synchronous: str = "NORMAL") -> aiosqlite
     await conn.execute("PRAGMA busy_timeout=60000")
     await conn.execute("PRAGMA temp_store=MEMORY")
     await conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: current rows + indexes
-    await conn.execute(f"PRAGMA wal_autocheckpoint={4 * WAL_CHECKPOINT_PAGES}")
+    await conn.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")
     await conn.execute(f"PRAGMA journal_size_limit={WAL_KEPT_BYTES}")
     _checkpoint_in_background(conn, str(path), synchronous)
     return conn
