@@ -60,7 +60,7 @@ def _text(raw: str, delims: Delimiters) -> str:
 def is_nhs_cx(comps: Sequence[str], delims: Delimiters, rules: IdentifierRules) -> bool:
     """True when a CX (split into components) is flagged as an NHS number."""
     auth = comps[3].split(delims.subcomponent, 1)[0] if len(comps) > 3 else ""
-    typ = comps[4] if len(comps) > 4 else ""
+    typ = _text(comps[4], delims) if len(comps) > 4 else ""
     return auth in rules.nhs_authorities or (not auth and typ in rules.nhs_type_codes)
 
 
@@ -87,7 +87,7 @@ def identify(reps: Iterable[tuple[int, str]], own: str, delims: Delimiters,
         if n == 2:
             continue
         auth = _text(comps[3].split(delims.subcomponent, 1)[0], delims) if len(comps) > 3 else ""
-        typ = comps[4] if len(comps) > 4 else ""
+        typ = _text(comps[4], delims) if len(comps) > 4 else ""  # read as text, as CX-1, CX-4
         if typ == "SS":
             ids.others.append((value, auth, typ))
             continue

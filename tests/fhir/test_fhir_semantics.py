@@ -172,6 +172,20 @@ def test_mangled_messages_convert_or_fail_clearly(name, data):
     validate_bundle(conv.bundle)
 
 
+def test_identifier_type_code_is_read_as_text():
+    """An LF kept as data (no segment follows it) ends up in MRG-1's CX-5: the type
+    code is read as text, like the value and the authority (found by the test above)."""
+    from shcr_sim.fhir import validate_bundle
+
+    text = case("classic_adt_a40_merge")
+    assert text.endswith("^MR\n")
+    conv = convert_message(parse(text + "|"), load_mapping("itk-acute"))
+    codes = [c["code"] for r in conv.resources if r["resourceType"] == "Patient"
+             for i in r["identifier"] for c in i.get("type", {}).get("coding", [])]
+    assert codes and all(c == "MR" for c in codes)
+    validate_bundle(conv.bundle)
+
+
 def test_own_trust_mrn_is_the_patient_key_when_several_are_sent():
     text = _adt("A28").replace(
         "9990000018^^^NHS^NH~M1^^^RX1^PI", "X77^^^RX9^MR~9990000018^^^NHS^NH~M1^^^RX1^PI")
