@@ -18,6 +18,14 @@ def _checkpointers() -> int:
     return sum(t.name == "wal-checkpoint" for t in threading.enumerate())
 
 
+def _scaled_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The thread's thresholds at a test's scale: every 256 KiB of WAL, at the latest
+    every 50 ms, polled every 10 ms."""
+    monkeypatch.setattr(store_sqlite, "BACKGROUND_CHECKPOINT_BYTES", 256 << 10)
+    monkeypatch.setattr(store_sqlite, "CHECKPOINT_POLL_S", 0.01)
+    monkeypatch.setattr(store_sqlite, "QUIET_CHECKPOINT_S", 0.05)
+
+
 async def _largest_wal_while_writing(conn: aiosqlite.Connection, wal: str) -> int:
     """Write ~6 MB, 100 kB a commit, pausing for the thread; the WAL file's largest size."""
     largest = 0
@@ -31,8 +39,7 @@ async def _largest_wal_while_writing(conn: aiosqlite.Connection, wal: str) -> in
 
 async def test_wal_stays_small_while_the_writer_never_checkpoints(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_sqlite, "BACKGROUND_CHECKPOINT_BYTES", 256 << 10)
-    monkeypatch.setattr(store_sqlite, "CHECKPOINT_POLL_S", 0.01)
+    _scaled_down(monkeypatch)
     monkeypatch.setattr(store_sqlite, "WAL_KEPT_BYTES", 64 << 10)
     before = _checkpointers()
     db = tmp_path / "c.db"
@@ -137,8 +144,7 @@ async def test_one_thread_per_file_until_its_last_connection_closes(tmp_path: Pa
 async def test_a_database_opened_through_a_symlink_is_checkpointed(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """SQLite puts the WAL beside the link's target; the thread looks for it there."""
-    monkeypatch.setattr(store_sqlite, "BACKGROUND_CHECKPOINT_BYTES", 256 << 10)
-    monkeypatch.setattr(store_sqlite, "CHECKPOINT_POLL_S", 0.01)
+    _scaled_down(monkeypatch)
     (tmp_path / "data").mkdir()
     (tmp_path / "links").mkdir()
     target = tmp_path / "data" / "c.db"
@@ -150,3 +156,51 @@ async def test_a_database_opened_through_a_symlink_is_checkpointed(
     # without the thread it would hold every frame written (~6 MB)
     assert await _largest_wal_while_writing(conn, str(target) + "-wal") < 4 << 20
     await conn.close()
+
+
+async def test_a_trickle_of_writes_is_checkpointed_every_quiet_interval_not_every_poll(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the kept WAL file is large, its size says nothing; a live engine's small
+    commits are checkpointed (two syncs each) every quiet interval, not at every poll."""
+    _scaled_down(monkeypatch)
+    monkeypatch.setattr(store_sqlite, "QUIET_CHECKPOINT_S", 0.25)
+    rule = store_sqlite._checkpoint_due
+    checkpoints: list[bool] = []
+
+    def counted(*args: float) -> bool:
+        due = rule(*args)  # type: ignore[arg-type]
+        checkpoints.append(due)
+        return due
+
+    monkeypatch.setattr(store_sqlite, "_checkpoint_due", counted)
+    db = tmp_path / "c.db"
+    conn = await store_sqlite.connect(db)
+    await conn.execute("CREATE TABLE t (b BLOB)")
+    for _ in range(10):  # ~1 MB: the file is beyond the thread's threshold from now on
+        await conn.execute("INSERT INTO t VALUES (?)", (os.urandom(100_000),))
+    await asyncio.sleep(0.3)
+    assert os.path.getsize(str(db) + "-wal") >= 256 << 10
+    checkpoints.clear()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while loop.time() - started < 1.5:  # a trickle: a small commit every 20 ms
+        await conn.execute("INSERT INTO t VALUES (x'00')")
+        await asyncio.sleep(0.02)
+    polls, done = len(checkpoints), sum(checkpoints)
+    await conn.close()
+    assert polls >= 40  # the thread kept polling
+    assert 2 <= done <= 10  # about one every 0.25 s: still checkpointed, not at every poll
+
+
+def test_the_rule_goes_by_the_rate_the_last_checkpoint_saw() -> None:
+    due, quiet = store_sqlite._checkpoint_due, store_sqlite.QUIET_CHECKPOINT_S
+    big = store_sqlite.BACKGROUND_CHECKPOINT_BYTES
+    assert not due(big - 1, 3600.0, 1e9)  # a small WAL file: never
+    assert due(big, 0.2, 5 * big)  # heavy writes: about every 32 MiB
+    assert not due(big, 0.2, 4 * big)
+    assert not due(big, quiet * 0.9, 0.0)  # a trickle: not yet
+    assert due(big, quiet, 0.0)  # a trickle: after the quiet interval
+    copied = store_sqlite._frames_copied
+    assert copied((100, 100), (160, 160)) == 60  # the same WAL, 60 frames more
+    assert copied((900, 900), (40, 40)) == 40  # restarted in between: from its first frame
+    assert copied((0, 0), (500, 480)) == 480  # a reader kept the last 20 back
