@@ -119,6 +119,23 @@ async def test_a_database_with_the_older_history_table_is_moved_over(tmp_path: P
     await (await SqliteStore.open(db)).close()  # opening again finds nothing to move
 
 
+async def test_reading_an_older_layout_moves_it_over_first(tmp_path: Path) -> None:
+    """Only a writer can move an older layout over, so a reader (verify, record) opens
+    it as the writer would rather than read tables that are not there yet."""
+    db = tmp_path / "old.db"
+    _old_database(db, ("Patient/p1", "Patient", "p1", 1, 1, "t1", "e1", "0001", "m1", "P1",
+                       "h1", _body("A", 1)), [
+        ("Patient/p1", 1, 1, "t1", "e1", "0001", "m1", "h1", None)])
+    s = await SqliteStore.open_for_reading(db)
+    hist = await s.history("Patient", "p1")
+    assert [(h.version, h.current, h.resource["name"][0]["family"]) for h in hist] == [
+        (1, True, "A")]
+    await s.close()
+    with sqlite3.connect(db) as conn:
+        kind = conn.execute("SELECT type FROM sqlite_master WHERE name='resource_history'")
+        assert kind.fetchone() == ("view",)
+
+
 async def test_what_follows_a_new_current_version_in_its_batch_is_kept(tmp_path: Path) -> None:
     """In one batch: a version made current, then an older event (history only) and a
     newer event with the same content. The row remembers both: the next version takes

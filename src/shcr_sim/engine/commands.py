@@ -263,7 +263,7 @@ def record_command(
     require_db(db)
 
     async def go():  # noqa: ANN202
-        store = await SqliteStore.open(db)
+        store = await SqliteStore.open_for_reading(db)
         try:
             if nhs_number is not None:
                 return await load_record(store, nhs_number)

@@ -9,9 +9,18 @@ from typing import Any
 import aiosqlite
 
 # one way to open the shared file, and one lock per connection: the store's
-from shcr_sim.store.sqlite import connect, is_table, migrate, retry_locked, write_lock
+from shcr_sim.store.sqlite import (
+    connect,
+    connect_for_reading,
+    has_layout,
+    is_table,
+    migrate,
+    retry_locked,
+    write_lock,
+)
 
-__all__ = ["connect", "fetch_in", "is_table", "migrate", "transaction"]
+__all__ = ["connect", "connect_for_reading", "fetch_in", "has_layout", "is_table", "migrate",
+           "transaction"]
 
 
 @asynccontextmanager

@@ -36,7 +36,7 @@ async def list_dead(db: Path, limit: int = 1000, offset: int = 0) -> tuple[list[
 
     Reads the queue only: no Engine (store, converter, merges), nothing written.
     """
-    queue = await DurableQueue.open(db)
+    queue = await DurableQueue.open_for_reading(db)
     try:
         rows = await queue.rows("dead-lettered", limit, offset)
         return rows, (await queue.counts()).get("dead-lettered", 0)
@@ -45,7 +45,7 @@ async def list_dead(db: Path, limit: int = 1000, offset: int = 0) -> tuple[list[
 
 
 async def show(db: Path, seq: int) -> QueueRow | None:
-    queue = await DurableQueue.open(db)
+    queue = await DurableQueue.open_for_reading(db)
     try:
         return await queue.get(seq)
     finally:

@@ -158,7 +158,7 @@ def run_demo(out: Path, messages: int, seed: int, console: Console) -> int:
 
     console.rule("4. one multi-trust patient's shared record")
     async def load() -> tuple[str | None, PatientRecord | None]:
-        store = await SqliteStore.open(db)
+        store = await SqliteStore.open_for_reading(db)
         try:
             nhs = await most_shared_patient(store)
             return nhs, (await load_record(store, nhs) if nhs else None)

@@ -32,7 +32,7 @@ import orjson
 
 from shcr_sim.hl7 import HL7Error
 
-from .db import connect, fetch_in, is_table, migrate, transaction
+from .db import connect, connect_for_reading, fetch_in, has_layout, is_table, migrate, transaction
 from .keys import DEFAULT_TZ, KeysError, MessageKeys, parse_and_extract
 
 T = TypeVar("T")
@@ -390,10 +390,31 @@ class DurableQueue:
         if senders is not None:
             await q.set_senders(senders)
         else:
-            saved = await q.get_meta("senders")
-            if saved is not None:
-                q.senders = {(a, f): tz for a, f, tz in orjson.loads(saved)}
+            await q._use_saved_senders()
         return q
+
+    @classmethod
+    async def open_for_reading(cls, db_path: str | Path) -> DurableQueue:
+        """The queue for reading only (``connect_for_reading``): the dead letters, a
+        message. A database in an older layout is opened as ``open`` does instead,
+        which moves it over first."""
+        conn = await connect_for_reading(db_path)
+        try:
+            current = await conn._execute(has_layout, conn._conn, SCHEMA)  # type: ignore[attr-defined]
+        except BaseException:
+            await conn.close()
+            raise
+        if not current:
+            await conn.close()
+            return await cls.open(db_path)
+        q = cls(conn, None)
+        await q._use_saved_senders()
+        return q
+
+    async def _use_saved_senders(self) -> None:
+        saved = await self.get_meta("senders")
+        if saved is not None:
+            self.senders = {(a, f): tz for a, f, tz in orjson.loads(saved)}
 
     async def close(self) -> None:
         await self.conn.close()

@@ -518,7 +518,7 @@ async def _compare(exp: sqlite3.Connection, db: Path, tick: Callable[[str, int],
         "SELECT rkey, pos, json FROM expected ORDER BY rkey, pos, rowid DESC"))
     count = ticked = 0
     nxt = next(wanted, None)
-    store = await SqliteStore.open(db)  # its unpacker holds this release's dictionary too
+    store = await SqliteStore.open_for_reading(db)  # its unpacker: this release's dictionary too
     mine = store.unpacker
 
     def stored(blob: bytes | str) -> dict:

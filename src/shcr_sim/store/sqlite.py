@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -120,6 +121,17 @@ def is_table(db: sqlite3.Connection, name: str) -> bool:
     return row is not None and row[0] == "table"
 
 
+_CREATED = re.compile(r"CREATE (TABLE|VIEW) IF NOT EXISTS (\w+)")
+
+
+def has_layout(db: sqlite3.Connection, *scripts: str) -> bool:
+    """Every table and view ``scripts`` create is there, each as that kind of object:
+    the current layout, which a reader may use without moving anything over."""
+    have = dict(db.execute("SELECT name, type FROM sqlite_master"))
+    return all(have.get(name) == kind.lower()
+               for script in scripts for kind, name in _CREATED.findall(script))
+
+
 def migrate(db: sqlite3.Connection, old: Callable[[sqlite3.Connection], bool],
             statements: Sequence[str]) -> None:
     """Move an older layout over: ``statements`` in one transaction when ``old(db)``.
@@ -151,6 +163,16 @@ def _create_schema(db: sqlite3.Connection) -> dict[int, bytes]:
         db.execute("INSERT OR IGNORE INTO store_dictionary(dict_id, data) VALUES(?, ?)",
                    (zdict.dict_id(), zdict.as_bytes()))
     return dict(db.execute("SELECT dict_id, data FROM store_dictionary"))
+
+
+def _read_dictionaries(db: sqlite3.Connection) -> dict[int, bytes] | None:
+    """The dictionaries the database holds, and this release's (in memory only: a
+    reader writes nothing); None for an older layout, which only a writer moves over."""
+    if not has_layout(db, PAST_TABLE, SCHEMA, HISTORY_VIEW):
+        return None
+    zdict = compress.dictionary()
+    return {**dict(db.execute("SELECT dict_id, data FROM store_dictionary")),
+            zdict.dict_id(): zdict.as_bytes()}
 
 
 T = TypeVar("T")
@@ -319,6 +341,20 @@ async def connect(db_path: str | Path, synchronous: str = "NORMAL") -> aiosqlite
     return conn
 
 
+async def connect_for_reading(db_path: str | Path) -> aiosqlite.Connection:
+    """A connection that only reads, for commands that look at a database (``verify``,
+    ``record``, the dead letters): ``query_only``, no schema written, no checkpoint
+    thread (the writing process has its own). A file the user may not write is opened
+    read-only by SQLite itself; a missing one is not created."""
+    if not Path(db_path).is_file():
+        raise FileNotFoundError(f"database not found: {db_path}")
+    conn = await aiosqlite.connect(str(db_path), isolation_level=None)
+    for pragma in ("query_only=ON", "busy_timeout=60000", "temp_store=MEMORY",
+                   "cache_size=-65536"):
+        await conn.execute(f"PRAGMA {pragma}")
+    return conn
+
+
 # One transaction at a time per connection: coroutines sharing a connection (the
 # engine's queue and its store, the MLLP listener's accept and the release loop)
 # would otherwise interleave their statements inside each other's BEGIN … COMMIT.
@@ -380,6 +416,21 @@ class SqliteStore:
     async def open(cls, db_path: str | Path, synchronous: str = "NORMAL") -> SqliteStore:
         conn = await connect(db_path, synchronous)
         return cls(conn, await conn._execute(_create_schema, conn._conn))  # type: ignore[attr-defined]
+
+    @classmethod
+    async def open_for_reading(cls, db_path: str | Path) -> SqliteStore:
+        """The store for reading only (``connect_for_reading``). A database in an older
+        layout is opened as ``open`` does instead, which moves it over first."""
+        conn = await connect_for_reading(db_path)
+        try:
+            dictionaries = await conn._execute(_read_dictionaries, conn._conn)  # type: ignore[attr-defined]
+        except BaseException:
+            await conn.close()
+            raise
+        if dictionaries is None:
+            await conn.close()
+            return await cls.open(db_path)
+        return cls(conn, dictionaries)
 
     @classmethod
     async def on(cls, conn: aiosqlite.Connection) -> SqliteStore:
