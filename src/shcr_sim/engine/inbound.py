@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from shcr_sim.hl7.files import iter_messages
+
 EXTRACT_SUFFIXES = (".hl7", ".txt", ".er7", ".mllp", ".dat", ".batch")
 
 
@@ -62,37 +64,7 @@ def discover(dirs: list[Path], live: list[Path]) -> list[SourceFile]:
     return out
 
 
-def _fallback_iter(path: Path) -> Iterator[str]:
-    """Minimal reader used only until ``hl7.files.iter_messages`` is available."""
-    data = path.read_bytes().decode("utf-8", errors="replace")
-    if "\x0b" in data:
-        for frame in data.split("\x0b")[1:]:
-            text = frame.split("\x1c", 1)[0].strip("\r\n")
-            if text:
-                yield text
-        return
-    current: list[str] = []
-    for line in data.replace("\r\n", "\r").replace("\n", "\r").split("\r"):
-        if line.startswith("MSH"):
-            if current:
-                yield "\r".join(current)
-            current = [line]
-        elif line.startswith(("FHS", "BHS", "BTS", "FTS")):
-            if current:
-                yield "\r".join(current)
-            current = []
-        elif line.strip() and current:
-            current.append(line)
-    if current:
-        yield "\r".join(current)
-
-
 def iter_raw(path: Path) -> Iterator[str]:
     """Each message of a file as text (MLLP-framed, plain or FHS/BHS batch)."""
-    try:
-        from shcr_sim.hl7.files import iter_messages
-    except ImportError:  # the codec's file reader has not landed yet
-        yield from _fallback_iter(path)
-        return
     for m in iter_messages(path):
         yield m.text
