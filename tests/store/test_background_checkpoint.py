@@ -19,10 +19,11 @@ def _checkpointers() -> int:
 
 
 def _scaled_down(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The thread's thresholds at a test's scale: every 256 KiB of WAL, at the latest
-    every 50 ms, polled every 10 ms."""
+    """The thread's thresholds at a test's scale: from 256 KiB of WAL file, polled every
+    10 ms; writes of 2 MiB a second are heavy; otherwise every 50 ms."""
     monkeypatch.setattr(store_sqlite, "BACKGROUND_CHECKPOINT_BYTES", 256 << 10)
     monkeypatch.setattr(store_sqlite, "CHECKPOINT_POLL_S", 0.01)
+    monkeypatch.setattr(store_sqlite, "HEAVY_BYTES_PER_S", 2 << 20)
     monkeypatch.setattr(store_sqlite, "QUIET_CHECKPOINT_S", 0.05)
 
 
@@ -183,7 +184,7 @@ async def test_a_trickle_of_writes_is_checkpointed_every_quiet_interval_not_ever
     checkpoints.clear()
     loop = asyncio.get_running_loop()
     started = loop.time()
-    while loop.time() - started < 1.5:  # a trickle: a small commit every 20 ms
+    while loop.time() - started < 1.5:  # a trickle: a small commit every 20 ms (< 1 MiB/s)
         await conn.execute("INSERT INTO t VALUES (x'00')")
         await asyncio.sleep(0.02)
     polls, done = len(checkpoints), sum(checkpoints)
@@ -194,13 +195,14 @@ async def test_a_trickle_of_writes_is_checkpointed_every_quiet_interval_not_ever
 
 def test_the_rule_goes_by_the_rate_the_last_checkpoint_saw() -> None:
     due, quiet = store_sqlite._checkpoint_due, store_sqlite.QUIET_CHECKPOINT_S
-    big = store_sqlite.BACKGROUND_CHECKPOINT_BYTES
-    assert not due(big - 1, 3600.0, 1e9)  # a small WAL file: never
-    assert due(big, 0.2, 5 * big)  # heavy writes: about every 32 MiB
-    assert not due(big, 0.2, 4 * big)
-    assert not due(big, quiet * 0.9, 0.0)  # a trickle: not yet
-    assert due(big, quiet, 0.0)  # a trickle: after the quiet interval
+    big, heavy = store_sqlite.BACKGROUND_CHECKPOINT_BYTES, store_sqlite.HEAVY_BYTES_PER_S
+    assert not due(big - 1, True, 3600.0, 1e9)  # a small WAL file: never
+    assert due(big, False, 0.2, heavy)  # heavy writes: at every poll
+    assert due(big, True, 0.2, 0.0)  # the file grew: the WAL holds more than ever
+    assert not due(big, False, quiet * 0.9, heavy * 0.9)  # a trickle: not yet
+    assert due(big, False, quiet, 0.0)  # a trickle: after the quiet interval
     copied = store_sqlite._frames_copied
-    assert copied((100, 100), (160, 160)) == 60  # the same WAL, 60 frames more
-    assert copied((900, 900), (40, 40)) == 40  # restarted in between: from its first frame
+    assert copied((100, 40), (160, 160)) == 120  # the same WAL: what was left, and more
+    assert copied((100, 100), (160, 160)) == 160  # caught up: restarted from its first frame
+    assert copied((900, 900), (40, 40)) == 40
     assert copied((0, 0), (500, 480)) == 480  # a reader kept the last 20 back

@@ -199,40 +199,42 @@ def _now() -> str:
 # file's size no longer says how much the WAL holds. Reading that from the WAL index
 # would take a second descriptor on the -shm file, and closing it drops every POSIX
 # lock this process holds on that file, SQLite's own included: tried, and a test's
-# database came out malformed. So the thread estimates it from the rate its last
-# checkpoint saw (``_checkpoint_due``): while a replay writes tens of MiB a second
-# it checkpoints about every 32 MiB, as before; a live engine's trickle of small
-# commits is checkpointed every two seconds, not at every poll (two syncs each: ten
-# a second for a few frames, measured).
+# database came out malformed. So the thread goes by the rate its last checkpoint
+# saw (``_checkpoint_due``): while a replay writes (~100 MiB a second and more) it
+# checkpoints at every poll, as before; a trickle of small commits, as a live
+# engine's, every two seconds rather than at every poll (two syncs each: ten a
+# second for a few frames, measured). A checkpoint only from every 32 MiB written
+# never caught up with a replay, so its WAL never restarted: tried, and slower.
 WAL_CHECKPOINT_PAGES = 8192
 PAGE_SIZE = 8192
 BACKGROUND_CHECKPOINT_BYTES = 32 << 20
 WRITER_CHECKPOINT_PAGES = 4 * WAL_CHECKPOINT_PAGES  # the writer's own fallback
 WAL_KEPT_BYTES = WRITER_CHECKPOINT_PAGES * PAGE_SIZE
 CHECKPOINT_POLL_S = 0.2
+HEAVY_BYTES_PER_S = 8 << 20
 QUIET_CHECKPOINT_S = 2.0
 
 
-def _checkpoint_due(wal_bytes: int, since_last_s: float, bytes_per_s: float) -> bool:
+def _checkpoint_due(wal_bytes: int, grew: bool, since_last_s: float,
+                    bytes_per_s: float) -> bool:
     """Whether the thread checkpoints now: never while the WAL file is below 32 MiB;
-    once the WAL should hold 32 MiB again at the rate the last checkpoint saw; and at
-    the latest ``QUIET_CHECKPOINT_S`` after the last one, which bounds what a rate
-    gone stale lets through (at the highest rates measured, ~50 MiB/s, about 100 MiB,
-    below the writer's own fallback)."""
+    at every poll while the file grows (the WAL holds more than it ever did) or while
+    the last checkpoint that copied anything saw heavy writes (a replay pauses between
+    its batches); otherwise every ``QUIET_CHECKPOINT_S``."""
     if wal_bytes < BACKGROUND_CHECKPOINT_BYTES:
         return False
-    return (since_last_s >= QUIET_CHECKPOINT_S
-            or bytes_per_s * since_last_s >= BACKGROUND_CHECKPOINT_BYTES)
+    return grew or bytes_per_s >= HEAVY_BYTES_PER_S or since_last_s >= QUIET_CHECKPOINT_S
 
 
 def _frames_copied(before: tuple[int, int], after: tuple[int, int]) -> int:
     """Frames one checkpoint copied, from the (frames in the WAL, frames checkpointed)
-    pairs ``PRAGMA wal_checkpoint`` returned before and after it; a WAL that restarted
-    in between counts from its first frame."""
+    pairs ``PRAGMA wal_checkpoint`` returned before and after it. After a checkpoint
+    that caught up, the next commit restarts the WAL from its first frame (unless a
+    reader holds it back: then this counts too many, which only checkpoints sooner)."""
     (log0, done0), (log1, done1) = before, after
-    if log1 >= log0 and done1 >= done0:
-        return done1 - done0
-    return max(done1, 0)
+    if log1 < log0 or done0 >= log0:
+        return max(done1, 0)
+    return done1 - done0
 
 
 def _checkpoint_while_open(path: str, synchronous: str, stop: threading.Event,
@@ -248,17 +250,19 @@ def _checkpoint_while_open(path: str, synchronous: str, stop: threading.Event,
     try:
         db.execute(f"PRAGMA synchronous={synchronous}")
         wal = path + "-wal"
-        last_at, rate, last_result = time.monotonic(), 0.0, (0, 0)
+        last_at, last_size, rate, last_result = time.monotonic(), 0, 0.0, (0, 0)
         while not stop.wait(CHECKPOINT_POLL_S) and len(owners):
             since = time.monotonic() - last_at
             try:
-                if not _checkpoint_due(os.path.getsize(wal), since, rate):
+                size = os.path.getsize(wal)
+                if not _checkpoint_due(size, size > last_size, since, rate):
                     continue
                 _busy, log, done = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             except (OSError, sqlite3.Error):
                 continue  # no WAL file yet, or busy: next time
-            rate = _frames_copied(last_result, (log, done)) * PAGE_SIZE / since
-            last_at, last_result = time.monotonic(), (log, done)
+            if copied := _frames_copied(last_result, (log, done)):  # not a pause's
+                rate = copied * PAGE_SIZE / since
+            last_at, last_size, last_result = time.monotonic(), size, (log, done)
     finally:
         db.close()
 
