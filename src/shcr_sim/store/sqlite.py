@@ -200,7 +200,7 @@ def _now() -> str:
 # would take a second descriptor on the -shm file, and closing it drops every POSIX
 # lock this process holds on that file, SQLite's own included: tried, and a test's
 # database came out malformed. So the thread goes by the rate its last checkpoint
-# saw (``_checkpoint_due``): while a replay writes (~100 MiB a second and more) it
+# saw (``_checkpoint_due``): while a replay writes (tens to hundreds of MiB a second) it
 # checkpoints at every poll, as before; a trickle of small commits, as a live
 # engine's, every two seconds rather than at every poll (two syncs each: ten a
 # second for a few frames, measured). A checkpoint only from every 32 MiB written
