@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shcr_sim.hl7 import Delimiters, Segment, TimestampError, parse, parse_ts
-from shcr_sim.hl7.timestamps import _parse_general
+from shcr_sim.hl7.timestamps import _parse_general, fhir_datetime, fhir_instant
 from shcr_sim.nhs_number import check_digit, is_valid
 
 DELIMS = [Delimiters(), Delimiters("#", "$", "!", "\\", "%")]
@@ -111,6 +111,45 @@ def _outcome(f, text: str, tz: str) -> object:
 )
 def test_parse_ts_short_path_matches_the_general_parser(text: str, tz: str) -> None:
     assert _outcome(parse_ts, text, tz) == _outcome(_parse_general, text, tz)
+
+
+def _plain_fhir(text: str, tz: str) -> str | None:
+    t = parse_ts(text, tz)
+    return t.to_fhir() if t else None
+
+
+def _plain_instant(text: str, tz: str) -> str | None:
+    t = parse_ts(text, tz)
+    return t.to_instant() if t else None
+
+
+TS_TEXT = st.one_of(
+    st.text(alphabet="0123456789", min_size=8, max_size=14),
+    st.builds(lambda a, s, b: a + s + b,
+              st.sampled_from(["2024", "1999", "0001", "9999", "2024033101", "2024102701",
+                               "20240331", "20241027", "2024063023", "2023123123"]),
+              st.text(alphabet="0123456789", max_size=6),
+              st.one_of(st.just(""), st.builds(lambda s, d: s + d, st.sampled_from("+-"),
+                                               st.text(alphabet="0123456789", min_size=4,
+                                                       max_size=4)))),
+    st.text(alphabet="0123456789+-. ^", max_size=20),
+)
+ZONES = st.sampled_from(["Europe/London", "America/New_York", "UTC", "Asia/Kolkata",
+                         "Australia/Lord_Howe"])
+
+
+def _any_outcome(f, text: str, tz: str) -> object:
+    try:
+        return f(text, tz)
+    except Exception as exc:  # noqa: BLE001 - an overflow at year 1 must match too
+        return (type(exc), str(exc))
+
+
+@settings(max_examples=1000)
+@given(text=TS_TEXT, tz=ZONES)
+def test_fhir_texts_match_the_hl7time_methods(text: str, tz: str) -> None:
+    assert _any_outcome(fhir_datetime, text, tz) == _any_outcome(_plain_fhir, text, tz)
+    assert _any_outcome(fhir_instant, text, tz) == _any_outcome(_plain_instant, text, tz)
 
 
 @given(st.text(alphabet="0123456789", min_size=9, max_size=9))

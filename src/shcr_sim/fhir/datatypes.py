@@ -10,6 +10,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from ..hl7 import Delimiters, HL7Time, TimestampError, parse_ts, unescape
+from ..hl7.timestamps import fhir_datetime, fhir_instant
 from .config import MappingConfig
 from .errors import ConversionError
 from .ids import stable_id
@@ -34,8 +35,7 @@ def _parse_ts(raw: str, tz: str) -> HL7Time | None:
 # Instants are not: they are mostly message times (MSH-7, OBR-22), new every time.
 @lru_cache(maxsize=8192)
 def _fhir_datetime(raw: str, comp: str, tz: str) -> str | None:
-    t = _parse_ts(raw.split(comp, 1)[0], tz)
-    return t.to_fhir() if t else None
+    return fhir_datetime(raw.split(comp, 1)[0], tz)
 
 
 @lru_cache(maxsize=4096)
@@ -106,8 +106,14 @@ class Ctx:
         return self._text(_fhir_datetime, raw, where)
 
     def instant(self, raw: str, where: str) -> str | None:
-        t = self.ts(raw, where)
-        return t.to_instant() if t else None  # an instant needs seconds: widened
+        """An instant needs seconds: widened. Not memoised: instants are mostly message
+        times (MSH-7, OBR-22), new every time."""
+        if not raw:
+            return None
+        try:
+            return fhir_instant(raw.split(self.delims.component, 1)[0], self.config.timezone)
+        except TimestampError as exc:
+            raise self._ts_error(where, exc) from None
 
     def date(self, raw: str, where: str) -> str | None:
         return self._text(_fhir_date, raw, where)

@@ -127,6 +127,44 @@ def _offset(text: str) -> timezone | None:
     return _fixed(-minutes if text[0] == "-" else minutes)
 
 
+def _short(text: str, default_tz: str) -> tuple[datetime, str, bool] | None:
+    """``parse_ts``'s short path as parts: (aware datetime, digits, had offset) of a
+    plain-digit value (day to second, with or without ``+ZZZZ``) whose offset is
+    known; None for anything else, which ``parse_ts`` reads (it owns every error).
+    Kept apart from ``parse_ts`` so keying, which wants the HL7Time, pays no extra call.
+    """
+    n = len(text)
+    if n >= 13 and text[-5] in "+-":
+        body, off = text[:-5], text[-4:]
+    else:
+        body, off = text, ""
+    if (
+        len(body) not in _SCALE
+        or not body.isdigit()  # isdigit alone admits non-ASCII digits: isascii too
+        or not body.isascii()
+        or (off and not (off.isdigit() and off.isascii() and off[2] < "6"))
+    ):
+        return None
+    try:
+        v = int(body) * _SCALE[len(body)]  # one int() and divmods: cheaper than six int()s
+        v, second = divmod(v, 100)
+        v, minute = divmod(v, 100)
+        v, hour = divmod(v, 100)
+        v, day = divmod(v, 100)
+        year, month = divmod(v, 100)
+        if off:
+            tzinfo = _offset(text[-5:])
+            if tzinfo is None:
+                return None
+        else:
+            tzinfo = _hour_offset(default_tz, year, month, day, hour)
+            if tzinfo is None:  # the zone changes within this local hour
+                return None
+        return datetime(year, month, day, hour, minute, second, 0, tzinfo), body, bool(off)
+    except Exception:  # noqa: BLE001 - impossible date, unknown zone …: the general path
+        return None
+
+
 def parse_ts(text: str, default_tz: str = "Europe/London") -> HL7Time | None:
     """Parse a TS/DTM value; empty → None; malformed → TimestampError.
 
@@ -169,6 +207,49 @@ def parse_ts(text: str, default_tz: str = "Europe/London") -> HL7Time | None:
     except Exception:  # noqa: BLE001 - impossible date, unknown zone …: the general path
         return _parse_general(text, default_tz)  # raises exactly what it always raised
     return HL7Time(dt, precision, bool(off))
+
+
+@lru_cache(maxsize=256)
+def _iso_offset(tzinfo: timezone) -> str:
+    """The offset as ``datetime.isoformat`` writes it (``+01:00``)."""
+    return datetime(2000, 1, 1, tzinfo=tzinfo).isoformat()[19:]
+
+
+def fhir_datetime(text: str, default_tz: str = "Europe/London") -> str | None:
+    """``parse_ts(text, default_tz).to_fhir()`` (None when empty).
+
+    The mapping writes one for most timestamps it reads; a plain-digit value's text
+    is cut from its own digits (they are its local date and time) instead of
+    formatted by ``isoformat``, about a microsecond each.
+    """
+    short = _short(text, default_tz) if text else None
+    if short is None:
+        t = parse_ts(text, default_tz)
+        return t.to_fhir() if t else None
+    dt, b, _ = short
+    if len(b) == 8:  # day precision: the date as sent
+        return f"{b[:4]}-{b[4:6]}-{b[6:8]}"
+    b = b.ljust(14, "0")  # hour and minute widen to seconds
+    return f"{b[:4]}-{b[4:6]}-{b[6:8]}T{b[8:10]}:{b[10:12]}:{b[12:14]}{_iso_offset(dt.tzinfo)}"
+
+
+def fhir_instant(text: str, default_tz: str = "Europe/London") -> str | None:
+    """``parse_ts(text, default_tz).to_instant()`` (None when empty), without the HL7Time.
+
+    Message times (MSH-7, OBR-22) are new in every message, so this runs for nearly
+    every one; ``isoformat`` alone cost more than the parse.
+    """
+    short = _short(text, default_tz) if text else None
+    if short is None:
+        t = parse_ts(text, default_tz)
+        return t.to_instant() if t else None
+    dt = short[0]
+    if dt.utcoffset():
+        dt = dt.astimezone(UTC)
+        return (f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:"
+                f"{dt.second:02d}.000Z")
+    b = short[1].ljust(14, "0")  # UTC already: the digits are the instant
+    return f"{b[:4]}-{b[4:6]}-{b[6:8]}T{b[8:10]}:{b[10:12]}:{b[12:14]}.000Z"
 
 
 def _parse_general(text: str, default_tz: str) -> HL7Time | None:
