@@ -38,6 +38,11 @@ def _fhir_datetime(raw: str, comp: str, tz: str) -> str | None:
     return fhir_datetime(raw.split(comp, 1)[0], tz)
 
 
+def _fhir_instant(raw: str, comp: str, tz: str) -> str | None:
+    """Not memoised (see above)."""
+    return fhir_instant(raw.split(comp, 1)[0], tz)
+
+
 @lru_cache(maxsize=4096)
 def _fhir_date(raw: str, comp: str, tz: str) -> str | None:
     t = _parse_ts(raw.split(comp, 1)[0], tz)
@@ -106,14 +111,8 @@ class Ctx:
         return self._text(_fhir_datetime, raw, where)
 
     def instant(self, raw: str, where: str) -> str | None:
-        """An instant needs seconds: widened. Not memoised: instants are mostly message
-        times (MSH-7, OBR-22), new every time."""
-        if not raw:
-            return None
-        try:
-            return fhir_instant(raw.split(self.delims.component, 1)[0], self.config.timezone)
-        except TimestampError as exc:
-            raise self._ts_error(where, exc) from None
+        """An instant needs seconds: widened."""
+        return self._text(_fhir_instant, raw, where)
 
     def date(self, raw: str, where: str) -> str | None:
         return self._text(_fhir_date, raw, where)

@@ -130,8 +130,8 @@ def _offset(text: str) -> timezone | None:
 def _short(text: str, default_tz: str) -> tuple[datetime, str, bool] | None:
     """``parse_ts``'s short path as parts: (aware datetime, digits, had offset) of a
     plain-digit value (day to second, with or without ``+ZZZZ``) whose offset is
-    known; None for anything else, which ``parse_ts`` reads (it owns every error).
-    Kept apart from ``parse_ts`` so keying, which wants the HL7Time, pays no extra call.
+    known; None for anything else, which ``_parse_general`` reads (it owns every
+    error, and the local hours a zone change falls in).
     """
     n = len(text)
     if n >= 13 and text[-5] in "+-":
@@ -169,44 +169,17 @@ def parse_ts(text: str, default_tz: str = "Europe/London") -> HL7Time | None:
     """Parse a TS/DTM value; empty → None; malformed → TimestampError.
 
     Nearly every value a feed sends is plain digits (day to second) with or without
-    a ``+ZZZZ`` offset: those take a short path; anything else (and anything the
-    short path would reject) takes ``_parse_general``, which owns every error.
+    a ``+ZZZZ`` offset: those take a short path (``_short``); anything else (and
+    anything the short path would reject) takes ``_parse_general``, which owns every
+    error.
     """
     if not text:
         return None
-    n = len(text)
-    if n >= 13 and text[-5] in "+-":
-        body, off = text[:-5], text[-4:]
-    else:
-        body, off = text, ""
-    precision = _FAST_PRECISION.get(len(body))
-    if (
-        precision is None
-        or not body.isdigit()  # isdigit alone admits non-ASCII digits: isascii too
-        or not body.isascii()
-        or (off and not (off.isdigit() and off.isascii() and off[2] < "6"))
-    ):
+    short = _short(text, default_tz)
+    if short is None:
         return _parse_general(text, default_tz)
-    try:
-        v = int(body) * _SCALE[len(body)]  # one int() and divmods: cheaper than six int()s
-        v, second = divmod(v, 100)
-        v, minute = divmod(v, 100)
-        v, hour = divmod(v, 100)
-        v, day = divmod(v, 100)
-        year, month = divmod(v, 100)
-        if off:
-            tzinfo = _offset(text[-5:])
-            if tzinfo is None:
-                raise ValueError(text)
-        else:
-            tzinfo = _hour_offset(default_tz, year, month, day, hour)
-        if tzinfo is None:  # the zone changes within this local hour
-            dt = _localise(datetime(year, month, day, hour, minute, second), zone(default_tz))
-        else:
-            dt = datetime(year, month, day, hour, minute, second, 0, tzinfo)
-    except Exception:  # noqa: BLE001 - impossible date, unknown zone …: the general path
-        return _parse_general(text, default_tz)  # raises exactly what it always raised
-    return HL7Time(dt, precision, bool(off))
+    dt, body, had_offset = short
+    return HL7Time(dt, _FAST_PRECISION[len(body)], had_offset)
 
 
 @lru_cache(maxsize=256)
