@@ -60,7 +60,7 @@ def test_lazy_merge_view_lookups_agree_with_its_listing(entries, order_key) -> N
     listed = {old: view[old] for old in view}
     assert len(view) == len(listed)
     for pid in ("p1", "p2", "p3", "p4"):
-        assert view.get(pid) == listed.get(pid)
+        assert view.get(pid) == listed.get(pid) and (pid in view) == (pid in listed)
         assert listed.get(pid) != pid  # never merged into itself
 
 

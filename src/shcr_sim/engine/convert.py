@@ -89,15 +89,22 @@ class MergedAt(Mapping[str, str]):
         self.merges = merges
         self.order_key = order_key
 
-    def __getitem__(self, old: str) -> str:
+    def get(self, old: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        """The final survivor of ``old``, else ``default``: without the KeyError that
+        ``Mapping.get`` would raise and catch for nearly every message (the converter
+        asks about each one's patient)."""
         direct = self.merges.direct
         target = direct(old, self.order_key)
         if target is None:
-            raise KeyError(old)
+            return default
         hops = 0
         while hops < 50 and (nxt := direct(target, self.order_key)) is not None:
             target, hops = nxt, hops + 1
-        if target == old:
+        return default if target == old else target
+
+    def __getitem__(self, old: str) -> str:
+        target = self.get(old)
+        if target is None:
             raise KeyError(old)
         return target
 
@@ -114,11 +121,7 @@ class MergedAt(Mapping[str, str]):
         return True
 
     def __contains__(self, old: object) -> bool:
-        try:
-            self[old]  # type: ignore[index]
-        except KeyError:
-            return False
-        return True
+        return isinstance(old, str) and self.get(old) is not None
 
 
 class Converter:
