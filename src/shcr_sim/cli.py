@@ -162,10 +162,11 @@ def _engine(fn, *args, **kwargs) -> None:  # noqa: ANN001
 
     from .engine.commands import CommandError
     from .engine.demo import DemoFolderError
+    from .store.base import NotAStore
 
     try:
         code = fn(*args, console=Console(), **kwargs)
-    except (CommandError, DemoFolderError) as exc:
+    except (CommandError, DemoFolderError, NotAStore) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     raise typer.Exit(code)

@@ -9,12 +9,14 @@ from pathlib import Path
 
 import aiosqlite
 import pytest
-from engine_helpers import adt, replay_json, write_messages, write_scenario
+from engine_helpers import adt, cli, replay_json, write_messages, write_scenario
 
 from shcr_sim.engine.deadletter import list_dead, show
+from shcr_sim.engine.queue import DurableQueue
 from shcr_sim.engine.verify import verify
 from shcr_sim.store import SqliteStore, compress
 from shcr_sim.store import sqlite as store_sqlite
+from shcr_sim.store.base import NotAStore
 from shcr_sim.store.record import load_record
 
 
@@ -66,8 +68,8 @@ async def test_reading_commands_leave_the_database_as_they_found_it(
 async def test_a_database_without_this_releases_dictionary_is_read_without_adding_it(
         tmp_path: Path) -> None:
     """A database written by an earlier release holds only that release's dictionary;
-    reading it adds nothing (a file the user may only read stays readable), and the
-    reader still unpacks what this release packs (verify's expected side)."""
+    reading it adds nothing, and the reader still unpacks what this release packs
+    (verify's expected side)."""
     db, _src = _replayed(tmp_path)
     mine = compress.dictionary().dict_id()
     with sqlite3.connect(db) as conn:
@@ -87,3 +89,16 @@ async def test_reading_a_missing_database_creates_nothing(tmp_path: Path) -> Non
     with pytest.raises(FileNotFoundError, match="database not found"):
         await SqliteStore.open_for_reading(tmp_path / "nope.db")
     assert not (tmp_path / "nope.db").exists()
+
+
+async def test_a_file_without_a_store_or_queue_is_reported_not_written(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    with pytest.raises(NotAStore, match="holds no record store"):
+        await SqliteStore.open_for_reading(empty)
+    with pytest.raises(NotAStore, match="holds no queue"):
+        await DurableQueue.open_for_reading(empty)
+    assert empty.stat().st_size == 0
+    out = cli("record", "--db", str(empty), "9990000018", check=False)
+    assert out.returncode == 2 and "holds no record store" in out.stderr
+    assert empty.stat().st_size == 0

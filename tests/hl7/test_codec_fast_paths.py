@@ -7,6 +7,7 @@ properties compare them with the straightforward definitions they replace.
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -159,3 +160,30 @@ def test_nhs_check_digit_matches_the_weighted_sum(first9: str) -> None:
     assert check_digit(first9) == want
     for last in "0123456789":
         assert is_valid(first9 + last) == (want is not None and want == int(last))
+
+
+# Local times around zone changes, as the per-hour offset cache read them before the
+# per-day one replaced it (a gap moves forward, an overlap takes its first reading).
+ZONE_CHANGES = [
+    ("202403310030", "Europe/London", "2024-03-31T00:30:00+00:00", "2024-03-31T00:30:00.000Z"),
+    ("202403310130", "Europe/London", "2024-03-31T02:30:00+01:00", "2024-03-31T01:30:00.000Z"),
+    ("202403310230", "Europe/London", "2024-03-31T02:30:00+01:00", "2024-03-31T01:30:00.000Z"),
+    ("202410270030", "Europe/London", "2024-10-27T00:30:00+01:00", "2024-10-26T23:30:00.000Z"),
+    ("202410270130", "Europe/London", "2024-10-27T01:30:00+01:00", "2024-10-27T00:30:00.000Z"),
+    ("202410270230", "Europe/London", "2024-10-27T02:30:00+00:00", "2024-10-27T02:30:00.000Z"),
+    ("20241027", "Europe/London", "2024-10-27", "2024-10-26T23:00:00.000Z"),
+    ("2024102701", "Europe/London", "2024-10-27T01:00:00+01:00", "2024-10-27T00:00:00.000Z"),
+    ("202410060230", "Australia/Lord_Howe",
+     "2024-10-06T02:30:00+11:00", "2024-10-05T15:30:00.000Z"),
+    ("202404070145", "Australia/Lord_Howe",
+     "2024-04-07T01:45:00+11:00", "2024-04-06T14:45:00.000Z"),
+    ("20240310023000", "America/New_York", "2024-03-10T03:30:00-04:00", "2024-03-10T07:30:00.000Z"),
+    ("20241103013000", "America/New_York", "2024-11-03T01:30:00-04:00", "2024-11-03T05:30:00.000Z"),
+]
+
+
+@pytest.mark.parametrize(("text", "tz", "fhir", "instant"), ZONE_CHANGES)
+def test_local_times_around_zone_changes(text: str, tz: str, fhir: str, instant: str) -> None:
+    t = parse_ts(text, tz)
+    assert t is not None and (t.to_fhir(), t.to_instant()) == (fhir, instant)
+    assert (fhir_datetime(text, tz), fhir_instant(text, tz)) == (fhir, instant)

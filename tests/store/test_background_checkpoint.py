@@ -204,5 +204,6 @@ def test_the_rule_goes_by_the_rate_the_last_checkpoint_saw() -> None:
     copied = store_sqlite._frames_copied
     assert copied((100, 40), (160, 160)) == 120  # the same WAL: what was left, and more
     assert copied((100, 100), (160, 160)) == 160  # caught up: restarted from its first frame
+    assert copied((100, 100), (100, 100)) == 0  # a pause: nothing written, nothing copied
     assert copied((900, 900), (40, 40)) == 40
     assert copied((0, 0), (500, 480)) == 480  # a reader kept the last 20 back

@@ -46,6 +46,11 @@ class ApplyResult:
         return self
 
 
+class NotAStore(LookupError):
+    """A database opened for reading holds no shcr-sim store or queue (an empty or
+    another application's file): reported, never written to."""
+
+
 class StoreUnavailable(ConnectionError):
     """The store refused a batch for now (down, in maintenance): nothing was written.
 

@@ -25,6 +25,7 @@ import aiosqlite
 from . import compress
 from .base import (
     ApplyResult,
+    NotAStore,
     Prepared,
     Resource,
     StoreUnavailable,
@@ -125,8 +126,9 @@ _CREATED = re.compile(r"CREATE (TABLE|VIEW) IF NOT EXISTS (\w+)")
 
 
 def has_layout(db: sqlite3.Connection, *scripts: str) -> bool:
-    """Every table and view ``scripts`` create is there, each as that kind of object:
-    the current layout, which a reader may use without moving anything over."""
+    """Every table and view ``scripts`` create is there, each as that kind of object
+    (names and kinds only, not columns: a later layout change that only adds a column
+    must be checked on its own). A reader may then use it without moving anything."""
     have = dict(db.execute("SELECT name, type FROM sqlite_master"))
     return all(have.get(name) == kind.lower()
                for script in scripts for kind, name in _CREATED.findall(script))
@@ -170,9 +172,9 @@ def _read_dictionaries(db: sqlite3.Connection) -> dict[int, bytes] | None:
     reader writes nothing); None for an older layout, which only a writer moves over."""
     if not has_layout(db, PAST_TABLE, SCHEMA, HISTORY_VIEW):
         return None
-    zdict = compress.dictionary()
-    return {**dict(db.execute("SELECT dict_id, data FROM store_dictionary")),
-            zdict.dict_id(): zdict.as_bytes()}
+    zdict = compress.dictionary()  # the database's own bytes win, as in _create_schema
+    return {zdict.dict_id(): zdict.as_bytes(),
+            **dict(db.execute("SELECT dict_id, data FROM store_dictionary"))}
 
 
 T = TypeVar("T")
@@ -230,8 +232,11 @@ def _frames_copied(before: tuple[int, int], after: tuple[int, int]) -> int:
     """Frames one checkpoint copied, from the (frames in the WAL, frames checkpointed)
     pairs ``PRAGMA wal_checkpoint`` returned before and after it. After a checkpoint
     that caught up, the next commit restarts the WAL from its first frame (unless a
-    reader holds it back: then this counts too many, which only checkpoints sooner)."""
+    reader holds it back: then this counts too many, which only checkpoints sooner).
+    The same pair twice: nothing was written in between (a pause), nothing copied."""
     (log0, done0), (log1, done1) = before, after
+    if after == before:
+        return 0
     if log1 < log0 or done0 >= log0:
         return max(done1, 0)
     return done1 - done0
@@ -249,6 +254,7 @@ def _checkpoint_while_open(path: str, synchronous: str, stop: threading.Event,
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
         db.execute(f"PRAGMA synchronous={synchronous}")
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]  # 4 KiB in older files
         wal = path + "-wal"
         last_at, last_size, rate, last_result = time.monotonic(), 0, 0.0, (0, 0)
         while not stop.wait(CHECKPOINT_POLL_S) and len(owners):
@@ -257,11 +263,13 @@ def _checkpoint_while_open(path: str, synchronous: str, stop: threading.Event,
                 size = os.path.getsize(wal)
                 if not _checkpoint_due(size, size > last_size, since, rate):
                     continue
-                _busy, log, done = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                busy, log, done = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             except (OSError, sqlite3.Error):
                 continue  # no WAL file yet, or busy: next time
+            if busy or log < 0:  # another checkpoint ran (the writer's own): no count
+                continue
             if copied := _frames_copied(last_result, (log, done)):  # not a pause's
-                rate = copied * PAGE_SIZE / since
+                rate = copied * page_size / since
             last_at, last_size, last_result = time.monotonic(), size, (log, done)
     finally:
         db.close()
@@ -347,12 +355,16 @@ async def connect(db_path: str | Path, synchronous: str = "NORMAL") -> aiosqlite
 
 async def connect_for_reading(db_path: str | Path) -> aiosqlite.Connection:
     """A connection that only reads, for commands that look at a database (``verify``,
-    ``record``, the dead letters): ``query_only``, no schema written, no checkpoint
-    thread (the writing process has its own). A file the user may not write is opened
-    read-only by SQLite itself; a missing one is not created."""
-    if not Path(db_path).is_file():
+    ``record``, the dead letters): ``query_only`` (no schema, rows or temp tables
+    written) and no checkpoint thread (the writing process has its own). A missing
+    file is not created. Like any SQLite connection on a WAL database it needs the
+    directory writable for the WAL's files, and the last one to close folds a WAL
+    left behind (by a killed writer) back into the database."""
+    path = Path(db_path)
+    if not path.is_file():
         raise FileNotFoundError(f"database not found: {db_path}")
-    conn = await aiosqlite.connect(str(db_path), isolation_level=None)
+    conn = await aiosqlite.connect(path.resolve().as_uri() + "?mode=rw", uri=True,
+                                   isolation_level=None)
     for pragma in ("query_only=ON", "busy_timeout=60000", "temp_store=MEMORY",
                    "cache_size=-65536"):
         await conn.execute(f"PRAGMA {pragma}")
@@ -423,18 +435,22 @@ class SqliteStore:
 
     @classmethod
     async def open_for_reading(cls, db_path: str | Path) -> SqliteStore:
-        """The store for reading only (``connect_for_reading``). A database in an older
-        layout is opened as ``open`` does instead, which moves it over first."""
+        """The store for reading only (``connect_for_reading``). A store in an older
+        layout is opened as ``open`` does instead, which moves it over first; a file
+        with no store in it is an error, not written to."""
         conn = await connect_for_reading(db_path)
         try:
             dictionaries = await conn._execute(_read_dictionaries, conn._conn)  # type: ignore[attr-defined]
+            if dictionaries is not None:
+                return cls(conn, dictionaries)
+            older = await conn._execute(is_table, conn._conn, "resource")  # type: ignore[attr-defined]
         except BaseException:
             await conn.close()
             raise
-        if dictionaries is None:
-            await conn.close()
-            return await cls.open(db_path)
-        return cls(conn, dictionaries)
+        await conn.close()
+        if not older:
+            raise NotAStore(f"{db_path} holds no record store")
+        return await cls.open(db_path)
 
     @classmethod
     async def on(cls, conn: aiosqlite.Connection) -> SqliteStore:
