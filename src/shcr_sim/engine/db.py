@@ -11,15 +11,15 @@ import aiosqlite
 # one way to open the shared file, and one lock per connection: the store's
 from shcr_sim.store.sqlite import (
     connect,
-    connect_for_reading,
     has_layout,
     is_table,
     migrate,
+    open_reader,
     retry_locked,
     write_lock,
 )
 
-__all__ = ["connect", "connect_for_reading", "fetch_in", "has_layout", "is_table", "migrate",
+__all__ = ["connect", "fetch_in", "has_layout", "is_table", "migrate", "open_reader",
            "transaction"]
 
 

@@ -31,9 +31,8 @@ import aiosqlite
 import orjson
 
 from shcr_sim.hl7 import HL7Error
-from shcr_sim.store.base import NotAStore
 
-from .db import connect, connect_for_reading, fetch_in, has_layout, is_table, migrate, transaction
+from .db import connect, fetch_in, has_layout, is_table, migrate, open_reader, transaction
 from .keys import DEFAULT_TZ, KeysError, MessageKeys, parse_and_extract
 
 T = TypeVar("T")
@@ -399,19 +398,12 @@ class DurableQueue:
         """The queue for reading only (``connect_for_reading``): the dead letters, a
         message. A queue in an older layout is opened as ``open`` does instead, which
         moves it over first; a file with no queue in it is an error, not written to."""
-        conn = await connect_for_reading(db_path)
-        try:
-            current = await conn._execute(has_layout, conn._conn, SCHEMA)  # type: ignore[attr-defined]
-            older = not current and await conn._execute(  # type: ignore[attr-defined]
-                lambda db: is_table(db, "queue") or is_table(db, "queue_state"), conn._conn)  # type: ignore[attr-defined]
-        except BaseException:
-            await conn.close()
-            raise
-        if not current:
-            await conn.close()
-            if not older:
-                raise NotAStore(f"{db_path} holds no queue")
+        opened = await open_reader(
+            db_path, lambda db: True if has_layout(db, SCHEMA) else None,
+            lambda db: is_table(db, "queue") or is_table(db, "queue_state"), "queue")
+        if opened is None:
             return await cls.open(db_path)
+        conn, _ = opened
         q = cls(conn, None)
         await q._use_saved_senders()
         return q

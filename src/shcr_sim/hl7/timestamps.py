@@ -195,6 +195,12 @@ def _iso_offset(tzinfo: timezone) -> str:
     return datetime(2000, 1, 1, tzinfo=tzinfo).isoformat()[19:]
 
 
+def _local_text(digits: str) -> str:
+    """``YYYY-MM-DDThh:mm:ss`` from 10 to 14 plain digits (hour and minute widen)."""
+    b = digits.ljust(14, "0")
+    return f"{b[:4]}-{b[4:6]}-{b[6:8]}T{b[8:10]}:{b[10:12]}:{b[12:14]}"
+
+
 def fhir_datetime(text: str, default_tz: str = "Europe/London") -> str | None:
     """``parse_ts(text, default_tz).to_fhir()`` (None when empty).
 
@@ -202,15 +208,16 @@ def fhir_datetime(text: str, default_tz: str = "Europe/London") -> str | None:
     is cut from its own digits (they are its local date and time) instead of
     formatted by ``isoformat``, about a microsecond each.
     """
-    short = _short(text, default_tz) if text else None
+    if not text:
+        return None
+    short = _short(text, default_tz)
     if short is None:
-        t = parse_ts(text, default_tz)
+        t = _parse_general(text, default_tz)
         return t.to_fhir() if t else None
     dt, b, _ = short
     if len(b) == 8:  # day precision: the date as sent
         return f"{b[:4]}-{b[4:6]}-{b[6:8]}"
-    b = b.ljust(14, "0")  # hour and minute widen to seconds
-    return f"{b[:4]}-{b[4:6]}-{b[6:8]}T{b[8:10]}:{b[10:12]}:{b[12:14]}{_iso_offset(dt.tzinfo)}"
+    return _local_text(b) + _iso_offset(dt.tzinfo)
 
 
 def fhir_instant(text: str, default_tz: str = "Europe/London") -> str | None:
@@ -219,17 +226,18 @@ def fhir_instant(text: str, default_tz: str = "Europe/London") -> str | None:
     Message times (MSH-7, OBR-22) are new in every message, so this runs for nearly
     every one; ``isoformat`` alone cost more than the parse.
     """
-    short = _short(text, default_tz) if text else None
+    if not text:
+        return None
+    short = _short(text, default_tz)
     if short is None:
-        t = parse_ts(text, default_tz)
+        t = _parse_general(text, default_tz)
         return t.to_instant() if t else None
-    dt = short[0]
+    dt, b, _ = short
     if dt.utcoffset():
         dt = dt.astimezone(UTC)
         return (f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:"
                 f"{dt.second:02d}.000Z")
-    b = short[1].ljust(14, "0")  # UTC already: the digits are the instant
-    return f"{b[:4]}-{b[4:6]}-{b[6:8]}T{b[8:10]}:{b[10:12]}:{b[12:14]}.000Z"
+    return _local_text(b) + ".000Z"  # UTC already: the digits are the instant
 
 
 def _parse_general(text: str, default_tz: str) -> HL7Time | None:

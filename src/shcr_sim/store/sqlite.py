@@ -371,6 +371,27 @@ async def connect_for_reading(db_path: str | Path) -> aiosqlite.Connection:
     return conn
 
 
+async def open_reader(db_path: str | Path, current: Callable[[sqlite3.Connection], T | None],
+                      older: Callable[[sqlite3.Connection], bool], what: str,
+                      ) -> tuple[aiosqlite.Connection, T] | None:
+    """A reading connection and ``current(db)`` when it is not None (the layout is
+    this release's); None when ``older(db)`` (only a writer's open can move that
+    layout over: the caller opens as a writer); else ``NotAStore``, nothing written."""
+    conn = await connect_for_reading(db_path)
+    try:
+        found = await conn._execute(current, conn._conn)  # type: ignore[attr-defined]
+        if found is not None:
+            return conn, found
+        moved_over_by_a_writer = await conn._execute(older, conn._conn)  # type: ignore[attr-defined]
+    except BaseException:
+        await conn.close()
+        raise
+    await conn.close()
+    if not moved_over_by_a_writer:
+        raise NotAStore(f"{db_path} holds no {what}")
+    return None
+
+
 # One transaction at a time per connection: coroutines sharing a connection (the
 # engine's queue and its store, the MLLP listener's accept and the release loop)
 # would otherwise interleave their statements inside each other's BEGIN … COMMIT.
@@ -438,19 +459,9 @@ class SqliteStore:
         """The store for reading only (``connect_for_reading``). A store in an older
         layout is opened as ``open`` does instead, which moves it over first; a file
         with no store in it is an error, not written to."""
-        conn = await connect_for_reading(db_path)
-        try:
-            dictionaries = await conn._execute(_read_dictionaries, conn._conn)  # type: ignore[attr-defined]
-            if dictionaries is not None:
-                return cls(conn, dictionaries)
-            older = await conn._execute(is_table, conn._conn, "resource")  # type: ignore[attr-defined]
-        except BaseException:
-            await conn.close()
-            raise
-        await conn.close()
-        if not older:
-            raise NotAStore(f"{db_path} holds no record store")
-        return await cls.open(db_path)
+        opened = await open_reader(db_path, _read_dictionaries,
+                                   lambda db: is_table(db, "resource"), "record store")
+        return cls(*opened) if opened is not None else await cls.open(db_path)
 
     @classmethod
     async def on(cls, conn: aiosqlite.Connection) -> SqliteStore:
