@@ -108,17 +108,29 @@ def _hour_offset(tz: ZoneInfo, year: int, month: int, day: int, hour: int) -> ti
     return _fixed(int(off.total_seconds()) // 60)
 
 
-@lru_cache(maxsize=8192)
-def _day_offsets(tz_name: str, year: int, month: int, day: int) -> tuple[timezone | None, ...]:
-    """``_hour_offset`` of each local hour of a day, by hour.
+_UNREAD = object()  # an hour of a cached day whose offset nobody has asked for yet
 
-    Cached by day: a feed's timestamps fall in a few thousand distinct days (22 years
-    fit), so the zoneinfo look-ups are done once per day rather than once per value.
-    Cached by hour, as before, a 100 k extract's 16,000 distinct hours had filled the
-    cache, and a bigger one would start evicting.
+
+@lru_cache(maxsize=8192)
+def _day_hours(tz_name: str, year: int, month: int, day: int) -> list[object]:
+    """One slot per local hour of a day, filled by ``_local_offset`` when first read."""
+    return [_UNREAD] * 24
+
+
+def _local_offset(tz_name: str, year: int, month: int, day: int, hour: int) -> timezone | None:
+    """``_hour_offset`` of one local hour, remembered by day (None: the zone changes in it).
+
+    Cached by day: a feed's event times fall in a few thousand distinct days, so the
+    zoneinfo look-ups are done once per hour of those days rather than once per value.
+    Cached by hour, a 100 k extract's 16,000 distinct hours filled the cache. Each hour
+    is worked out only when read: dates of birth are one hour of a day each and, over a
+    large population, tens of thousands of days, so a cache miss must stay cheap.
     """
-    tz = zone(tz_name)
-    return tuple(_hour_offset(tz, year, month, day, hour) for hour in range(24))
+    hours = _day_hours(tz_name, year, month, day)
+    off = hours[hour]
+    if off is _UNREAD:
+        off = hours[hour] = _hour_offset(zone(tz_name), year, month, day, hour)
+    return off  # type: ignore[return-value]
 
 
 _FAST_PRECISION = {8: "day", 10: "hour", 12: "minute", 14: "second"}
@@ -164,7 +176,7 @@ def _short(text: str, default_tz: str) -> tuple[datetime, str, bool] | None:
             if tzinfo is None:
                 return None
         else:
-            tzinfo = _day_offsets(default_tz, year, month, day)[hour]
+            tzinfo = _local_offset(default_tz, year, month, day, hour)
             if tzinfo is None:  # the zone changes within this local hour
                 return None
         return datetime(year, month, day, hour, minute, second, 0, tzinfo), body, bool(off)
@@ -292,7 +304,7 @@ def _parse_general(text: str, default_tz: str) -> HL7Time | None:
         raise TimestampError(f"impossible date/time in {text!r}: {exc}") from None
     if offset is not None:
         return HL7Time(dt.replace(tzinfo=offset), precision, True)
-    fixed = _day_offsets(default_tz, year, month, day)[hour]
+    fixed = _local_offset(default_tz, year, month, day, hour)
     if fixed is not None:
         return HL7Time(dt.replace(tzinfo=fixed), precision, False)
     return HL7Time(_localise(dt, zone(default_tz)), precision, False)
