@@ -422,6 +422,8 @@ def main() -> None:
             raise SystemExit(f"--validate: {m!r} is not one of {', '.join(MODES)}")
     args.cache.mkdir(parents=True, exist_ok=True)
     scen = scenario_dir(args.cache, args.messages, args.seed)
+    if args.workdir is not None:
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="shcr-bench-", dir=args.workdir))
     try:
         results: dict[str, dict] = {}
