@@ -114,3 +114,51 @@ def test_the_pool_keys_messages_as_the_engine_would() -> None:
     assert got == expected and isinstance(expected[-1], str) and isinstance(got[-2], str)
     assert all(type(k) is MessageKeys for k in got[:7])
     assert got[3].dedup_key == "PAS|RXX01|C3" and got[3].patient_key == "mrn:RXX01|M3"
+
+
+def test_merges_are_packed_once_per_change_and_built_once_per_packing() -> None:
+    """The merges travel with every shard as one pickled blob made once per change (a
+    10 M backload's ~10,000 of them cost ~40 ms a shard to pickle, unpickle and index),
+    and a worker rebuilds its map only for a packing it has not seen."""
+    from shcr_sim.engine import workers
+
+    merges = MergeMap([("3", "p1", "p2")])
+    first = merges.packed()
+    assert merges.packed() is first  # unchanged: the same blob, not pickled again
+    built = workers._merge_map(first)
+    assert workers._merge_map(first) is built  # the same token: the same map
+    assert built.at("5") is not None and built.at("5").get("p1") == "p2"
+    merges.add("4", "p2", "p3")
+    second = merges.packed()
+    assert second[0] != first[0]
+    rebuilt = workers._merge_map(second)
+    assert rebuilt is not built and rebuilt.entries == merges.entries
+    assert rebuilt.at("5").get("p1") == "p3"
+    # another map's first packing never reuses this one's token
+    assert MergeMap([("3", "p1", "p2")]).packed()[0] not in (first[0], second[0])
+
+
+def test_a_pool_converts_with_the_merges_in_force_at_each_call() -> None:
+    """A merge learned between two batches reaches the workers that built the earlier
+    packing: the same message converted again follows the new survivor."""
+    from shcr_sim.engine.workers import ConvertPool
+
+    raw = "\r".join([
+        "MSH|^~\\&|PAS|RXX01|SHCR|SHCR|20240101120500+0000||ADT^A08|C1|P|2.4",
+        "EVN|A08|20240101120000+0000", "PID|1||M1^^^RXX01^PI||Smith^Ann||19700101|F"])
+    job = (1, raw, "PAS|RXX01|C1", "0000000000000002", "20240101120000+0000", "mrn:RXX01|M1")
+    merges = MergeMap([("0000000000000001", "someone-else", "survivor-0")])
+    pool = ConvertPool(None, "off", 1)
+    try:
+        def patient_of() -> str:
+            out, *_ = asyncio.run(pool.convert([job], merges))
+            assert not isinstance(out[0], str), out[0]
+            return out[0][0]
+
+        before = [patient_of() for _ in range(3)]  # the worker keeps its built map
+        merges.add("0000000000000001", before[0], "survivor-1")
+        after = patient_of()
+    finally:
+        pool.close()
+    assert before == [before[0]] * 3 and before[0] not in ("survivor-0", "survivor-1")
+    assert after == "survivor-1"

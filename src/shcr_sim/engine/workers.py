@@ -16,6 +16,7 @@ import asyncio
 import gc
 import multiprocessing
 import os
+import pickle
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -112,12 +113,27 @@ def _init(trusts: list[TrustInfo] | None, validate: str) -> None:
     _converter = Converter(trusts, validate)
 
 
-def convert_shard(jobs: Sequence[Job], merges: list[tuple[str, str, str]]) -> tuple[
+def convert_shard(jobs: Sequence[Job], merges: tuple[str, bytes] | None) -> tuple[
         list[Outcome], float, float, int]:
-    """Convert one shard in a worker: (outcomes, convert s, validate s, bundles validated)."""
+    """Convert one shard in a worker: (outcomes, convert s, validate s, bundles validated).
+
+    ``merges``: ``MergeMap.packed()``, or None when no merge is known.
+    """
     conv = _converter
     assert conv is not None, "worker not initialised"
-    return _convert_jobs(conv, jobs, MergeMap(merges) if merges else None)
+    return _convert_jobs(conv, jobs, _merge_map(merges) if merges is not None else None)
+
+
+_merges: tuple[str, MergeMap] | None = None  # the last packed merges, built
+
+
+def _merge_map(packed: tuple[str, bytes]) -> MergeMap:
+    """The MergeMap of ``MergeMap.packed()``; the same token as last time: the same map."""
+    global _merges
+    token, data = packed
+    if _merges is None or _merges[0] != token:
+        _merges = (token, MergeMap(pickle.loads(data)))  # noqa: S301 - the engine's own pipe
+    return _merges[1]
 
 
 def _convert_jobs(conv: Converter, jobs: Sequence[Job], merges: MergeMap | None) -> tuple[
@@ -171,9 +187,9 @@ class ConvertPool:
     async def convert(self, jobs: Sequence[Job], merges: MergeMap) -> tuple[
             list[Outcome], float, float, int]:
         loop = asyncio.get_running_loop()
-        entries = list(merges.entries)
+        packed = merges.packed() if merges.entries else None
         parts = await asyncio.gather(*(
-            loop.run_in_executor(self.executor, convert_shard, shard, entries)
+            loop.run_in_executor(self.executor, convert_shard, shard, packed)
             for shard in shards(jobs, self.workers * 2)
         ))
         out: list[Outcome] = []
