@@ -443,7 +443,7 @@ def main() -> None:
     args.cache.mkdir(parents=True, exist_ok=True)
     scen = scenario_dir(args.cache, args.messages, args.seed)
     if args.workdir is not None:
-        Path(args.workdir).mkdir(parents=True, exist_ok=True)
+        args.workdir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="shcr-bench-", dir=args.workdir))
     try:
         results: dict[str, dict] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from engine_helpers import snapshot
 from hypothesis import given
 from hypothesis import strategies as st
@@ -116,12 +117,14 @@ def test_the_pool_keys_messages_as_the_engine_would() -> None:
     assert got[3].dedup_key == "PAS|RXX01|C3" and got[3].patient_key == "mrn:RXX01|M3"
 
 
-def test_merges_are_packed_once_per_change_and_built_once_per_packing() -> None:
+def test_merges_are_packed_once_per_change_and_built_once_per_packing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """The merges travel with every shard as one pickled blob made once per change (a
-    10 M backload's ~10,000 of them cost ~40 ms a shard to pickle, unpickle and index),
+    10 M backload's ~10,000 of them cost ~16 ms a shard to pickle, unpickle and index),
     and a worker rebuilds its map only for a packing it has not seen."""
     from shcr_sim.engine import workers
 
+    monkeypatch.setattr(workers, "_merges", None)  # this process's, as a worker's
     merges = MergeMap([("3", "p1", "p2")])
     first = merges.packed()
     assert merges.packed() is first  # unchanged: the same blob, not pickled again

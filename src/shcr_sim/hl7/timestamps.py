@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
+from typing import cast
 from zoneinfo import ZoneInfo
 
 # precision names, in order, with the number of digits each needs
@@ -113,7 +114,12 @@ _UNREAD = object()  # an hour of a cached day whose offset nobody has asked for 
 
 @lru_cache(maxsize=8192)
 def _day_hours(tz_name: str, year: int, month: int, day: int) -> list[object]:
-    """One slot per local hour of a day, filled by ``_local_offset`` when first read."""
+    """One slot per local hour of a day, filled by ``_local_offset`` when first read.
+
+    An impossible date (or an unknown zone) takes a slot too, left unfilled, before
+    ``_hour_offset`` raises: a feed of such values can push real days out of the
+    cache, never change an answer.
+    """
     return [_UNREAD] * 24
 
 
@@ -130,7 +136,7 @@ def _local_offset(tz_name: str, year: int, month: int, day: int, hour: int) -> t
     off = hours[hour]
     if off is _UNREAD:
         off = hours[hour] = _hour_offset(zone(tz_name), year, month, day, hour)
-    return off  # type: ignore[return-value]
+    return cast("timezone | None", off)
 
 
 _FAST_PRECISION = {8: "day", 10: "hour", 12: "minute", 14: "second"}
