@@ -215,6 +215,42 @@ def test_replay_of_only_unknown_senders_warns_and_fails(tmp_path: Path) -> None:
     assert "3 messages from senders that are not configured trusts" in again.stderr
 
 
+def test_replay_into_a_log_prints_a_progress_line_now_and_then(
+        tmp_path: Path, monkeypatch, capsys) -> None:  # noqa: ANN001
+    """Not a terminal (a log file, a pipe): no live table, but plain progress lines on
+    stderr, every 30 s by default (here at every step); none with --json."""
+    import io
+
+    from rich.console import Console
+
+    from shcr_sim.engine import commands
+
+    msgs = [adt(f"c{i}-{nhs}", f"202401{i + 1:02d}120000+0000", nhs=nhs)
+            for i in range(6) for nhs in ("9990000018", "9990000026")]
+    src = write_messages(tmp_path / "x/backload/all.hl7", msgs)
+
+    def run(db: str, as_json: bool) -> tuple[int, list[str], str]:
+        out = io.StringIO()
+        code = commands.replay_command(
+            tmp_path / db, [src.parents[1]], [], scenario=None, trusts_file=None,
+            trust_specs=["RXX01=PAS:itk-acute"], rate=None, validate="off", batch=4,
+            as_json=as_json, console=Console(file=out, width=200))
+        captured = capsys.readouterr()  # --json writes to stdout itself
+        return code, captured.err.splitlines(), out.getvalue() + captured.out
+
+    code, lines, _ = run("slow.db", False)
+    assert code == 0 and lines == []  # a run shorter than the interval: nothing extra
+    monkeypatch.setattr(commands, "PLAIN_PROGRESS_EVERY_S", 0.0)
+    code, lines, tables = run("log.db", False)
+    assert code == 0 and "reconciliation" in tables
+    phases = [line.split()[1] for line in lines]
+    assert all(line.startswith("replay: ") for line in lines)
+    assert "ingest" in phases and "release" in phases and phases[-1] == "done"
+    assert "applied 12 " in lines[-1] and "waiting 0 " in lines[-1]
+    code, lines, out = run("json.db", True)
+    assert code == 0 and lines == [] and json.loads(out)["ok"]
+
+
 async def test_progress_shows_the_backlog_shrinking_to_nothing(tmp_path: Path) -> None:
     """The progress lines' queue depth (read from the queue's tally) follows the release."""
     from shcr_sim.engine.replay import ReplayOptions, replay

@@ -27,6 +27,14 @@ def _rate(n: int, secs: float) -> str:
     return f"{n / secs:,.0f}/s" if secs > 0 else "-"
 
 
+def progress_line(p: Progress) -> str:
+    """The progress as one plain line, for output that is not a terminal (a log file)."""
+    return (f"replay: {p.phase} {p.elapsed:,.0f}s · read {p.read:,} · accepted "
+            f"{p.accepted:,} · applied {p.applied:,} ({_rate(p.applied, p.elapsed)}) · dead "
+            f"{p.dead + p.dead_at_accept:,} · waiting {p.depth_backload + p.depth_live:,} "
+            f"(live {p.depth_live:,})")
+
+
 def progress_table(p: Progress) -> Table:
     """One line per stage: counts, rate, queue depth, ETA."""
     t = Table(title=f"replay — {p.phase} — {p.elapsed:,.1f}s", title_justify="left")
