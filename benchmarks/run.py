@@ -32,7 +32,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -109,34 +108,20 @@ def _self_and_reaped() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def _progress_lines(mode: str, every: float = PROGRESS_EVERY_S) -> Callable[[Any], None]:
-    """A progress line on stderr every ``every`` seconds: a 1 M replay takes minutes and
-    a 10 M one over an hour. Stdout carries only the child's JSON."""
-    last = [time.monotonic()]
-
-    def show(p: Any) -> None:
-        now = time.monotonic()
-        if now - last[0] < every:
-            return
-        last[0] = now
-        print(f"  {mode}: {p.elapsed:6.0f} s  {p.phase:<10} read {p.read:,}  accepted "
-              f"{p.accepted:,}  applied {p.applied:,}  waiting {p.depth_backload:,} "
-              f"(live {p.depth_live:,})", file=sys.stderr, flush=True)
-
-    return show
-
-
 def child_replay(scen: Path, db: Path, validate: str, batch: int, verify: bool,
                  workers: int | None) -> dict:
     from shcr_sim.engine.replay import ReplayOptions, replay
     from shcr_sim.engine.trusts import resolve_trusts
+    from shcr_sim.engine.views import progress_lines
 
     trusts = resolve_trusts(None, [scen])
     t0, c0, tree0 = time.perf_counter(), time.process_time(), _self_and_reaped()
     result = asyncio.run(replay(db, [scen], [scen / "live"], trusts=trusts, validate=validate,
                                 options=ReplayOptions(batch=batch, accept_batch=batch,
                                                         workers=workers),
-                                on_progress=_progress_lines(validate)))
+                                # a 1 M replay takes minutes, a 10 M one over an hour
+                                on_progress=progress_lines(PROGRESS_EVERY_S,
+                                                           f"  {validate}: ")))
     wall = time.perf_counter() - t0
     out: dict[str, Any] = {
         "wall": wall,

@@ -94,7 +94,7 @@ def replay_command(
     from .trusts import resolve_trusts
     from .verify import saved_trusts
     from .views import (
-        progress_line,
+        progress_lines,
         progress_table,
         reconciliation_table,
         tally_warning,
@@ -110,15 +110,14 @@ def replay_command(
         trusts = resolve_trusts(None, [])  # first run without any trusts: the built-in ones
     show = not as_json and console.is_terminal
     live_view = Live(console=console, refresh_per_second=4) if show else None
-    last_line = [time.monotonic()]
+    # not a terminal (a log file, a pipe): a line now and then instead of the table
+    lines = progress_lines(PLAIN_PROGRESS_EVERY_S) if not show and not as_json else None
 
     def on_progress(p: Progress) -> None:
         if live_view is not None:
             live_view.update(progress_table(p))
-        elif not as_json and time.monotonic() - last_line[0] >= PLAIN_PROGRESS_EVERY_S:
-            # not a terminal (a log file, a pipe): a line now and then instead
-            last_line[0] = time.monotonic()
-            print(progress_line(p), file=sys.stderr, flush=True)
+        elif lines is not None:
+            lines(p)
 
     async def go():  # noqa: ANN202
         return await replay(db, dirs, live, trusts=trusts, rate=rate, validate=validate,

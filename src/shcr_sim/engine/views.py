@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+import time
+from collections.abc import Callable
+
 from rich.console import Group
 from rich.markup import escape
 from rich.panel import Panel
@@ -33,6 +37,20 @@ def progress_line(p: Progress) -> str:
             f"{p.accepted:,} · applied {p.applied:,} ({_rate(p.applied, p.elapsed)}) · dead "
             f"{p.dead + p.dead_at_accept:,} · waiting {p.depth_backload + p.depth_live:,} "
             f"(live {p.depth_live:,})")
+
+
+def progress_lines(every_s: float, prefix: str = "") -> Callable[[Progress], None]:
+    """An ``on_progress`` that prints ``progress_line`` on stderr at most every ``every_s``
+    seconds (the first after ``every_s``): for a long replay whose output is a log."""
+    last = [time.monotonic()]
+
+    def show(p: Progress) -> None:
+        now = time.monotonic()
+        if now - last[0] >= every_s:
+            last[0] = now
+            print(prefix + progress_line(p), file=sys.stderr, flush=True)
+
+    return show
 
 
 def progress_table(p: Progress) -> Table:
