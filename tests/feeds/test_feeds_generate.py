@@ -228,6 +228,29 @@ def test_messages_option_scales_the_run(tmp_path: Path) -> None:
     assert manifest["seed"] == 5
 
 
+def test_generating_into_a_log_prints_a_progress_line_now_and_then(
+        tmp_path: Path, capsys, monkeypatch) -> None:
+    """On a log or a pipe a long run reports in plain lines, where a bar shows nothing."""
+    import importlib
+
+    gen = importlib.import_module("shcr_sim.feeds.generate")  # the package re-exports it
+    sc = small_scenario(60, rate_multiplier=30.0)
+    generate(sc, tmp_path / "quiet", messages=800)
+    assert capsys.readouterr().err == ""  # no progress asked for: nothing
+    manifest = generate(sc, tmp_path / "short", messages=800, progress=True)
+    lines = capsys.readouterr().err.splitlines()
+    # shorter than the interval: only the closing line, with the final counts
+    assert len(lines) == 1 and lines[0].startswith("generate: ")
+    assert f"{manifest['total']:,} of 800 messages" in lines[0]
+    assert f"{manifest['population']:,} patients" in lines[0]
+    monkeypatch.setattr(gen, "PLAIN_PROGRESS_EVERY_S", 0.0)
+    manifest = generate(sc, tmp_path / "log", messages=6000, progress=True)
+    lines = capsys.readouterr().err.splitlines()
+    counts = [int(line.split()[1].replace(",", "")) for line in lines]
+    assert len(counts) >= 3 and counts == sorted(counts)  # every 100 patients, growing
+    assert counts[-1] == manifest["total"] and counts.count(counts[-1]) == 1
+
+
 def _event_time(g: Generated) -> float:
     """Event time as the engine reads it: EVN-2, else OBR-22/OBR-7, TXA-4, ORC-9, MSH-7."""
     m = g.msg

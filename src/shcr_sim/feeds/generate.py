@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import json
 import random
+import sys
+import time
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -24,6 +28,8 @@ from .records import PatientRecords, Window, build_patient
 from .scenario import Scenario
 
 __all__ = ["build_patient", "generate"]
+
+PLAIN_PROGRESS_EVERY_S = 30.0  # a progress line when stderr is not a terminal
 
 
 def _iso(epoch: int) -> str:
@@ -146,15 +152,13 @@ def generate(
                 sink.patient(rec, random.Random(f"{seed}:resend:{patients}"))
                 patients += 1
                 if bar is not None and patients % 100 == 0:
-                    done = sink.total if messages else patients
-                    bar[0].update(bar[1], completed=done, patients=patients, messages=sink.total)
+                    bar.update(sink.total if messages else patients, patients, sink.total)
             if bar is not None:
-                bar[0].update(bar[1], completed=messages or limit, patients=patients,
-                              messages=sink.total)
+                bar.update(messages or limit or 0, patients, sink.total)
         finally:
             sink.close()
             if bar is not None:
-                bar[0].stop()
+                bar.stop()
         spool.write(out / "live", {
             st.ods: (lambda n, st=st: st.flavour.control_id(st.ods, n), st.next_msg)
             for st in states
@@ -205,10 +209,24 @@ def _manifest(sc: Scenario, seed: int, population: int, w: Window, sink: _Sink) 
     }
 
 
-def _progress(enabled: bool, total: int, unit: str):
+@dataclass
+class _Progress:
+    """Where ``generate`` reports: ``update(done, patients, messages)``, then ``stop()``."""
+
+    update: Callable[[int, int, int], None]
+    stop: Callable[[], None]
+
+
+def _progress(enabled: bool, total: int, unit: str) -> _Progress | None:
+    """A live bar on a terminal; plain lines now and then on a log file or a pipe, where
+    a bar would show nothing until the end (ten million messages take minutes)."""
     if not enabled:
         return None
     from rich.console import Console
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        return _plain_lines(total, unit)
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -226,9 +244,37 @@ def _progress(enabled: bool, total: int, unit: str):
                    "{task.fields[messages]:,} messages"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=Console(stderr=True),
+        console=console,
         transient=False,
     )
     task = p.add_task("generate", total=total, messages=0, patients=0)
     p.start()
-    return p, task
+    return _Progress(lambda done, patients, messages: p.update(
+        task, completed=done, patients=patients, messages=messages), p.stop)
+
+
+def _plain_lines(total: int, unit: str) -> _Progress:
+    started = last = time.monotonic()
+    seen = shown = (0, 0)
+
+    def line() -> None:
+        nonlocal shown
+        shown = patients, messages = seen
+        counts = (f"{messages:,} of {total:,} messages · {patients:,} patients"
+                  if unit == "messages" else
+                  f"{patients:,} of {total:,} patients · {messages:,} messages")
+        print(f"generate: {counts} · {time.monotonic() - started:,.0f}s", file=sys.stderr,
+              flush=True)
+
+    def update(done: int, patients: int, messages: int) -> None:
+        nonlocal last, seen
+        seen = (patients, messages)
+        if (now := time.monotonic()) - last >= PLAIN_PROGRESS_EVERY_S:
+            last = now
+            line()
+
+    def stop() -> None:
+        if seen != shown:
+            line()
+
+    return _Progress(update, stop)
