@@ -171,6 +171,39 @@ def test_any_chunk_size_gives_the_same_messages(
     assert all(isinstance(m, RawMessage) for m in got)
 
 
+def _line_starts_by_hand(buf: bytes, scan: int, first_is_line: bool) -> list[int]:
+    """What ``_boundaries`` must find, the slow obvious way: every line start whose
+    segment name (after spaces or BOM bytes) is MSH or an envelope's, not followed by
+    a letter or digit, with that name at ``scan`` or later."""
+    starts = ([0] if first_is_line else []) + [k + 1 for k, b in enumerate(buf) if b in b"\r\n"]
+    found = []
+    for j in sorted(set(starts)):
+        i = j
+        while i < len(buf) and buf[i] in b" \t\xef\xbb\xbf":
+            i += 1
+        name, after = buf[i : i + 3], buf[i + 3 : i + 4]
+        if i >= scan and name in (b"MSH", b"FHS", b"BHS", b"BTS", b"FTS") and not (
+                after.isalnum()):
+            found.append(j)
+    return found
+
+
+@settings(max_examples=400)
+@given(
+    buf=st.lists(st.sampled_from([b"MSH", b"FHS", b"BTS", b"M", b"S", b"H", b"B", b"X", b"1",
+                                  b"|", b"\r", b"\n", b"\r\n", b" ", b"\t", b"\xef\xbb\xbf",
+                                  b"\xbb"]), max_size=40).map(b"".join),
+    scan=st.integers(min_value=0, max_value=60),
+    first_is_line=st.booleans(),
+)
+def test_message_boundaries_are_the_line_starts_an_obvious_scan_finds(
+        buf: bytes, scan: int, first_is_line: bool) -> None:
+    from shcr_sim.hl7.files import _boundaries
+
+    assert _boundaries(buf, scan, first_is_line) == _line_starts_by_hand(buf, scan,
+                                                                         first_is_line)
+
+
 def test_mllp_file_noise_is_reported_and_a_truncated_last_frame_raises(tmp_path: Path) -> None:
     from shcr_sim.hl7 import START, MLLPError
 
