@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .convert import TrustInfo
-from .inbound import SourceFile, discover, iter_raw
+from .inbound import KeysAhead, SourceFile, discover, iter_raw
 from .pipeline import Engine
 from .queue import Inbound
 from .reconcile import Reconciliation, reconcile
@@ -88,55 +88,61 @@ def _file_batches(sf: SourceFile, skip: int, size: int) -> Iterator[tuple[list[s
     yield batch, max(n, skip), True
 
 
-# (file, messages, messages done after it, file complete?, keys being computed)
-_Chunk = tuple[SourceFile, list[str], int, bool, "asyncio.Future[list[Any]] | None"]
+# (file, its key, messages, messages done after it, file complete?, keys being computed)
+_Chunk = tuple[SourceFile, str, list[str], int, bool, "asyncio.Future[list[Any]] | None"]
 
 
 class _Feed:
     """Messages of a list of files, accepted chunk by chunk with durable progress."""
 
-    def __init__(self, engine: Engine, files: Sequence[SourceFile], chunk: int,
-                 progress: Progress) -> None:
+    def __init__(self, engine: Engine, files: Sequence[SourceFile], keys: KeysAhead,
+                 chunk: int, progress: Progress) -> None:
         self.engine = engine
         self.files = list(files)
         self.chunk = chunk
         self.progress = progress
-        self._plan: list[tuple[SourceFile, int]] = []
-        self._gen = self._chunks()
+        self._keys = keys  # each file's key, hashed ahead in a thread
+        self._file = -1  # index of the file being read
+        self._key = ""
+        self._batches: Iterator[tuple[list[str], int, bool]] | None = None
         self._next: _Chunk | None = None  # read ahead, being keyed in the workers
         self.exhausted = False
 
-    def _chunks(self) -> Iterator[tuple[SourceFile, list[str], int, bool]]:
-        for sf, skip in self._plan:
-            for batch, done, complete in _file_batches(sf, skip, self.chunk):
-                yield sf, batch, done, complete
-
-    async def prepare(self) -> None:
-        plan = []
-        for sf in self.files:
-            done, complete = await self.engine.queue.file_progress(sf.key)
+    async def _next_batch(self) -> tuple[SourceFile, list[str], int, bool] | None:
+        """The next batch to accept: files already complete are skipped, a partly read
+        one resumes after its last committed batch."""
+        while True:
+            if self._batches is not None:
+                t0 = time.perf_counter()
+                try:
+                    batch = next(self._batches, None)
+                finally:
+                    self.engine.clock.add("read", time.perf_counter() - t0, 0)
+                if batch is not None:
+                    return self.files[self._file], *batch
+                self._batches = None
+            self._file += 1
+            if self._file >= len(self.files):
+                return None
+            sf = self.files[self._file]
+            self._key = await self._keys.get(self._file)
+            done, complete = await self.engine.queue.file_progress(self._key)
             if complete:
                 self.progress.files_skipped += 1
-                continue
-            plan.append((sf, done))
-        self._plan = plan
-        self._gen = self._chunks()
+            else:
+                self._batches = _file_batches(sf, done, self.chunk)
 
-    def _read_next(self) -> _Chunk | None:
+    async def _read_next(self) -> _Chunk | None:
         """Read the next chunk; a big one starts being keyed in the worker pool."""
-        clock = self.engine.clock
-        t0 = time.perf_counter()
-        try:
-            sf, batch, done, complete = next(self._gen)
-        except StopIteration:
+        got = await self._next_batch()
+        if got is None:
             return None
-        finally:
-            clock.add("read", time.perf_counter() - t0, 0)
-        clock.messages["read"] += len(batch)
+        sf, batch, done, complete = got
+        self.engine.clock.messages["read"] += len(batch)
         pool = self.engine.pool_for(len(batch))
         keying = (asyncio.ensure_future(pool.keys(batch, self.engine.queue.senders))
                   if pool is not None else None)
-        return sf, batch, done, complete, keying
+        return sf, self._key, batch, done, complete, keying
 
     async def pump(self) -> int:
         """Accept the next chunk; returns messages accepted (0 when exhausted).
@@ -146,18 +152,18 @@ class _Feed:
         """
         clock = self.engine.clock
         while not self.exhausted:
-            cur, self._next = self._next or self._read_next(), None
+            cur, self._next = self._next or await self._read_next(), None
             if cur is None:
                 self.exhausted = True
                 return 0
-            sf, batch, done, complete, keying = cur
+            sf, key, batch, done, complete, keying = cur
             if keying is not None:
-                self._next = self._read_next()
+                self._next = await self._read_next()
             with clock.time("enqueue", len(batch)):
                 keyed = await keying if keying is not None else None
                 res = await self.engine.queue.accept(
                     [Inbound(raw, sf.lane, sf.name) for raw in batch],  # type: ignore[arg-type]
-                    file_progress=(sf.key, sf.name, done, complete), keyed=keyed,
+                    file_progress=(key, sf.name, done, complete), keyed=keyed,
                 )
             p = self.progress
             p.read += len(batch)
@@ -202,16 +208,20 @@ async def _replay(
     progress = Progress()
     files = discover(list(dirs), list(live))
     progress.files_total = len(files)
+    backload_files = [f for f in files if f.lane == "backload"]
+    live_files = [f for f in files if f.lane == "live"]
+    # hashing starts now, while the engine opens and its workers start
+    keys = KeysAhead(backload_files), KeysAhead(live_files)
     workers = default_workers() if opts.workers is None else opts.workers
-    engine = await Engine.open(db, trusts, validate=validate, rate=rate, workers=workers)
+    try:
+        engine = await Engine.open(db, trusts, validate=validate, rate=rate, workers=workers)
+    except BaseException:
+        _close(keys)
+        raise
     try:
         await engine.queue.recover()
-        backload = _Feed(engine, [f for f in files if f.lane == "backload"], opts.accept_batch,
-                         progress)
-        livefeed = _Feed(engine, [f for f in files if f.lane == "live"], opts.live_chunk,
-                         progress)
-        await backload.prepare()
-        await livefeed.prepare()
+        backload = _Feed(engine, backload_files, keys[0], opts.accept_batch, progress)
+        livefeed = _Feed(engine, live_files, keys[1], opts.live_chunk, progress)
 
         async def tick(force: bool = False) -> None:
             progress.released = engine.stats.released
@@ -253,4 +263,10 @@ async def _replay(
         recon = await reconcile(engine.queue.conn)
         return ReplayResult(recon, progress, await engine.store.count(), engine.clock)
     finally:
+        _close(keys)
         await engine.close()
+
+
+def _close(keys: tuple[KeysAhead, ...]) -> None:
+    for k in keys:
+        k.close()
