@@ -463,7 +463,9 @@ class DurableQueue:
             async with conn.execute("SELECT COALESCE(MAX(seq), 0) FROM queue_msg") as cur:
                 row = await cur.fetchone()
             next_seq = (row[0] if row else 0) + 1
-            wanted = sorted({k.dedup_key for k in keyed if isinstance(k, MessageKeys)})
+            # MSH-3|MSH-4|MSH-10 of each keyed message, made once (a property of the keys)
+            dedups = [k.dedup_key if isinstance(k, MessageKeys) else "" for k in keyed]
+            wanted = sorted({d for d in dedups if d})
             existing: dict[str, int] = dict(
                 await fetch_in(
                     conn,
@@ -474,7 +476,7 @@ class DurableQueue:
             )
             rows: list[tuple] = []
             states: list[tuple] = []
-            for item, k in zip(items, keyed, strict=True):
+            for item, k, dedup in zip(items, keyed, dedups, strict=True):
                 seq = next_seq
                 next_seq += 1
                 if isinstance(k, str):
@@ -485,17 +487,17 @@ class DurableQueue:
                                    now))
                     results.append(Accepted(seq, "dead-lettered", k))
                     continue
-                first = existing.get(k.dedup_key)
+                first = existing.get(dedup)
                 if first is None:
-                    existing[k.dedup_key] = seq
+                    existing[dedup] = seq
                     state, reason, dup_of = "queued", "", None
                 else:
                     state = "duplicate"
-                    reason = f"MSH-10: duplicate of queue entry {first} ({k.dedup_key})"
+                    reason = f"MSH-10: duplicate of queue entry {first} ({dedup})"
                     dup_of = first
                 rows.append(
                     (seq, item.lane, item.source, k.sender_app, k.sender_fac, k.control_id,
-                     k.dedup_key, k.message_type, k.patient_key, k.event_epoch, k.event_time,
+                     dedup, k.message_type, k.patient_key, k.event_epoch, k.event_time,
                      k.precedence, k.order_key, item.raw, dup_of, now)
                 )
                 states.append((item.lane, k.patient_key, k.order_key, seq, state, reason,
