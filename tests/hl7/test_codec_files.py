@@ -6,7 +6,7 @@ import itertools
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from shcr_sim.hl7 import frame, iter_messages, parse, write_batch, write_messages
@@ -188,18 +188,27 @@ def _line_starts_by_hand(buf: bytes, scan: int, first_is_line: bool) -> list[int
     return found
 
 
-@settings(max_examples=400)
-@given(
-    buf=st.lists(st.sampled_from([b"MSH", b"FHS", b"BTS", b"M", b"S", b"H", b"B", b"X", b"1",
-                                  b"|", b"\r", b"\n", b"\r\n", b" ", b"\t", b"\xef\xbb\xbf",
-                                  b"\xbb"]), max_size=40).map(b"".join),
-    scan=st.integers(min_value=0, max_value=60),
-    first_is_line=st.booleans(),
-)
+_PIECES = [b"MSH", b"FHS", b"BTS", b"BHS", b"FTS", b"M", b"S", b"H", b"B", b"X", b"x", b"1",
+           b"|", b"\r", b"\n", b"\r\n", b" ", b"  \t ", b"\t", b"\xef\xbb\xbf", b"\xbb"]
+
+
+@st.composite
+def _buffer_and_scan(draw: st.DrawFn) -> tuple[bytes, int]:
+    buf = b"".join(draw(st.lists(st.sampled_from(_PIECES), max_size=40)))
+    return buf, draw(st.integers(min_value=0, max_value=len(buf) + 2))
+
+
+@settings(max_examples=600)
+@given(case=_buffer_and_scan(), first_is_line=st.booleans())
+@example(case=(b"\r  MSH|", 2), first_is_line=False)  # padding that starts before scan
+@example(case=(b" \tMSH", 1), first_is_line=True)
+@example(case=(b"\r\n\xef\xbb\xbfBTS", 3), first_is_line=False)
+@example(case=(b"\rMSHx|\rMSH|", 0), first_is_line=False)  # MSHx names no segment
 def test_message_boundaries_are_the_line_starts_an_obvious_scan_finds(
-        buf: bytes, scan: int, first_is_line: bool) -> None:
+        case: tuple[bytes, int], first_is_line: bool) -> None:
     from shcr_sim.hl7.files import _boundaries
 
+    buf, scan = case
     assert _boundaries(buf, scan, first_is_line) == _line_starts_by_hand(buf, scan,
                                                                          first_is_line)
 

@@ -34,7 +34,8 @@ _ENVELOPE = (b"FHS", b"BHS", b"BTS", b"FTS")
 _LOOKBACK = 8  # bytes re-scanned at a chunk edge so a split "\rMSH" is still found
 # a line that starts a message or an envelope segment: its name, after any spaces or a
 # stray BOM, not followed by a letter or digit (MSH|, not MSHX)
-_LINE = rb"[ \t\xef\xbb\xbf]*(?:MSH|FHS|BHS|BTS|FTS)(?![0-9A-Za-z])"
+_PAD = b" \t\xef\xbb\xbf"
+_LINE = rb"[ \t\xef\xbb\xbf]*(?:MSH|FHS|BHS|BTS|FTS)(?![0-9A-Za-z])"  # _PAD, then a name
 _AFTER_BREAK = (re.compile(rb"\r" + _LINE), re.compile(rb"\n" + _LINE))
 _AT_START = re.compile(_LINE)
 
@@ -70,8 +71,11 @@ def _boundaries(buf: bytes, scan: int, first_is_line: bool) -> list[int]:
     are searched slower than a literal pattern) plus a Python check of every hit.
     """
     # a segment name at or after ``scan`` may be preceded by padding that starts before
-    # it: search from the last line break before ``scan``
-    start = max(buf.rfind(b"\r", 0, scan), buf.rfind(b"\n", 0, scan), 0)
+    # it: search from the byte before that padding (where its line break would be)
+    start = min(scan, len(buf))
+    while start > 0 and buf[start - 1] in _PAD:
+        start -= 1
+    start = max(start - 1, 0)
     found = [m.start() + 1 for pattern in _AFTER_BREAK
              for m in pattern.finditer(buf, start) if m.end() - 3 >= scan]
     if first_is_line and (m := _AT_START.match(buf)) is not None and m.end() - 3 >= scan:
