@@ -25,7 +25,8 @@ def generate(
     scenario: str | None = typer.Option(None, "--scenario", help="Scenario TOML file"),
     messages: int | None = typer.Option(None, "--messages", min=1, help="About N messages"),
     seed: int | None = typer.Option(None, "--seed", help="Override the scenario's seed"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar"),
+    quiet: bool = typer.Option(False, "--quiet", "-q",
+                               help="No progress bar or progress lines"),
     print_scenario: bool = typer.Option(False, "--print-scenario",
                                         help="Print the built-in scenario TOML and exit"),
 ) -> None:

@@ -288,10 +288,10 @@ async def test_reading_starts_before_the_later_files_are_hashed(
     waited: list[bool] = []
     real_key = inbound.file_key
 
-    def key_after_the_first_queued(path: Path) -> str:
+    def key_after_the_first_queued(path: Path, stop: threading.Event | None = None) -> str:
         if path.name == "b.hl7":
             waited.append(queued.wait(timeout=10))
-        return real_key(path)
+        return real_key(path, stop)
 
     monkeypatch.setattr(inbound, "file_key", key_after_the_first_queued)
     result = await replay(
@@ -303,3 +303,72 @@ async def test_reading_starts_before_the_later_files_are_hashed(
     again = await replay(tmp_path / "db.sqlite", [first.parents[1]],
                          options=ReplayOptions(workers=0))
     assert again.progress.files_skipped == 2 and again.progress.read == 0  # same keys
+
+
+async def test_a_partly_read_file_resumes_after_its_last_committed_batch(
+        tmp_path: Path) -> None:
+    """A file's progress is committed with each accepted batch: a replay that stopped
+    half-way through a file reads only the rest of it, and a complete one not at all."""
+    from shcr_sim.engine.replay import ReplayOptions, replay
+
+    src = write_messages(tmp_path / "x/backload/a.hl7", [
+        adt(f"a{i}", f"202401{i + 1:02d}120000+0000") for i in range(7)])
+    write_messages(tmp_path / "x/backload/b.hl7", [adt("b0", "20240301120000+0000")])
+    db = tmp_path / "db.sqlite"
+    opts = ReplayOptions(batch=2, accept_batch=2, workers=0)
+    first = await replay(db, [src.parents[1]], options=opts)
+    assert first.reconciliation.ok and first.progress.read == 8
+    with sqlite3.connect(db) as conn:  # as if the run had stopped after a's 2nd batch
+        conn.execute("UPDATE inbound_files SET messages_done=4, complete=0 "
+                     "WHERE path LIKE '%a.hl7'")
+    again = await replay(db, [src.parents[1]], options=opts)
+    assert again.progress.read == 3 and again.progress.files_skipped == 1
+    assert again.progress.duplicate_at_accept == 3  # a4..a6 again: duplicates, counted
+    assert again.reconciliation.ok
+
+
+def test_a_file_named_twice_is_read_once(tmp_path: Path) -> None:
+    """A folder and a file in it, and the same file as a live feed: one file, read once
+    (its progress is kept under one key), not a second time as duplicates."""
+    src = write_messages(tmp_path / "x/backload/a.hl7", [
+        adt(f"a{i}", f"202401{i + 1:02d}120000+0000") for i in range(3)])
+    report = replay_json("--db", str(tmp_path / "db.sqlite"), str(src.parents[1]), str(src),
+                         "--live", str(src), "--trust", "RXX01=PAS:itk-acute")
+    assert report["run"]["files"] == 1 and report["run"]["read"] == 3
+    assert report["total"]["duplicate"] == 0 and report["ok"]
+
+
+def test_an_unreadable_file_stops_the_run_before_anything_is_queued(
+        tmp_path: Path, monkeypatch) -> None:
+    """Files are opened once when listed: a replay or verify names the one it cannot read
+    at the start, where the hashing used to fail, not when it reaches that file."""
+    import pytest
+
+    from shcr_sim.engine import commands
+
+    src = write_messages(tmp_path / "x/backload/b.hl7", [adt("b0", "20240301120000+0000")])
+    write_messages(tmp_path / "x/backload/a.hl7", [adt("a0", "20240101120000+0000")])
+    real_open = Path.open
+
+    def refuse_b(self: Path, *args, **kwargs):  # noqa: ANN202 - Path.open's own signature
+        if self.name == "b.hl7":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", refuse_b)  # root reads a file whatever its mode
+    with pytest.raises(commands.CommandError, match=r"cannot read .*b\.hl7: Permission"):
+        commands.check_inputs([src.parents[1]], [])
+
+
+def test_hashing_gives_up_once_the_replay_is_over(tmp_path: Path) -> None:
+    """``KeysAhead.close`` (a replay ending or failing) stops the file being hashed at its
+    next block, rather than the interpreter waiting at exit for a large file's hash."""
+    import threading
+
+    from shcr_sim.engine.inbound import file_key
+
+    src = write_messages(tmp_path / "a.hl7", [adt("a0", "20240101120000+0000")])
+    stop = threading.Event()
+    assert len(file_key(src, stop)) == 32 and file_key(src, stop) == file_key(src)
+    stop.set()
+    assert file_key(src, stop) == ""

@@ -234,6 +234,8 @@ def test_generating_into_a_log_prints_a_progress_line_now_and_then(
     import importlib
 
     gen = importlib.import_module("shcr_sim.feeds.generate")  # the package re-exports it
+    for forced_terminal in ("FORCE_COLOR", "TTY_COMPATIBLE"):  # rich would draw a bar
+        monkeypatch.delenv(forced_terminal, raising=False)
     sc = small_scenario(60, rate_multiplier=30.0)
     generate(sc, tmp_path / "quiet", messages=800)
     assert capsys.readouterr().err == ""  # no progress asked for: nothing

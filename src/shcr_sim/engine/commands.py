@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 
 from .convert import TrustInfo
-from .inbound import EXTRACT_SUFFIXES
+from .inbound import EXTRACT_SUFFIXES, discover
 
 PLAIN_PROGRESS_EVERY_S = 30.0  # replay's progress line when its output is not a terminal
 
@@ -47,6 +47,10 @@ def check_inputs(dirs: Sequence[Path], live: Sequence[Path]) -> None:
             raise CommandError(f"no such file or directory: {p} (--live)")
         if p.is_dir() and not any(x.is_file() for x in p.rglob("*")):
             raise CommandError(f"no HL7 files in {p} (--live)")
+    try:
+        discover(list(dirs), list(live))  # opens each file once
+    except OSError as exc:
+        raise CommandError(f"cannot read {exc.filename}: {exc.strerror}") from None
 
 
 def require_db(db: Path) -> None:

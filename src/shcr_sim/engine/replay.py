@@ -210,7 +210,7 @@ async def _replay(
     progress.files_total = len(files)
     backload_files = [f for f in files if f.lane == "backload"]
     live_files = [f for f in files if f.lane == "live"]
-    # hashing starts now, while the engine opens and its workers start
+    # hashing starts now, while the engine opens its database
     keys = KeysAhead(backload_files), KeysAhead(live_files)
     workers = default_workers() if opts.workers is None else opts.workers
     try:
