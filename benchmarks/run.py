@@ -138,10 +138,12 @@ def child_replay(scen: Path, db: Path, validate: str, batch: int, verify: bool,
         "latency": _latency(db),
     }
     if verify:
+        from shcr_sim.engine.commands import every_few_seconds
         from shcr_sim.engine.verify import verify as run_verify
 
         t1 = time.perf_counter()
-        v = asyncio.run(run_verify(db, [scen], [scen / "live"], trusts, workers=workers))
+        v = asyncio.run(run_verify(db, [scen], [scen / "live"], trusts, workers=workers,
+                                   progress=every_few_seconds(PROGRESS_EVERY_S)))
         out["verify"] = {"ok": v.ok, "differences": len(v.differences),
                          "seconds": time.perf_counter() - t1}
     return out
