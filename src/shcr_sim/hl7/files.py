@@ -35,7 +35,7 @@ _LOOKBACK = 8  # bytes re-scanned at a chunk edge so a split "\rMSH" is still fo
 # a line that starts a message or an envelope segment: its name, after any spaces or a
 # stray BOM, not followed by a letter or digit (MSH|, not MSHX)
 _PAD = b" \t\xef\xbb\xbf"
-_LINE = rb"[ \t\xef\xbb\xbf]*(?:MSH|FHS|BHS|BTS|FTS)(?![0-9A-Za-z])"  # _PAD, then a name
+_LINE = b"[" + re.escape(_PAD) + b"]*(?:MSH|FHS|BHS|BTS|FTS)(?![0-9A-Za-z])"
 _AFTER_BREAK = (re.compile(rb"\r" + _LINE), re.compile(rb"\n" + _LINE))
 _AT_START = re.compile(_LINE)
 
