@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -161,18 +160,14 @@ VERIFY_PROGRESS_S = 10.0
 def every_few_seconds(interval: float = VERIFY_PROGRESS_S) -> Callable[[str, int], None]:
     """A ``verify`` progress callback: one line on stderr per ``interval`` (none for a
     short run), so a long verify shows where it is without cluttering a quick one."""
-    last = time.monotonic()
+    from .views import throttled
 
     def show(phase: str, count: int) -> None:
-        nonlocal last
-        now = time.monotonic()
-        if now - last >= interval:
-            last = now
-            unit = "resources" if phase == "compared" else "messages"
-            sys.stderr.write(f"verify: {phase} {count:,} {unit}\n")
-            sys.stderr.flush()
+        unit = "resources" if phase == "compared" else "messages"
+        sys.stderr.write(f"verify: {phase} {count:,} {unit}\n")
+        sys.stderr.flush()
 
-    return show
+    return throttled(interval, show)
 
 
 def verify_command(

@@ -103,14 +103,14 @@ class _Feed:
         self.progress = progress
         self._keys = keys  # each file's key, hashed ahead in a thread
         self._file = -1  # index of the file being read
-        self._key = ""
+        self._key = ""  # its key
         self._batches: Iterator[tuple[list[str], int, bool]] | None = None
         self._next: _Chunk | None = None  # read ahead, being keyed in the workers
         self.exhausted = False
 
-    async def _next_batch(self) -> tuple[SourceFile, list[str], int, bool] | None:
-        """The next batch to accept: files already complete are skipped, a partly read
-        one resumes after its last committed batch."""
+    async def _next_batch(self) -> tuple[SourceFile, str, list[str], int, bool] | None:
+        """The next batch to accept, with its file and that file's key: files already
+        complete are skipped, a partly read one resumes after its last committed batch."""
         while True:
             if self._batches is not None:
                 t0 = time.perf_counter()
@@ -119,7 +119,7 @@ class _Feed:
                 finally:
                     self.engine.clock.add("read", time.perf_counter() - t0, 0)
                 if batch is not None:
-                    return self.files[self._file], *batch
+                    return self.files[self._file], self._key, *batch
                 self._batches = None
             self._file += 1
             if self._file >= len(self.files):
@@ -137,12 +137,12 @@ class _Feed:
         got = await self._next_batch()
         if got is None:
             return None
-        sf, batch, done, complete = got
+        sf, key, batch, done, complete = got
         self.engine.clock.messages["read"] += len(batch)
         pool = self.engine.pool_for(len(batch))
         keying = (asyncio.ensure_future(pool.keys(batch, self.engine.queue.senders))
                   if pool is not None else None)
-        return sf, self._key, batch, done, complete, keying
+        return sf, key, batch, done, complete, keying
 
     async def pump(self) -> int:
         """Accept the next chunk; returns messages accepted (0 when exhausted).
@@ -213,12 +213,9 @@ async def _replay(
     # hashing starts now, while the engine opens its database
     keys = KeysAhead(backload_files), KeysAhead(live_files)
     workers = default_workers() if opts.workers is None else opts.workers
+    engine: Engine | None = None
     try:
         engine = await Engine.open(db, trusts, validate=validate, rate=rate, workers=workers)
-    except BaseException:
-        _close(keys)
-        raise
-    try:
         await engine.queue.recover()
         backload = _Feed(engine, backload_files, keys[0], opts.accept_batch, progress)
         livefeed = _Feed(engine, live_files, keys[1], opts.live_chunk, progress)
@@ -263,10 +260,7 @@ async def _replay(
         recon = await reconcile(engine.queue.conn)
         return ReplayResult(recon, progress, await engine.store.count(), engine.clock)
     finally:
-        _close(keys)
-        await engine.close()
-
-
-def _close(keys: tuple[KeysAhead, ...]) -> None:
-    for k in keys:
-        k.close()
+        for k in keys:
+            k.close()
+        if engine is not None:
+            await engine.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 from rich.console import Group
 from rich.markup import escape
@@ -39,18 +40,25 @@ def progress_line(p: Progress) -> str:
             f"(live {p.depth_live:,})")
 
 
-def progress_lines(every_s: float, prefix: str = "") -> Callable[[Progress], None]:
-    """An ``on_progress`` that prints ``progress_line`` on stderr at most every ``every_s``
-    seconds (the first after ``every_s``): for a long replay whose output is a log."""
-    last = [time.monotonic()]
+def throttled(every_s: float, show: Callable[..., None]) -> Callable[..., None]:
+    """``show`` passed on at most every ``every_s`` seconds (the first after ``every_s``):
+    a long run whose output is a log says where it is without cluttering a quick one."""
+    last = time.monotonic()
 
-    def show(p: Progress) -> None:
+    def maybe(*args: Any) -> None:
+        nonlocal last
         now = time.monotonic()
-        if now - last[0] >= every_s:
-            last[0] = now
-            print(prefix + progress_line(p), file=sys.stderr, flush=True)
+        if now - last >= every_s:
+            last = now
+            show(*args)
 
-    return show
+    return maybe
+
+
+def progress_lines(every_s: float, prefix: str = "") -> Callable[[Progress], None]:
+    """An ``on_progress`` that prints ``progress_line`` on stderr, ``throttled``."""
+    return throttled(every_s, lambda p: print(prefix + progress_line(p), file=sys.stderr,
+                                              flush=True))
 
 
 def progress_table(p: Progress) -> Table:
