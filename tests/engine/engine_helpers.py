@@ -110,10 +110,11 @@ def tally(db: Path) -> dict[tuple, int]:
 
 
 def tally_is_exact(db: Path) -> bool:
-    """The queue's tally equals a count of the state rows themselves."""
+    """The queue's tally equals a count of the state rows themselves, staged ones too."""
     with sqlite3.connect(db) as conn:
         counted = {tuple(r[:4]): r[4] for r in conn.execute(
-            f"SELECT {TALLY_KEY}, COUNT(*) FROM queue_state GROUP BY {TALLY_KEY}")}
+            f"SELECT {TALLY_KEY}, COUNT(*) FROM (SELECT {TALLY_KEY} FROM queue_state "
+            f"UNION ALL SELECT {TALLY_KEY} FROM queue_stage) GROUP BY {TALLY_KEY}")}
     return bool(counted) and tally(db) == counted
 
 

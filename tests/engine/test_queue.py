@@ -90,6 +90,86 @@ async def test_claim_orders_by_patient_then_event_time(tmp_path: Path) -> None:
     await q.close()
 
 
+async def test_staged_rows_are_queued_and_seen_but_claimed_only_once_moved(
+        tmp_path: Path) -> None:
+    """A replay's backload waits in the stage in arrival order: queued, counted, read
+    through the view and reconciled like any row, but claimed only after ``unstage``
+    has moved it into claim order. Duplicates and dead letters are not staged."""
+    from shcr_sim.engine.reconcile import reconcile
+
+    db = tmp_path / "q.db"
+    q = await DurableQueue.open(db, senders=[("PAS", "RXX01")])
+    out = await q.accept([
+        Inbound(adt("3", nhs="9990000026", evn="20240103000000+0000"), "backload", "f"),
+        Inbound(adt("1", evn="20240102000000+0000"), "backload", "f"),
+        Inbound(adt("1", evn="20240102000000+0000"), "backload", "f"),
+        Inbound(adt("2", evn="20240101000000+0000"), "backload", "f"),
+        Inbound(adt("4", app="XXX"), "backload", "f"),
+    ], stage=True)
+    assert [a.status for a in out] == ["queued", "queued", "duplicate", "queued",
+                                       "dead-lettered"]
+    with sqlite3.connect(db) as conn:
+        assert [r[0] for r in conn.execute("SELECT seq FROM queue_stage")] == [
+            out[0].seq, out[1].seq, out[3].seq]
+        assert {r[0] for r in conn.execute("SELECT state FROM queue_state")} == {
+            "duplicate", "dead-lettered"}
+    assert await q.counts() == {"queued": 3, "duplicate": 1, "dead-lettered": 1}
+    assert await q.depth("backload") == 3 and await q.depth("live") == 0
+    row = await q.get(out[0].seq)
+    assert row is not None and row.state == "queued" and row.patient_key == "nhs:9990000026"
+    assert [r.seq for r in await q.rows("queued")] == [out[0].seq, out[1].seq, out[3].seq]
+    assert [r.seq for r in await q.rows("dead-lettered")] == [out[4].seq]
+    recon = await reconcile(q.conn)
+    t = recon.total
+    assert (t.accepted, t.pending, t.duplicate, t.dead_lettered) == (5, 3, 1, 1)
+    assert recon.tally_corrected == 0
+    assert tally_is_exact(db)
+    assert await q.claim("backload", 10) == []  # not before the move
+
+    assert await q.unstage() == 3
+    assert await q.unstage() == 0
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM queue_stage").fetchone() == (0,)
+        assert conn.execute("PRAGMA temp_store").fetchone() == (0,)  # a new connection's
+    assert (await q.conn.execute_fetchall("PRAGMA temp_store")) == [(2,)]  # memory again
+    assert tally_is_exact(db) and await q.counts() == {"queued": 3, "duplicate": 1,
+                                                        "dead-lettered": 1}
+    rows = await q.claim("backload", 10)
+    assert [r.control_id for r in rows] == ["2", "1", "3"]  # by patient, then event
+    await q.close()
+
+
+async def test_a_stopped_replays_staged_rows_are_moved_when_the_queue_recovers(
+        tmp_path: Path) -> None:
+    db = tmp_path / "q.db"
+    q = await DurableQueue.open(db)
+    await q.accept([Inbound(adt(str(i), evn=f"2024010{9 - i}000000+0000"), "backload")
+                    for i in range(3)], stage=True)
+    await q.close()  # as if the replay had stopped while reading its files
+    q = await DurableQueue.open(db)
+    assert await q.recover() == 0  # nothing was released; the stage is moved over
+    assert [r.control_id for r in await q.claim("backload", 10)] == ["2", "1", "0"]
+    await q.close()
+
+
+async def test_a_queue_view_from_before_the_stage_is_made_again_on_open(
+        tmp_path: Path) -> None:
+    db = tmp_path / "q.db"
+    q = await DurableQueue.open(db)
+    await q.accept([Inbound(adt("1"), "backload")])
+    await q.close()
+    with sqlite3.connect(db) as conn:  # the view as the release before the stage made it
+        conn.executescript("""DROP VIEW queue; DROP TABLE queue_stage;
+          CREATE VIEW queue AS SELECT m.seq, m.lane, m.source, m.sender_app, m.sender_fac,
+            m.control_id, m.dedup_key, m.message_type, m.patient_key, m.event_epoch,
+            m.event_time, m.precedence, m.order_key, m.raw, s.state, s.reason, m.dup_of,
+            m.received_at, s.updated_at FROM queue_msg m JOIN queue_state s ON s.seq = m.seq;""")
+    q = await DurableQueue.open(db)
+    await q.accept([Inbound(adt("2", nhs="9990000026"), "backload")], stage=True)
+    assert [r.control_id for r in await q.rows("queued")] == ["1", "2"]
+    await q.close()
+
+
 async def test_the_tally_follows_every_kind_of_state_change(tmp_path: Path) -> None:
     """Accept (queued, duplicate, dead letter), claim, recover, finish, requeue, any change
     through ``tallied`` (new trust and type, a deleted row): after each, the tally equals

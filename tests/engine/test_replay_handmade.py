@@ -305,6 +305,30 @@ async def test_reading_starts_before_the_later_files_are_hashed(
     assert again.progress.files_skipped == 2 and again.progress.read == 0  # same keys
 
 
+async def test_the_backload_is_staged_while_its_files_are_read_and_moved_before_release(
+        tmp_path: Path) -> None:
+    """While reading, the backload's state rows wait in the stage (appended, not put
+    in key order row by row); none is left there once release begins."""
+    from shcr_sim.engine.replay import Progress, ReplayOptions, replay
+
+    src = write_messages(tmp_path / "x/backload/a.hl7", [
+        adt(f"a{i}", f"202401{9 - i:02d}120000+0000", nhs=f"99900000{i % 2}8")
+        for i in range(6)])
+    db = tmp_path / "db.sqlite"
+    staged: dict[str, list[int]] = {}
+
+    def look(p: Progress) -> None:
+        with sqlite3.connect(db) as conn:
+            n = conn.execute("SELECT COUNT(*) FROM queue_stage").fetchone()[0]
+        staged.setdefault(p.phase, []).append(n)
+
+    result = await replay(db, [src.parents[1]], on_progress=look,
+                          options=ReplayOptions(batch=2, accept_batch=2, workers=0))
+    assert staged["ingest"][-1] == 6 and staged["release"] == [0] * len(staged["release"])
+    assert result.reconciliation.ok and result.progress.applied == 6
+    assert tally_is_exact(db)
+
+
 async def test_a_partly_read_file_resumes_after_its_last_committed_batch(
         tmp_path: Path) -> None:
     """A file's progress is committed with each accepted batch: a replay that stopped

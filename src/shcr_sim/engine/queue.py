@@ -79,6 +79,37 @@ TALLY = """CREATE TABLE IF NOT EXISTS queue_tally (
 TALLY_KEY = "lane, state, sender_fac, message_type"
 _BUMP = ("INSERT INTO queue_tally VALUES(?,?,?,?,?) ON CONFLICT(lane, state, sender_fac, "
          "message_type) DO UPDATE SET n = n + excluded.n")
+# A replay's backload, while its files are read: state rows in arrival order (``seq``),
+# so accepting appends instead of inserting at a random patient key into
+# ``queue_state`` and ``queue_ready``, trees far bigger than the page cache at a
+# million messages. ``unstage`` moves them over in key order once the files are read
+# (each leaf written about once), before any of them is claimed: the backload lane
+# releases only then anyway. Staged rows are ``queued``, counted in the tally, and
+# seen through the ``queue`` view like any other.
+STAGE_TABLE = """
+CREATE TABLE IF NOT EXISTS queue_stage (
+  seq INTEGER PRIMARY KEY,
+  lane TEXT NOT NULL,
+  patient_key TEXT NOT NULL,
+  order_key TEXT NOT NULL,
+  state TEXT NOT NULL,
+  reason TEXT NOT NULL DEFAULT '',
+  sender_fac TEXT NOT NULL DEFAULT '',
+  message_type TEXT NOT NULL DEFAULT '',
+  updated_at REAL NOT NULL
+);
+"""
+_STATE_COLUMNS = ("lane, patient_key, order_key, seq, state, reason, sender_fac, message_type, "
+                  "updated_at")
+# one arm of the ``queue`` view: a UNION ALL of joins (not a join on a UNION ALL), so
+# SQLite pushes a query's ``seq`` range or state into each arm and its indexes. The
+# stage's arm is read from the stage out (CROSS JOIN fixes the order): it is empty
+# but for a replay's ingest, and a search for dead letters would otherwise scan
+# every message for staged ones.
+_VIEW_ARM = """  SELECT m.seq, m.lane, m.source, m.sender_app, m.sender_fac, m.control_id,
+         m.dedup_key, m.message_type, m.patient_key, m.event_epoch, m.event_time, m.precedence,
+         m.order_key, m.raw, s.state, s.reason, m.dup_of, m.received_at, s.updated_at
+  FROM {join}"""
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS queue_msg (
   seq INTEGER PRIMARY KEY,
@@ -107,12 +138,12 @@ CREATE INDEX IF NOT EXISTS queue_ready ON queue_state(lane, patient_key, order_k
 CREATE INDEX IF NOT EXISTS queue_released ON queue_state(state) WHERE state = 'released';
 CREATE INDEX IF NOT EXISTS queue_dead ON queue_state(seq) WHERE state = 'dead-lettered';
 """ + TALLY + """;
--- every message with its state: what readers outside the hot path query
+""" + STAGE_TABLE + """
+-- every message with its state, staged or not: what readers outside the hot path query
 CREATE VIEW IF NOT EXISTS queue AS
-  SELECT m.seq, m.lane, m.source, m.sender_app, m.sender_fac, m.control_id, m.dedup_key,
-         m.message_type, m.patient_key, m.event_epoch, m.event_time, m.precedence,
-         m.order_key, m.raw, s.state, s.reason, m.dup_of, m.received_at, s.updated_at
-  FROM queue_msg m JOIN queue_state s ON s.seq = m.seq;
+""" + _VIEW_ARM.format(join="queue_msg m JOIN queue_state s ON s.seq = m.seq") + """
+  UNION ALL
+""" + _VIEW_ARM.format(join="queue_stage s CROSS JOIN queue_msg m ON m.seq = s.seq") + """;
 CREATE TABLE IF NOT EXISTS engine_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS inbound_files (
   file_key TEXT PRIMARY KEY,
@@ -148,12 +179,36 @@ ADD_TALLY = (
 )
 
 
+def _view_without_stage(db: sqlite3.Connection) -> bool:
+    row = db.execute("SELECT sql FROM sqlite_master WHERE type='view' AND name='queue'").fetchone()
+    return row is not None and "queue_stage" not in row[0]
+
+
 def create_schema(db: sqlite3.Connection) -> None:
     """The queue's tables, indexes and view, moving older layouts over first."""
     migrate(db, lambda d: is_table(d, "queue"), SPLIT_QUEUE_TABLE)
     migrate(db, lambda d: is_table(d, "queue_state") and not is_table(d, "queue_tally"),
             ADD_TALLY)
+    # a view written before staging: made again below, with the staged rows in it
+    migrate(db, _view_without_stage, ("DROP VIEW queue",))
     db.executescript(SCHEMA)
+
+
+def unstage(db: sqlite3.Connection) -> int:
+    """Move the staged state rows into ``queue_state`` in key order, in the caller's
+    transaction; how many moved. Sorted on disk, not in memory (``temp_store``): a
+    replay of ten million messages stages ten million rows."""
+    if db.execute("SELECT 1 FROM queue_stage LIMIT 1").fetchone() is None:
+        return 0
+    db.execute("PRAGMA temp_store=FILE")
+    try:
+        moved = db.execute(
+            f"INSERT INTO queue_state({_STATE_COLUMNS}) SELECT {_STATE_COLUMNS} FROM queue_stage "
+            "ORDER BY lane, patient_key, order_key, seq").rowcount
+    finally:
+        db.execute("PRAGMA temp_store=MEMORY")
+    db.execute("DELETE FROM queue_stage")
+    return moved
 
 
 def count_in_tally(db: sqlite3.Connection, groups: Iterable[tuple[str, str, str, str, int]]
@@ -446,12 +501,15 @@ class DurableQueue:
 
     async def accept(
         self, items: Sequence[Inbound], *, file_progress: tuple[str, str, int, bool] | None = None,
-        keyed: Sequence[MessageKeys | str] | None = None,
+        keyed: Sequence[MessageKeys | str] | None = None, stage: bool = False,
     ) -> list[Accepted]:
         """Queue a batch in one transaction; returns only once it is committed.
 
         ``file_progress`` = (file key, path, messages done, complete) is committed in
         the same transaction, so a resumed file replay neither loses nor re-reads.
+        ``stage``: the queued rows wait in ``queue_stage`` until ``unstage`` (a replay's
+        backload, claimed only once all of it is read); duplicates and dead letters
+        go straight to ``queue_state``.
         """
         if not items and file_progress is None:
             return []
@@ -509,13 +567,16 @@ class DurableQueue:
                 "order_key, raw, dup_of, received_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 rows,
             )
+            counted = Counter((st[0], st[4], st[6], st[7]) for st in states)
+            staged = [st for st in states if st[4] == "queued"] if stage else []
+            if staged:  # in arrival order: appended
+                states = [st for st in states if st[4] != "queued"]
+                await conn.executemany(
+                    f"INSERT INTO queue_stage({_STATE_COLUMNS}) VALUES(?,?,?,?,?,?,?,?,?)",
+                    staged)
             states.sort()  # in key order: neighbouring rows share pages
             await conn.executemany(
-                "INSERT INTO queue_state(lane, patient_key, order_key, seq, state, reason, "
-                "sender_fac, message_type, updated_at) VALUES(?,?,?,?,?,?,?,?,?)",
-                states,
-            )
-            counted = Counter((st[0], st[4], st[6], st[7]) for st in states)
+                f"INSERT INTO queue_state({_STATE_COLUMNS}) VALUES(?,?,?,?,?,?,?,?,?)", states)
             await conn._execute(count_in_tally, conn._conn,  # type: ignore[attr-defined]
                                 [(*k, n) for k, n in counted.items()])
             if file_progress is not None:
@@ -538,8 +599,16 @@ class DurableQueue:
         return (int(row[0]), bool(row[1])) if row else (0, False)
 
     # -- release side (the sequencer) ----------------------------------------
+    async def unstage(self) -> int:
+        """Staged rows (``accept(stage=True)``) into ``queue_state``, where they can be
+        claimed; how many moved."""
+        async with transaction(self.conn) as conn:
+            return await conn._execute(unstage, conn._conn)  # type: ignore[attr-defined]
+
     async def recover(self) -> int:
-        """After a crash: rows released but not finished go back to queued."""
+        """After a crash: rows released but not finished go back to queued, and rows
+        staged by a replay that stopped while reading its files become claimable."""
+        await self.unstage()
         async with transaction(self.conn) as conn:
             async with conn.execute(
                 "SELECT seq FROM queue_state INDEXED BY queue_released WHERE state='released'"
@@ -588,13 +657,14 @@ class DurableQueue:
 
         Counted from the rows themselves (what ``drain_live`` waits on), through the two
         partial indexes alone: a filter on ``lane`` through a state index would read
-        every waiting row (about a second per 200,000).
+        every waiting row (about a second per 200,000). Staged rows are counted too.
         """
         where = " AND lane=?" if lane is not None else ""
         sql = (f"SELECT (SELECT COUNT(*) FROM queue_state INDEXED BY queue_ready "
                f"WHERE state='queued'{where}) + (SELECT COUNT(*) FROM queue_state "
-               f"INDEXED BY queue_released WHERE state='released'{where})")
-        args: tuple = (lane, lane) if lane is not None else ()
+               f"INDEXED BY queue_released WHERE state='released'{where}) + "
+               f"(SELECT COUNT(*) FROM queue_stage WHERE true{where})")
+        args: tuple = (lane, lane, lane) if lane is not None else ()
         async with self.conn.execute(sql, args) as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0

@@ -73,7 +73,8 @@ def _count(db: sqlite3.Connection, correct: bool) -> tuple[Groups, int]:
     db.execute("BEGIN IMMEDIATE" if correct else "BEGIN")
     try:
         counts: Groups = Counter(db.execute(
-            "SELECT lane, state, sender_fac, message_type FROM queue_state"))
+            "SELECT lane, state, sender_fac, message_type FROM queue_state UNION ALL "
+            "SELECT lane, state, sender_fac, message_type FROM queue_stage"))
         wrong = retally(db, counts, correct=correct) if is_table(db, "queue_tally") else 0
         db.execute("COMMIT")
     except BaseException:

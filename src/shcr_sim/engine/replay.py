@@ -1,8 +1,10 @@
 """Backload replay with live traffic interleaved, resumable after a crash.
 
 1. Ingest: backload files are accepted in batches (per-file progress committed
-   with each batch). Between batches, one chunk of the live feed "arrives" and the
-   live lane is released at once — the backload never holds live traffic up.
+   with each batch), their state rows staged in arrival order and moved into the
+   queue's key order once every file is read (``DurableQueue.unstage``). Between
+   batches, one chunk of the live feed "arrives" and the live lane is released at
+   once — the backload never holds live traffic up.
 2. Release: only once the whole backload is queued (extracts are grouped by data
    type, so a patient's messages are spread across files) does the backload lane
    release, per patient in event order, in bounded batches, each preceded by the
@@ -10,8 +12,8 @@
 3. Drain: the rest of the live feed, then anything left in either lane.
 
 Restarting the same command resumes: released-but-unfinished rows are re-queued,
-completed files are skipped, and partly read files continue after the last
-committed batch.
+staged rows are moved over, completed files are skipped, and partly read files
+continue after the last committed batch.
 """
 
 from __future__ import annotations
@@ -96,8 +98,9 @@ class _Feed:
     """Messages of a list of files, accepted chunk by chunk with durable progress."""
 
     def __init__(self, engine: Engine, files: Sequence[SourceFile], keys: KeysAhead,
-                 chunk: int, progress: Progress) -> None:
+                 chunk: int, progress: Progress, *, stage: bool = False) -> None:
         self.engine = engine
+        self.stage = stage  # accepted rows wait in the queue's stage (``queue.unstage``)
         self.files = list(files)
         self.chunk = chunk
         self.progress = progress
@@ -164,6 +167,7 @@ class _Feed:
                 res = await self.engine.queue.accept(
                     [Inbound(raw, sf.lane, sf.name) for raw in batch],  # type: ignore[arg-type]
                     file_progress=(key, sf.name, done, complete), keyed=keyed,
+                    stage=self.stage,
                 )
             p = self.progress
             p.read += len(batch)
@@ -217,7 +221,8 @@ async def _replay(
     try:
         engine = await Engine.open(db, trusts, validate=validate, rate=rate, workers=workers)
         await engine.queue.recover()
-        backload = _Feed(engine, backload_files, keys[0], opts.accept_batch, progress)
+        backload = _Feed(engine, backload_files, keys[0], opts.accept_batch, progress,
+                         stage=True)
         livefeed = _Feed(engine, live_files, keys[1], opts.live_chunk, progress)
 
         async def tick(force: bool = False) -> None:
@@ -242,6 +247,8 @@ async def _replay(
         while await backload.pump():
             await live_step()
             await tick()
+        with engine.clock.time("enqueue"):  # the backload's state rows, in key order
+            await engine.queue.unstage()
         progress.phase = "release"
         while True:
             await live_step()
