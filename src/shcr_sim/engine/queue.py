@@ -568,8 +568,8 @@ class DurableQueue:
                 rows,
             )
             counted = Counter((st[0], st[4], st[6], st[7]) for st in states)
-            staged = [st for st in states if st[4] == "queued"] if stage else []
-            if staged:  # in arrival order: appended
+            if stage:  # the queued rows appended in arrival order; the rest as below
+                staged = [st for st in states if st[4] == "queued"]
                 states = [st for st in states if st[4] != "queued"]
                 await conn.executemany(
                     f"INSERT INTO queue_stage({_STATE_COLUMNS}) VALUES(?,?,?,?,?,?,?,?,?)",

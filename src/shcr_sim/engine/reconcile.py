@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 import aiosqlite
 
 from .db import is_table, retry_locked, write_lock
-from .queue import UNKNOWN_SENDER, retally
+from .queue import TALLY_KEY, UNKNOWN_SENDER, retally
 
 
 @dataclass(slots=True)
@@ -73,8 +73,7 @@ def _count(db: sqlite3.Connection, correct: bool) -> tuple[Groups, int]:
     db.execute("BEGIN IMMEDIATE" if correct else "BEGIN")
     try:
         counts: Groups = Counter(db.execute(
-            "SELECT lane, state, sender_fac, message_type FROM queue_state UNION ALL "
-            "SELECT lane, state, sender_fac, message_type FROM queue_stage"))
+            f"SELECT {TALLY_KEY} FROM queue_state UNION ALL SELECT {TALLY_KEY} FROM queue_stage"))
         wrong = retally(db, counts, correct=correct) if is_table(db, "queue_tally") else 0
         db.execute("COMMIT")
     except BaseException:
