@@ -16,6 +16,7 @@ from shcr_sim.engine.queue import (
     create_schema,
     set_states,
     tallied,
+    unstage,
 )
 
 
@@ -136,6 +137,46 @@ async def test_staged_rows_are_queued_and_seen_but_claimed_only_once_moved(
                                                         "dead-lettered": 1}
     rows = await q.claim("backload", 10)
     assert [r.control_id for r in rows] == ["2", "1", "3"]  # by patient, then event
+    await q.close()
+
+
+async def test_the_move_builds_the_seq_index_again_only_when_the_stage_outnumbers_the_rest(
+        tmp_path: Path) -> None:
+    """A replay into a fresh database moves more rows than ``queue_state`` holds: the
+    ``seq`` index is dropped and built again around the move. Into a fuller queue the
+    rows are inserted through it. Either way the index is there, whole, afterwards."""
+    db = tmp_path / "q.db"
+    q = await DurableQueue.open(db)
+    await q.accept([Inbound(adt("1"), "live")])
+    await q.accept([Inbound(adt(str(i), nhs="9990000026"), "backload") for i in range(2, 5)],
+                   stage=True)
+    await q.close()
+
+    def move(db: Path) -> list[str]:
+        with sqlite3.connect(db, isolation_level=None) as conn:
+            said: list[str] = []
+            conn.set_trace_callback(said.append)
+            conn.execute("BEGIN")
+            unstage(conn)
+            conn.execute("COMMIT")
+            conn.set_trace_callback(None)
+            assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+            plan = " ".join(r[3] for r in conn.execute(
+                "EXPLAIN QUERY PLAN SELECT state FROM queue_state WHERE seq = 2"))
+            assert "queue_state_seq" in plan
+            assert conn.execute("SELECT COUNT(*) FROM queue_stage").fetchone() == (0,)
+        return [s for s in said if "INDEX" in s]
+
+    assert move(db) == ["DROP INDEX queue_state_seq",
+                        "CREATE UNIQUE INDEX queue_state_seq ON queue_state(seq)"]  # 3 > 1
+    q = await DurableQueue.open(db)
+    await q.accept([Inbound(adt(str(i), nhs="9990000034"), "backload") for i in range(5, 9)],
+                   stage=True)
+    await q.close()
+    assert move(db) == []  # 4 staged, 4 there already
+    q = await DurableQueue.open(db)
+    assert tally_is_exact(db) and await q.counts() == {"queued": 8}
+    assert [r.control_id for r in await q.claim("backload", 3)] == ["2", "3", "4"]
     await q.close()
 
 
