@@ -201,7 +201,7 @@ def unstage(db: sqlite3.Connection) -> int:
 
     The rows reach ``queue_state_seq`` in random ``seq`` order, so when they outnumber
     the rows already there (a replay into a fresh database) that index is dropped and
-    built again after the move, from one sort: a quarter less time at two million rows,
+    built again after the move, from one sort: about a third less time at two million rows,
     and no gain once the rows already there are as many."""
     staged = db.execute("SELECT COUNT(*) FROM queue_stage").fetchone()[0]
     if not staged:
