@@ -201,25 +201,26 @@ def unstage(db: sqlite3.Connection) -> int:
 
     The rows reach ``queue_state_seq`` in random ``seq`` order, so when they outnumber
     the rows already there (a replay into a fresh database) that index is dropped and
-    built again after the move, from one sort: about a third less time at two million rows,
-    and no gain once the rows already there are as many."""
+    built again after the move, from one sort: about a third less time at two million
+    rows, and no gain once the rows already there are as many."""
     staged = db.execute("SELECT COUNT(*) FROM queue_stage").fetchone()[0]
     if not staged:
         return 0
     # the tally counts staged rows and the rest alike; only the way of moving hangs on it
     there = db.execute("SELECT TOTAL(n) FROM queue_tally").fetchone()[0] - staged
-    rebuild = staged > there and db.execute(
+    # the index's own CREATE statement, when it is to be built again after the move
+    seq_index = db.execute(
         "SELECT sql FROM sqlite_master WHERE type='index' AND name='queue_state_seq'"
-    ).fetchone()
+    ).fetchone() if staged > there else None
     db.execute("PRAGMA temp_store=FILE")
     try:
-        if rebuild:
+        if seq_index:
             db.execute("DROP INDEX queue_state_seq")
         moved = db.execute(
             f"INSERT INTO queue_state({_STATE_COLUMNS}) SELECT {_STATE_COLUMNS} FROM queue_stage "
             "ORDER BY lane, patient_key, order_key, seq").rowcount
-        if rebuild:
-            db.execute(rebuild[0])
+        if seq_index:
+            db.execute(seq_index[0])
     finally:
         db.execute("PRAGMA temp_store=MEMORY")
     db.execute("DELETE FROM queue_stage")
