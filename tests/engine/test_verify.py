@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from shcr_sim.engine import verify as verify_module
 from shcr_sim.engine.commands import every_few_seconds
-from shcr_sim.engine.verify import merge_index, merged_at, verify
+from shcr_sim.engine.verify import INSERT_EXPECTED, merge_index, merged_at, verify
+from shcr_sim.store import SqliteStore
 
 
 def _replayed(tmp_path: Path) -> tuple[Path, Path]:
@@ -70,6 +71,66 @@ def test_verify_catches_deleted_and_extra_resources(tmp_path: Path) -> None:
     assert code != 0
     kinds = {d["resource"]: d["kind"] for d in report["differences"]}
     assert kinds == {enc: "missing", "Patient/INVENTED": "unexpected"}
+
+
+def _rows_in_reverse_key_order(db: Path) -> None:
+    """The store's table written again so that its row order is the reverse of key
+    order: a comparison that walks one order and looks up the other is caught."""
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TEMP TABLE copy AS SELECT * FROM resource")
+        conn.execute("DELETE FROM resource")
+        conn.execute("INSERT INTO resource SELECT * FROM copy ORDER BY rkey DESC")
+
+
+def test_verify_compares_in_the_stores_row_order_and_reports_in_key_order(
+        tmp_path: Path) -> None:
+    db, src = _replayed(tmp_path)
+    _rows_in_reverse_key_order(db)
+    code, report = _verify(db, src)
+    assert code == 0 and report["ok"]
+    with sqlite3.connect(db) as conn:
+        keys = [k for (k,) in conn.execute("SELECT rkey FROM resource ORDER BY rowid")]
+        assert keys == sorted(keys, reverse=True) and len(keys) >= 4
+        first, middle, last = keys[0], keys[len(keys) // 2], keys[-1]
+        conn.execute("DELETE FROM resource WHERE rkey=?", (middle,))  # missing
+        # the last row's content moved to the first row's key: differs or unexpected
+        conn.execute("UPDATE resource SET json=(SELECT json FROM resource WHERE rkey=?) "
+                     "WHERE rkey=?", (last, first))
+        conn.execute("UPDATE resource SET rkey='Zzz/INVENTED' WHERE rkey=?", (last,))
+    code, report = _verify(db, src)
+    assert code != 0
+    kinds = [(d["resource"], d["kind"]) for d in report["differences"]]
+    assert kinds == sorted([(middle, "missing"), (first, "differs"), (last, "missing"),
+                            ("Zzz/INVENTED", "unexpected")])
+
+
+async def test_the_store_is_read_front_to_back_and_looked_up_by_its_key_index(
+        tmp_path: Path) -> None:
+    """The statements' plans: the comparison scans the table (no index: its own order),
+    and each expected row finds its store row through the key index alone."""
+    db, _src = _replayed(tmp_path)
+    _rows_in_reverse_key_order(db)
+    store = await SqliteStore.open_for_reading(db)
+    seen: list[str] = []
+    await store.conn.set_trace_callback(seen.append)
+    try:
+        rows = [r async for r in store.iter_stored()]
+    finally:
+        await store.close()
+    assert [r[0] for r in rows] == sorted(r[0] for r in rows)
+    assert [r[1] for r in rows] == sorted((r[1] for r in rows), reverse=True)
+    scan = next(sql for sql in seen if "FROM resource" in sql)
+    with sqlite3.connect(db) as conn:
+        plan = " ".join(str(r[-1]) for r in conn.execute(f"EXPLAIN QUERY PLAN {scan}"))
+        assert plan == "SCAN resource", plan
+        conn.execute("ATTACH DATABASE ? AS store", (str(db),))
+        conn.execute("CREATE TEMP TABLE expected (srow INTEGER, rkey TEXT NOT NULL, "
+                     "pos TEXT NOT NULL, json BLOB NOT NULL)")
+        plan = " ".join(str(r[-1]) for r in conn.execute(
+            f"EXPLAIN QUERY PLAN {INSERT_EXPECTED}", ("Patient/X", "0", b"")))
+        assert plan.endswith(
+            "SEARCH store.resource USING COVERING INDEX sqlite_autoindex_resource_1 (rkey=?)"
+        ), plan
 
 
 def _plain_merged_at(merges: list[tuple[str, str, str]], pos: str) -> dict[str, str]:

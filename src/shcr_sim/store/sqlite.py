@@ -743,13 +743,14 @@ class SqliteStore:
             async for row in cur:
                 yield self.unpacker.resource(*row)
 
-    async def iter_stored(self) -> AsyncIterator[tuple[str, bytes | str, int, str]]:
-        """Every current row as kept, in ``rkey`` order: (rkey, packed JSON, version,
-        last updated). Equal packed bytes mean equal content, so a comparison against
-        ``compress.pack`` of the expected JSON needs no unpacking when they match;
-        ``self.unpacker.resource`` reads a row whole."""
+    async def iter_stored(self) -> AsyncIterator[tuple[int, str, bytes | str]]:
+        """Every current row as kept, in the table's own order (its rowid): (rowid,
+        rkey, packed JSON). That order reads the file front to back; ``rkey`` order
+        would be a random read per row once the table outgrows memory. Equal packed
+        bytes mean equal content, so a comparison against ``compress.pack`` of the
+        expected JSON needs no unpacking when they match."""
         async with self.conn.execute(
-            "SELECT rkey, json, version, last_updated FROM resource ORDER BY rkey"
+            "SELECT rowid, rkey, json FROM resource ORDER BY rowid"
         ) as cur:
             while rows := await cur.fetchmany(2000):
                 for row in rows:
