@@ -79,7 +79,7 @@ class Engine:
         self.store_retry = (0.05, 2.0)  # back-off (first, longest) while the store is down
         self.trusts: list[TrustInfo] | None = None
         self.workers = 0  # conversion worker processes (0: convert in this process)
-        self.pool_min = 200  # smaller batches convert here: a worker hop costs more
+        self.pool_min = 100  # smaller batches convert here: a worker hop costs more
         self.pool: ConvertPool | None = None
         self._pending: dict[Lane, tuple[list[QueueRow], asyncio.Future[Converting]]] = {}
 
@@ -316,8 +316,14 @@ class Engine:
         await self.flush(lane)
         return n
 
-    async def drain(self, lane: Lane, batch: int = 1000) -> int:
+    async def drain(self, lane: Lane, batch: int = 1000, *, leave_last: bool = False) -> int:
+        """Release a lane until it has nothing ready. ``leave_last``: stop after a short
+        batch with that batch still converting (the next ``release_next`` or ``flush``
+        of the lane stores it), so the conversion overlaps whatever the caller does
+        next instead of holding it up."""
         total = 0
         while n := await self.release_next(lane, batch):
             total += n
+            if leave_last and n < batch:
+                break
         return total

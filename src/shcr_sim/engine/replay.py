@@ -238,8 +238,9 @@ async def _replay(
 
         async def live_step() -> int:
             n = await livefeed.pump()
-            if opts.release_live:
-                progress.live_released += await engine.drain("live", max(opts.batch, 1))
+            if opts.release_live:  # the last live batch converts in a worker meanwhile
+                progress.live_released += await engine.drain("live", max(opts.batch, 1),
+                                                             leave_last=True)
             return n
 
         progress.phase = "ingest"
