@@ -6,13 +6,20 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
 from engine_helpers import adt, cli, replay_json, stored_json, write_messages, write_scenario
 from hypothesis import given
 from hypothesis import strategies as st
 
 from shcr_sim.engine import verify as verify_module
 from shcr_sim.engine.commands import every_few_seconds
-from shcr_sim.engine.verify import INSERT_EXPECTED, merge_index, merged_at, verify
+from shcr_sim.engine.verify import (
+    INSERT_EXPECTED,
+    StoreChanged,
+    merge_index,
+    merged_at,
+    verify,
+)
 from shcr_sim.store import SqliteStore
 
 
@@ -96,12 +103,12 @@ def test_verify_compares_in_the_stores_row_order_and_reports_in_key_order(
         # the last row's content moved to the first row's key: differs or unexpected
         conn.execute("UPDATE resource SET json=(SELECT json FROM resource WHERE rkey=?) "
                      "WHERE rkey=?", (last, first))
-        conn.execute("UPDATE resource SET rkey='Zzz/INVENTED' WHERE rkey=?", (last,))
+        conn.execute("UPDATE resource SET rkey='AAA/INVENTED' WHERE rkey=?", (last,))
     code, report = _verify(db, src)
     assert code != 0
     kinds = [(d["resource"], d["kind"]) for d in report["differences"]]
     assert kinds == sorted([(middle, "missing"), (first, "differs"), (last, "missing"),
-                            ("Zzz/INVENTED", "unexpected")])
+                            ("AAA/INVENTED", "unexpected")])
 
 
 async def test_the_store_is_read_front_to_back_and_looked_up_by_its_key_index(
@@ -131,6 +138,23 @@ async def test_the_store_is_read_front_to_back_and_looked_up_by_its_key_index(
         assert plan.endswith(
             "SEARCH store.resource USING COVERING INDEX sqlite_autoindex_resource_1 (rkey=?)"
         ), plan
+
+
+async def test_verify_refuses_a_store_written_to_while_it_ran(tmp_path: Path) -> None:
+    """Each expected row is matched to its store row early; a write in between (an engine
+    still running, a VACUUM renumbering rows) would make the comparison wrong."""
+    db, src = _replayed(tmp_path)
+    written = []
+
+    def write_once(phase: str, n: int) -> None:
+        if phase == "converted" and not written:
+            with sqlite3.connect(db) as conn:
+                written.append(conn.execute("DELETE FROM resource WHERE rtype='Encounter'"))
+    with pytest.raises(StoreChanged, match="written to while verify ran"):
+        await verify(db, [src], workers=0, progress=write_once)
+    assert written
+    out = cli("verify", "--db", str(db), str(src), check=False)  # now still: it runs
+    assert out.returncode == 1 and "missing" in out.stdout
 
 
 def _plain_merged_at(merges: list[tuple[str, str, str]], pos: str) -> dict[str, str]:

@@ -175,13 +175,16 @@ def verify_command(
     trust_specs: Sequence[str], as_json: bool, console: Console,
 ) -> int:
     """Rebuild every patient's journey independently; 0 when the store matches."""
-    from .verify import verify
+    from .verify import StoreChanged, verify
     from .views import verify_report
 
     require_db(db)
     check_inputs(dirs, live)
     trusts = pick_trusts(db, None, trusts_file, trust_specs, [])
-    result = asyncio.run(verify(db, dirs, live, trusts, progress=every_few_seconds()))
+    try:
+        result = asyncio.run(verify(db, dirs, live, trusts, progress=every_few_seconds()))
+    except StoreChanged as exc:
+        raise CommandError(str(exc)) from None
     if as_json:
         sys.stdout.write(json.dumps({
             "ok": result.ok, "messages": result.messages, "patients": result.patients,

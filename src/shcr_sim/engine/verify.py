@@ -36,7 +36,7 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -271,15 +271,16 @@ async def verify(
     if workers is None:
         big = sum(sf.path.stat().st_size for sf in files) >= PARALLEL_FROM_BYTES
         workers = default_workers() if big else 0
-    if trusts is None:
-        trusts = await saved_trusts(db)
-    trust_list = list(trusts) if trusts is not None else None
-    converter = Converter(trusts, "off")
-    tzs = converter.timezones() if trusts is not None else None
-    # opened first: an older layout is moved over now, and a file with no store in it
-    # is reported before the hours of reading
+    # opened first: a missing file or one with no store in it is reported before the
+    # hours of reading, and an older layout is moved over now
     store = await SqliteStore.open_for_reading(db)
     try:
+        written = await _data_version(store)
+        if trusts is None:
+            trusts = await saved_trusts(db)
+        trust_list = list(trusts) if trusts is not None else None
+        converter = Converter(trusts, "off")
+        tzs = converter.timezones() if trusts is not None else None
         with tempfile.TemporaryDirectory(prefix="shcr-verify-") as tmp:
             conn = _temp_db(Path(tmp) / "messages.db", SCHEMA)
             exp = _temp_db(Path(tmp) / "expected.db", EXPECTED_SCHEMA)
@@ -291,22 +292,46 @@ async def verify(
                 conn.executemany("INSERT INTO grp(patient, grp) VALUES(?, ?)",
                                  [(k, groups.find(k)) for k in groups.parent])
                 conn.execute("COMMIT")
-                # read only: the store's key index, for each expected row's store row
-                exp.execute("ATTACH DATABASE ? AS store",
-                            (Path(db).resolve().as_uri() + "?mode=ro",))
+                _attach_store(exp, db)
                 with _pool(workers, _init_converter, trust_list, merges) as pool:
                     _expect(exp, _chunks(_group_rows(conn)), pool, tick)
                 exp.execute("DETACH DATABASE store")
                 patients = conn.execute("SELECT COUNT(DISTINCT patient) FROM msg").fetchone()[0]
                 conn.close()
                 (Path(tmp) / "messages.db").unlink()  # scratch disk back before the last sort
+                await _still(store, written)
                 resources, diffs = await _compare(exp, store, tick)
+                await _still(store, written)
             finally:
                 conn.close()
                 exp.close()
     finally:
         await store.close()
     return VerifyResult(count, patients, resources, diffs)
+
+
+class StoreChanged(RuntimeError):
+    """The store was written to while ``verify`` ran: its comparison would be wrong."""
+
+
+async def _data_version(store: SqliteStore) -> int:
+    async with store.conn.execute("PRAGMA data_version") as cur:  # moves on others' commits
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def _still(store: SqliteStore, written: int) -> None:
+    if await _data_version(store) != written:
+        raise StoreChanged("the record store was written to while verify ran (an engine "
+                           "still running?); run verify again when nothing writes to it")
+
+
+def _attach_store(exp: sqlite3.Connection, db: Path) -> None:
+    """The store, read only, on the scratch connection: each expected row looks up its
+    store row in the key index as it is written (random lookups: a cache for them)."""
+    exp.execute("ATTACH DATABASE ? AS store", (Path(db).resolve().as_uri() + "?mode=ro",))
+    exp.execute("PRAGMA store.cache_size=-65536")
+    exp.execute("PRAGMA busy_timeout=60000")
 
 
 def _temp_db(path: Path, schema: str) -> sqlite3.Connection:
@@ -546,25 +571,26 @@ async def _compare(exp: sqlite3.Connection, store: SqliteStore,
     while nxt is not None and nxt[0] is None:  # not in the store when looked up
         diffs.append(_missing(mine, nxt))
         count, nxt = count + 1, next(wanted, None)
-    async for row, rkey, blob in store.iter_stored():
-        if count >= ticked + 100_000:
-            ticked = count
-            tick("compared", count)
-        while nxt is not None and nxt[0] < row:  # gone since it was looked up
-            diffs.append(_missing(mine, nxt))
+    async with aclosing(store.iter_stored()) as rows:
+        async for row, rkey, blob in rows:
+            if count >= ticked + 100_000:
+                ticked = count
+                tick("compared", count)
+            while nxt is not None and nxt[0] < row:  # gone since (``_still`` says so)
+                diffs.append(_missing(mine, nxt))
+                count, nxt = count + 1, next(wanted, None)
+            if nxt is None or nxt[0] != row or nxt[1] != rkey:
+                diffs.append(Difference(rkey, "unexpected", actual=stored(blob)))
+                continue
+            want_blob = nxt[2]
             count, nxt = count + 1, next(wanted, None)
-        if nxt is None or nxt[0] != row or nxt[1] != rkey:
-            diffs.append(Difference(rkey, "unexpected", actual=stored(blob)))
-            continue
-        want_blob = nxt[2]
-        count, nxt = count + 1, next(wanted, None)
-        if blob == want_blob:
-            continue
-        got = stored(blob)
-        want_json = mine.json(want_blob)
-        if orjson.dumps(got, option=orjson.OPT_SORT_KEYS) != want_json:
-            want = orjson.loads(want_json)
-            diffs.append(Difference(rkey, "differs", diff_paths(want, got), want, got))
+            if blob == want_blob:
+                continue
+            got = stored(blob)
+            want_json = mine.json(want_blob)
+            if orjson.dumps(got, option=orjson.OPT_SORT_KEYS) != want_json:
+                want = orjson.loads(want_json)
+                diffs.append(Difference(rkey, "differs", diff_paths(want, got), want, got))
     while nxt is not None:
         diffs.append(_missing(mine, nxt))
         count, nxt = count + 1, next(wanted, None)
