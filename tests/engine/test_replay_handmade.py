@@ -396,27 +396,3 @@ def test_hashing_gives_up_once_the_replay_is_over(tmp_path: Path) -> None:
     assert len(file_key(src, stop)) == 32 and file_key(src, stop) == file_key(src)
     stop.set()
     assert file_key(src, stop) == ""
-
-
-async def test_drain_can_leave_its_last_batch_converting_for_the_next_step(
-        tmp_path: Path) -> None:
-    """A replay's live step leaves the lane's last batch to be stored by the next one,
-    so its conversion overlaps the backload's accept; nothing is lost by it."""
-    from shcr_sim.engine.convert import TrustInfo
-    from shcr_sim.engine.pipeline import Engine
-    from shcr_sim.engine.queue import Inbound
-
-    engine = await Engine.open(tmp_path / "e.db", [TrustInfo("PAS", "RXX01", "itk-acute", "T")])
-    q = engine.queue
-    await q.accept([Inbound(adt(f"c{i}", "20240120120000+0000", mrn=f"M{i}"), "live")
-                    for i in range(25)])
-    assert await engine.drain("live", 10, leave_last=True) == 25
-    assert await q.counts() == {"applied": 20, "released": 5}  # 10 + 10 stored, 5 converting
-    await q.accept([Inbound(adt(f"d{i}", "20240121120000+0000", mrn=f"M{i}"), "live")
-                    for i in range(3)])
-    assert await engine.drain("live", 10, leave_last=True) == 3  # stores the 5 first
-    assert await q.counts() == {"applied": 25, "released": 3}
-    assert await engine.drain("live", 10) == 0  # the plain drain stores what was left
-    assert await q.counts() == {"applied": 28}
-    assert await engine.store.current("Patient", "RXX01-M24") is not None
-    await engine.close()

@@ -79,9 +79,7 @@ class Engine:
         self.store_retry = (0.05, 2.0)  # back-off (first, longest) while the store is down
         self.trusts: list[TrustInfo] | None = None
         self.workers = 0  # conversion worker processes (0: convert in this process)
-        # smaller batches convert here (a worker hop costs more); a replay's live chunk
-        # of 100, less its duplicates, still goes to the workers
-        self.pool_min = 50
+        self.pool_min = 200  # smaller batches convert here: a worker hop costs more
         self.pool: ConvertPool | None = None
         self._pending: dict[Lane, tuple[list[QueueRow], asyncio.Future[Converting]]] = {}
 
@@ -318,14 +316,8 @@ class Engine:
         await self.flush(lane)
         return n
 
-    async def drain(self, lane: Lane, batch: int = 1000, *, leave_last: bool = False) -> int:
-        """Release a lane until it has nothing ready. ``leave_last``: stop after a short
-        batch without storing it (the lane's next ``release_next`` or ``flush`` does),
-        so a batch converting in a worker overlaps whatever the caller does next
-        instead of holding it up."""
+    async def drain(self, lane: Lane, batch: int = 1000) -> int:
         total = 0
         while n := await self.release_next(lane, batch):
             total += n
-            if leave_last and n < batch:
-                break
         return total

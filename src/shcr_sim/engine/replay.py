@@ -238,9 +238,8 @@ async def _replay(
 
         async def live_step() -> int:
             n = await livefeed.pump()
-            if opts.release_live:  # the last live batch converts in a worker meanwhile
-                progress.live_released += await engine.drain("live", max(opts.batch, 1),
-                                                             leave_last=True)
+            if opts.release_live:
+                progress.live_released += await engine.drain("live", max(opts.batch, 1))
             return n
 
         progress.phase = "ingest"
