@@ -100,7 +100,7 @@ def test_verify_compares_in_the_stores_row_order_and_reports_in_key_order(
         assert keys == sorted(keys, reverse=True) and len(keys) >= 4
         first, middle, last = keys[0], keys[len(keys) // 2], keys[-1]
         conn.execute("DELETE FROM resource WHERE rkey=?", (middle,))  # missing
-        # the last row's content moved to the first row's key: differs or unexpected
+        # the last row's content moved to the first row's key: it differs
         conn.execute("UPDATE resource SET json=(SELECT json FROM resource WHERE rkey=?) "
                      "WHERE rkey=?", (last, first))
         conn.execute("UPDATE resource SET rkey='AAA/INVENTED' WHERE rkey=?", (last,))
