@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from shcr_sim.engine import verify as verify_module
 from shcr_sim.engine.commands import every_few_seconds
 from shcr_sim.engine.verify import (
+    EXPECTED_SCHEMA,
     INSERT_EXPECTED,
     StoreChanged,
     merge_index,
@@ -130,9 +131,9 @@ async def test_the_store_is_read_front_to_back_and_looked_up_by_its_key_index(
     with sqlite3.connect(db) as conn:
         plan = " ".join(str(r[-1]) for r in conn.execute(f"EXPLAIN QUERY PLAN {scan}"))
         assert plan == "SCAN resource", plan
+    with sqlite3.connect(":memory:") as conn:  # verify's scratch table, the store attached
+        conn.executescript(EXPECTED_SCHEMA)
         conn.execute("ATTACH DATABASE ? AS store", (str(db),))
-        conn.execute("CREATE TEMP TABLE expected (srow INTEGER, rkey TEXT NOT NULL, "
-                     "pos TEXT NOT NULL, json BLOB NOT NULL)")
         plan = " ".join(str(r[-1]) for r in conn.execute(
             f"EXPLAIN QUERY PLAN {INSERT_EXPECTED}", ("Patient/X", "0", b"")))
         assert plan.endswith(
