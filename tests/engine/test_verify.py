@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from shcr_sim.engine.verify import (
     verify,
 )
 from shcr_sim.store import SqliteStore
+from shcr_sim.store.base import NotAStore
 
 
 def _replayed(tmp_path: Path) -> tuple[Path, Path]:
@@ -223,3 +225,49 @@ def test_the_progress_lines_name_the_pass_and_its_count(capsys) -> None:
     quiet = every_few_seconds(interval=3600.0)
     quiet("read", 1)
     assert capsys.readouterr().err == ""
+
+
+async def test_saved_trusts_reads_without_creating_or_writing(tmp_path: Path) -> None:
+    """A missing path stays missing, a file no engine wrote keeps its tables, a file
+    that is not a database is named (and its connection closed), and a replayed
+    database gives back the trusts its replay saved."""
+    missing = tmp_path / "nothing-here.db"
+    assert await verify_module.saved_trusts(missing) is None
+    assert not missing.exists()
+
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    assert await verify_module.saved_trusts(other) is None
+    with sqlite3.connect(other) as conn:
+        assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("t",)]
+
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not a database at all " * 200)
+    before = set(threading.enumerate())
+    with pytest.raises(NotAStore, match="is not an SQLite database"):
+        await verify_module.saved_trusts(garbage)
+    opened = [t for t in threading.enumerate()
+              if t not in before and "_connection_worker_thread" in t.name]
+    for t in opened:
+        t.join(5)
+    assert not [t for t in opened if t.is_alive()]  # closed, so its thread ended
+
+    db, _src = _replayed(tmp_path)
+    trusts = await verify_module.saved_trusts(db)
+    assert sorted((t.app, t.ods, t.flavour, t.name) for t in trusts or []) == [
+        ("LIMS", "RXX01", "itk-acute", "Test Acute"), ("PAS", "RXX01", "itk-acute", "Test Acute")]
+
+
+@pytest.mark.parametrize("command", ["verify", "replay"])
+def test_a_file_that_is_not_a_database_is_an_error_not_a_hang(tmp_path: Path,
+                                                              command: str) -> None:
+    """Both the reading and the writing open close their connection when the file is
+    not SQLite; left open, it kept the process from exiting."""
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not a database at all " * 200)
+    src = write_messages(tmp_path / "x/backload/adt.hl7", [adt("1", "20240101120000+0000")])
+    out = cli(command, "--db", str(garbage), str(src.parents[1]), check=False, timeout=60)
+    assert out.returncode == 2, out.stderr
+    assert f"error: {garbage} is not an SQLite database" in out.stderr
+    assert garbage.read_bytes() == b"not a database at all " * 200

@@ -47,6 +47,7 @@ import zstandard
 from shcr_sim.hl7 import HL7Error, Message, TimestampError, parse_ts
 from shcr_sim.store import SqliteStore, strip_meta
 from shcr_sim.store.compress import Unpacker, pack
+from shcr_sim.store.sqlite import connect_for_reading
 
 from .convert import Converted, Converter, TrustInfo
 from .inbound import SourceFile, discover, iter_raw
@@ -124,14 +125,23 @@ def diff_paths(a: Any, b: Any, path: str = "") -> list[str]:
 
 
 async def saved_trusts(db: Path) -> list[TrustInfo] | None:
-    import aiosqlite
+    """The trusts a replay saved in this database; None when it saved none.
 
-    async with aiosqlite.connect(str(db)) as conn:
-        try:
-            async with conn.execute("SELECT value FROM engine_meta WHERE key='trusts'") as cur:
-                row = await cur.fetchone()
-        except aiosqlite.OperationalError:
-            return None
+    A missing file is left missing (None), and no rows or schema are written to an
+    existing one. A file that is not an SQLite database raises ``NotAStore``.
+    """
+    if not Path(db).is_file():
+        return None
+    conn = await connect_for_reading(db)
+    try:
+        async with conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' "
+                                "AND name='engine_meta'") as cur:
+            if await cur.fetchone() is None:  # no engine wrote to this file
+                return None
+        async with conn.execute("SELECT value FROM engine_meta WHERE key='trusts'") as cur:
+            row = await cur.fetchone()
+    finally:
+        await conn.close()
     return [TrustInfo(*t) for t in orjson.loads(row[0])] if row else None
 
 

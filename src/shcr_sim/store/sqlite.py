@@ -341,16 +341,32 @@ async def connect(db_path: str | Path, synchronous: str = "NORMAL") -> aiosqlite
     # 8 KiB pages (a new file only): a resource's JSON is ~1 KiB and a batch commits
     # several MiB; half as many page frames to write to the WAL cut the commit time
     # (measured against 4 and 16 KiB on a replay batch)
-    await conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
-    await conn.execute("PRAGMA journal_mode=WAL")
-    await conn.execute(f"PRAGMA synchronous={synchronous}")
-    await conn.execute("PRAGMA busy_timeout=60000")
-    await conn.execute("PRAGMA temp_store=MEMORY")
-    await conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: current rows + indexes
-    await conn.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")
-    await conn.execute(f"PRAGMA journal_size_limit={WAL_KEPT_BYTES}")
+    await _set_up(conn, db_path, (
+        f"page_size={PAGE_SIZE}", "journal_mode=WAL", f"synchronous={synchronous}",
+        "busy_timeout=60000", "temp_store=MEMORY",
+        "cache_size=-65536",  # 64 MiB: current rows + indexes
+        f"wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}", f"journal_size_limit={WAL_KEPT_BYTES}",
+    ))
     _checkpoint_in_background(conn, str(path), synchronous)
     return conn
+
+
+async def _set_up(conn: aiosqlite.Connection, db_path: str | Path,
+                  pragmas: Sequence[str]) -> None:
+    """Run ``pragmas`` on a new connection; on any failure close it before raising.
+
+    Some of them read the file's header, so a file that is not an SQLite database
+    fails here, as ``NotAStore``. Left open, aiosqlite's connection thread would keep
+    the process from ever exiting.
+    """
+    try:
+        for pragma in pragmas:
+            await conn.execute(f"PRAGMA {pragma}")
+    except BaseException as exc:
+        await conn.close()
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB:
+            raise NotAStore(f"{db_path} is not an SQLite database") from None
+        raise
 
 
 async def connect_for_reading(db_path: str | Path) -> aiosqlite.Connection:
@@ -365,9 +381,8 @@ async def connect_for_reading(db_path: str | Path) -> aiosqlite.Connection:
         raise FileNotFoundError(f"database not found: {db_path}")
     conn = await aiosqlite.connect(path.resolve().as_uri() + "?mode=rw", uri=True,
                                    isolation_level=None)
-    for pragma in ("query_only=ON", "busy_timeout=60000", "temp_store=MEMORY",
-                   "cache_size=-65536"):
-        await conn.execute(f"PRAGMA {pragma}")
+    await _set_up(conn, db_path, ("query_only=ON", "busy_timeout=60000", "temp_store=MEMORY",
+                                  "cache_size=-65536"))
     return conn
 
 
