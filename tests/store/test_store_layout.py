@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from pathlib import Path
 
+import pytest
+
 from shcr_sim.store import SqliteStore, Write, content_hash, prepare, strip_meta
+from shcr_sim.store.base import NotAStore
 from shcr_sim.store.compress import shipped_unpacker
+from shcr_sim.store.sqlite import connect, connect_for_reading
 
 
 def patient(family: str, **extra: object) -> dict:
@@ -172,3 +177,23 @@ async def test_moving_over_repairs_a_version_number_left_behind(tmp_path: Path) 
     assert len({h.version for h in hist}) == 5
     assert [h.message_id for h in hist if h.current][-1] == "m5"
     await s.close()
+
+
+@pytest.mark.parametrize("opening", ["writer", "reader"])
+async def test_a_file_that_is_not_sqlite_is_not_a_store_and_its_connection_is_closed(
+        tmp_path: Path, opening: str) -> None:
+    """Left open, the failed connection's thread kept the process from exiting."""
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not a database at all " * 200)
+    before = set(threading.enumerate())
+    with pytest.raises(NotAStore, match="is not an SQLite database"):
+        if opening == "writer":
+            await connect(garbage)
+        else:
+            await connect_for_reading(garbage)
+    opened = [t for t in threading.enumerate()
+              if t not in before and "_connection_worker_thread" in t.name]
+    for t in opened:
+        t.join(5)
+    assert not [t for t in opened if t.is_alive()]
+    assert garbage.read_bytes() == b"not a database at all " * 200
