@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiosqlite
 import orjson
 import zstandard
 
@@ -134,14 +135,18 @@ async def saved_trusts(db: Path) -> list[TrustInfo] | None:
         return None
     conn = await connect_for_reading(db)
     try:
-        async with conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' "
-                                "AND name='engine_meta'") as cur:
-            if await cur.fetchone() is None:  # no engine wrote to this file
-                return None
-        async with conn.execute("SELECT value FROM engine_meta WHERE key='trusts'") as cur:
-            row = await cur.fetchone()
+        return await _trusts_saved_in(conn)
     finally:
         await conn.close()
+
+
+async def _trusts_saved_in(conn: aiosqlite.Connection) -> list[TrustInfo] | None:
+    async with conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' "
+                            "AND name='engine_meta'") as cur:
+        if await cur.fetchone() is None:  # no engine wrote to this file
+            return None
+    async with conn.execute("SELECT value FROM engine_meta WHERE key='trusts'") as cur:
+        row = await cur.fetchone()
     return [TrustInfo(*t) for t in orjson.loads(row[0])] if row else None
 
 
@@ -286,8 +291,8 @@ async def verify(
     store = await SqliteStore.open_for_reading(db)
     try:
         written = await _data_version(store)
-        if trusts is None:
-            trusts = await saved_trusts(db)
+        if trusts is None:  # through the store's own reading connection
+            trusts = await _trusts_saved_in(store.conn)
         trust_list = list(trusts) if trusts is not None else None
         converter = Converter(trusts, "off")
         tzs = converter.timezones() if trusts is not None else None
