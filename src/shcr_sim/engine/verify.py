@@ -297,11 +297,12 @@ async def verify(
         converter = Converter(trusts, "off")
         tzs = converter.timezones() if trusts is not None else None
         with tempfile.TemporaryDirectory(prefix="shcr-verify-") as tmp:
-            conn = _temp_db(Path(tmp) / "messages.db", SCHEMA)
-            exp = _temp_db(Path(tmp) / "expected.db", EXPECTED_SCHEMA)
+            conn = _temp_db(Path(tmp) / "messages.db", SCHEMA, DEDUP_CACHE)
+            exp = _temp_db(Path(tmp) / "expected.db", EXPECTED_SCHEMA, APPEND_CACHE)
             try:
                 with _pool(workers, _init_reader, tzs) as pool:
                     count = _read(conn, files, pool, tick)
+                _set_cache(conn, GROUP_SORT_CACHE)  # pass 2 reads it front to back, sorted
                 merges, groups = _merges(conn, converter)
                 conn.execute("BEGIN")
                 conn.executemany("INSERT INTO grp(patient, grp) VALUES(?, ?)",
@@ -315,6 +316,7 @@ async def verify(
                 conn.close()
                 (Path(tmp) / "messages.db").unlink()  # scratch disk back before the last sort
                 await _still(store, written)
+                _set_cache(exp, DEDUP_CACHE)  # the last pass sorts the whole table
                 resources, diffs = await _compare(exp, store, tick)
                 await _still(store, written)
             finally:
@@ -349,12 +351,26 @@ def _attach_store(exp: sqlite3.Connection, db: Path) -> None:
     exp.execute("PRAGMA busy_timeout=60000")
 
 
-def _temp_db(path: Path, schema: str) -> sqlite3.Connection:
+# Page cache of a scratch database, in KiB; SQLite's sorter takes as much again while
+# it sorts. Each pass gets what its access pattern needs, so the caches of the two
+# scratch databases and the store's are not all at their largest at once: at a
+# million messages the process tree peaked at 760 MiB with 128 MiB for every pass,
+# 511 MiB with these, in about the same time (221 s against 222).
+DEDUP_CACHE = 131072  # pass 1's unique index on MSH-10 is written at random
+GROUP_SORT_CACHE = 65536  # pass 2 sorts the messages by group (a scan and a sort)
+APPEND_CACHE = 16384  # pass 2 appends the expected rows; no index to keep
+
+
+def _set_cache(conn: sqlite3.Connection, kib: int) -> None:
+    conn.execute(f"PRAGMA cache_size=-{kib}")
+
+
+def _temp_db(path: Path, schema: str, cache_kib: int) -> sqlite3.Connection:
     # a URI, so that ATTACH takes one (the store, opened read only)
     conn = sqlite3.connect(path.resolve().as_uri(), uri=True, isolation_level=None)
     conn.execute("PRAGMA journal_mode=OFF")
     conn.execute("PRAGMA synchronous=OFF")
-    conn.execute("PRAGMA cache_size=-131072")  # 128 MiB: the dedup index of a big run
+    _set_cache(conn, cache_kib)
     conn.executescript(schema)
     return conn
 
