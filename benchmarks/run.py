@@ -10,6 +10,8 @@
    stage (read+frame, enqueue, sequence, convert, validate, store) the stage's busy
    time and its own rate, then end to end: msg/s, msg/s per core (CPU seconds of the
    process tree), peak RSS of the process tree, p50/p99 enqueue → stored latency.
+   With ``--verify``, ``verify`` then runs on that database in a child of its own,
+   as a user runs it after a replay, with its own time and peak RSS.
 3. The two reference points, in the same run and each in its own child process:
    the obvious implementation (hl7apy ``parse_message`` + fhir.resources models per
    message + one aiosqlite insert per resource, committed per message) on a sample
@@ -109,7 +111,7 @@ def _self_and_reaped() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def child_replay(scen: Path, db: Path, validate: str, batch: int, verify: bool,
+def child_replay(scen: Path, db: Path, validate: str, batch: int,
                  workers: int | None) -> dict:
     from shcr_sim.engine.replay import ReplayOptions, replay
     from shcr_sim.engine.trusts import resolve_trusts
@@ -127,8 +129,7 @@ def child_replay(scen: Path, db: Path, validate: str, batch: int, verify: bool,
     out: dict[str, Any] = {
         "wall": wall,
         "engine_cpu": time.process_time() - c0,  # this process: queue, sequencer, store
-        # with the conversion workers (joined at close, so reaped): the replay alone,
-        # not the verify that may follow in this process
+        # with the conversion workers (joined at close, so reaped)
         "cpu_replay": _self_and_reaped() - tree0,
         "messages": result.progress.read,
         "applied": result.reconciliation.total.applied,
@@ -137,16 +138,20 @@ def child_replay(scen: Path, db: Path, validate: str, batch: int, verify: bool,
         "stages": result.stages.to_json(),
         "latency": _latency(db),
     }
-    if verify:
-        from shcr_sim.engine.commands import every_few_seconds
-        from shcr_sim.engine.verify import verify as run_verify
-
-        t1 = time.perf_counter()
-        v = asyncio.run(run_verify(db, [scen], [scen / "live"], trusts, workers=workers,
-                                   progress=every_few_seconds(PROGRESS_EVERY_S)))
-        out["verify"] = {"ok": v.ok, "differences": len(v.differences),
-                         "seconds": time.perf_counter() - t1}
     return out
+
+
+def child_verify(scen: Path, db: Path, workers: int | None) -> dict:
+    """``verify`` of a replayed database, in a process of its own (as ``shcr-sim
+    verify`` runs): its RSS is not the replay's, nor the replay's its."""
+    from shcr_sim.engine.commands import every_few_seconds
+    from shcr_sim.engine.trusts import resolve_trusts
+    from shcr_sim.engine.verify import verify
+
+    t0 = time.perf_counter()
+    v = asyncio.run(verify(db, [scen], [scen / "live"], resolve_trusts(None, [scen]),
+                           workers=workers, progress=every_few_seconds(PROGRESS_EVERY_S)))
+    return {"ok": v.ok, "differences": len(v.differences), "seconds": time.perf_counter() - t0}
 
 
 def child_obvious(scen: Path, db: Path, sample: int) -> dict:
@@ -292,7 +297,6 @@ def _tree_sample(pid: int, cpu: dict[int, float]) -> int:
 
 def run_child(job: list[str]) -> dict:
     """Run ``run.py --child ...`` and return its JSON plus CPU seconds and peak tree RSS."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child", *job],
                             stdout=subprocess.PIPE, text=True)
     peak = [0]
@@ -306,17 +310,21 @@ def run_child(job: list[str]) -> dict:
 
     t = threading.Thread(target=sample, daemon=True)
     t.start()
-    stdout, _ = proc.communicate()
+    assert proc.stdout is not None
+    stdout = proc.stdout.read()
+    # this child's own usage (with its reaped descendants): RUSAGE_CHILDREN would also
+    # hold the children run before it, its ru_maxrss the largest of them all
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
     done.set()
     t.join()
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"benchmark child {job[0]} failed (exit {proc.returncode})")
     out = json.loads(stdout.strip().splitlines()[-1])
-    reaped = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    reaped = usage.ru_utime + usage.ru_stime
     out["cpu"] = out.pop("cpu_replay", None) or max(reaped, sum(cpu.values()))
-    # ru_maxrss (KiB) is the largest single child; the sampled figure sums the tree
-    out["peak_rss"] = max(peak[0], after.ru_maxrss * 1024)
+    # ru_maxrss (KiB) is the largest single process; the sampled figure sums the tree
+    out["peak_rss"] = max(peak[0], usage.ru_maxrss * 1024)
     return out
 
 
@@ -359,7 +367,8 @@ def report(results: dict[str, dict], obvious: dict | None, floor: dict | None,
         if "verify" in r:
             v = r["verify"]
             lines.append(f"  verify: ok={v['ok']} differences={v['differences']} "
-                         f"in {v['seconds']:.1f}s")
+                         f"in {v['seconds']:.1f}s; peak RSS {v['peak_rss'] / 2**20:,.0f} MiB "
+                         "(its own process tree)")
     ref = results.get("sampled") or next(iter(results.values()), None)
     lines.append("\n== references (same files, same run)")
     if obvious:
@@ -412,8 +421,12 @@ def main() -> None:
     if args.child:
         kind, *rest = args.child
         if kind == "replay":
-            scen, db, mode, batch, verify, workers = rest
-            out = child_replay(Path(scen), Path(db), mode, int(batch), verify == "1",
+            scen, db, mode, batch, workers = rest
+            out = child_replay(Path(scen), Path(db), mode, int(batch),
+                               None if workers == "auto" else int(workers))
+        elif kind == "verify":
+            scen, db, workers = rest
+            out = child_verify(Path(scen), Path(db),
                                None if workers == "auto" else int(workers))
         elif kind == "obvious":
             scen, db, sample = rest
@@ -435,12 +448,15 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="shcr-bench-", dir=args.workdir))
     try:
         results: dict[str, dict] = {}
+        verified = "sampled" if "sampled" in modes else modes[0]
         for mode in modes:
-            verify = "1" if args.verify and mode == (
-                "sampled" if "sampled" in modes else modes[0]) else "0"
             print(f"replay, validation {mode} …", file=sys.stderr)
-            results[mode] = run_child(["replay", str(scen), str(work / f"{mode}.db"), mode,
-                                       str(args.batch), verify, args.workers])
+            db = str(work / f"{mode}.db")
+            results[mode] = run_child(["replay", str(scen), db, mode, str(args.batch),
+                                       args.workers])
+            if args.verify and mode == verified:
+                print(f"verify of the {mode} replay …", file=sys.stderr)
+                results[mode]["verify"] = run_child(["verify", str(scen), db, args.workers])
         obvious = floor = None
         if not args.no_references:
             print("obvious implementation …", file=sys.stderr)
