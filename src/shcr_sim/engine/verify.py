@@ -316,7 +316,7 @@ async def verify(
                 conn.close()
                 (Path(tmp) / "messages.db").unlink()  # scratch disk back before the last sort
                 await _still(store, written)
-                _set_cache(exp, DEDUP_CACHE)  # the last pass sorts the whole table
+                _set_cache(exp, COMPARE_SORT_CACHE)
                 resources, diffs = await _compare(exp, store, tick)
                 await _still(store, written)
             finally:
@@ -352,13 +352,14 @@ def _attach_store(exp: sqlite3.Connection, db: Path) -> None:
 
 
 # Page cache of a scratch database, in KiB; SQLite's sorter takes as much again while
-# it sorts. Each pass gets what its access pattern needs, so the caches of the two
-# scratch databases and the store's are not all at their largest at once: at a
-# million messages the process tree peaked at 760 MiB with 128 MiB for every pass,
-# 511 MiB with these, in about the same time (221 s against 222).
-DEDUP_CACHE = 131072  # pass 1's unique index on MSH-10 is written at random
-GROUP_SORT_CACHE = 65536  # pass 2 sorts the messages by group (a scan and a sort)
+# it sorts (sized when a sorting statement starts). Each pass gets what its access
+# pattern needs, so the caches of the two scratch databases and the store's are not
+# all at their largest at once (docs/performance.md, item 31: 760 → 511 MiB for the
+# process tree of a 1 M `verify`).
+DEDUP_CACHE = 131072  # pass 1: the de-duplication key's unique index, written at random
+GROUP_SORT_CACHE = 65536  # pass 2 sorts the messages by group: a scan and a sort
 APPEND_CACHE = 16384  # pass 2 appends the expected rows; no index to keep
+COMPARE_SORT_CACHE = 131072  # the last pass sorts the expected rows into the store's order
 
 
 def _set_cache(conn: sqlite3.Connection, kib: int) -> None:
