@@ -1,8 +1,9 @@
-"""Shared test fixtures: paths to the hand-written HL7 samples."""
+"""Shared test fixtures: paths to the hand-written HL7 samples; connections left open."""
 
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,27 @@ def hl7_fixtures() -> Path:
 @pytest.fixture
 def adt_a01_text() -> str:
     return (HL7_FIXTURES / "adt_a01_itk_v24.hl7").read_text(encoding="utf-8")
+
+
+class ConnectionThreads:
+    """aiosqlite connection threads started since ``mark()`` (or the fixture's start)
+    and still alive after a short wait: connections left open, each of which would
+    keep the process from exiting."""
+
+    def __init__(self) -> None:
+        self.mark()
+
+    def mark(self) -> None:
+        self._before = set(threading.enumerate())
+
+    def left_open(self) -> list[threading.Thread]:
+        opened = [t for t in threading.enumerate()
+                  if t not in self._before and "_connection_worker_thread" in t.name]
+        for t in opened:
+            t.join(5)
+        return [t for t in opened if t.is_alive()]
+
+
+@pytest.fixture
+def connection_threads() -> ConnectionThreads:
+    return ConnectionThreads()

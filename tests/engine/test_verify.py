@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from pathlib import Path
 
 import pytest
@@ -227,7 +226,8 @@ def test_the_progress_lines_name_the_pass_and_its_count(capsys) -> None:
     assert capsys.readouterr().err == ""
 
 
-async def test_saved_trusts_reads_without_creating_or_writing(tmp_path: Path) -> None:
+async def test_saved_trusts_reads_without_creating_or_writing(tmp_path: Path,
+                                                              connection_threads) -> None:
     """A missing path stays missing, a file no engine wrote keeps its tables, a file
     that is not a database is named (and its connection closed), and a replayed
     database gives back the trusts its replay saved."""
@@ -244,14 +244,10 @@ async def test_saved_trusts_reads_without_creating_or_writing(tmp_path: Path) ->
 
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(b"not a database at all " * 200)
-    before = set(threading.enumerate())
+    connection_threads.mark()
     with pytest.raises(NotAStore, match="is not an SQLite database"):
         await verify_module.saved_trusts(garbage)
-    opened = [t for t in threading.enumerate()
-              if t not in before and "_connection_worker_thread" in t.name]
-    for t in opened:
-        t.join(5)
-    assert not [t for t in opened if t.is_alive()]  # closed, so its thread ended
+    assert not connection_threads.left_open()  # closed, so its thread ended
 
     db, _src = _replayed(tmp_path)
     trusts = await verify_module.saved_trusts(db)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from pathlib import Path
 
 import pytest
@@ -181,19 +180,15 @@ async def test_moving_over_repairs_a_version_number_left_behind(tmp_path: Path) 
 
 @pytest.mark.parametrize("opening", ["writer", "reader"])
 async def test_a_file_that_is_not_sqlite_is_not_a_store_and_its_connection_is_closed(
-        tmp_path: Path, opening: str) -> None:
+        tmp_path: Path, opening: str, connection_threads) -> None:
     """Left open, the failed connection's thread kept the process from exiting."""
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(b"not a database at all " * 200)
-    before = set(threading.enumerate())
+    connection_threads.mark()
     with pytest.raises(NotAStore, match="is not an SQLite database"):
         if opening == "writer":
             await connect(garbage)
         else:
             await connect_for_reading(garbage)
-    opened = [t for t in threading.enumerate()
-              if t not in before and "_connection_worker_thread" in t.name]
-    for t in opened:
-        t.join(5)
-    assert not [t for t in opened if t.is_alive()]
+    assert not connection_threads.left_open()
     assert garbage.read_bytes() == b"not a database at all " * 200
