@@ -408,14 +408,15 @@ _row = st.tuples(st.sampled_from(("live", "backload")), st.sampled_from(STATES),
                  st.sampled_from(("RXX01", "RYY02")), st.sampled_from(("ADT^A01", "ORU^R01")))
 _step = st.tuples(st.sampled_from(STATES), st.lists(st.integers(1, 14), max_size=10),
                   st.none() | st.sampled_from(STATES), st.sampled_from((None, "one", "each")),
-                  st.booleans())
+                  st.booleans(), st.sampled_from((None, "right", "stale")))
 
 
 @given(st.lists(_row, min_size=1, max_size=12), st.lists(_step, max_size=8))
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=200, deadline=None)
 def test_set_states_keeps_the_tally_a_count_of_the_rows(rows: list, steps: list) -> None:
     """Any rows, any moves (seqs missing, repeated, already there, ``only_from`` or not,
-    groups passed in or read): the tally equals the rows' own count after every one."""
+    groups passed in or read, the rows' primary keys passed in, or keys one of which no
+    longer names its row): the tally equals the rows' own count after every one."""
     db = sqlite3.connect(":memory:", isolation_level=None)
     create_schema(db)
     for seq, (lane, state, fac, mtype) in enumerate(rows, 1):
@@ -429,7 +430,7 @@ def test_set_states_keeps_the_tally_a_count_of_the_rows(rows: list, steps: list)
         return {tuple(r[:4]): r[4] for r in db.execute(
             f"SELECT {TALLY_KEY}, COUNT(*) FROM queue_state GROUP BY {TALLY_KEY}")}
 
-    for state, seqs, only_from, reasons, pass_known in steps:
+    for state, seqs, only_from, reasons, pass_known, pass_keys in steps:
         # the plain rule, row by row: what each row's (state, reason) becomes
         model = dict((s, (st_, r)) for s, st_, r in db.execute(
             "SELECT seq, state, reason FROM queue_state"))
@@ -444,9 +445,17 @@ def test_set_states_keeps_the_tally_a_count_of_the_rows(rows: list, steps: list)
             known = db.execute("SELECT seq, lane, state, sender_fac, message_type FROM "
                                "queue_state WHERE seq IN (SELECT value FROM json_each(?))",
                                (str(sorted(set(seqs))),)).fetchall()
+        keys = None
+        if pass_keys:  # as the engine does: the claimed rows' keys (a missing seq: made up)
+            pk = {s: (lane, p, o, s) for lane, p, o, s in db.execute(
+                "SELECT lane, patient_key, order_key, seq FROM queue_state")}
+            keys = [pk.get(s, ("live", "p0", f"o{s}", s)) for s in seqs]
+            if pass_keys == "stale" and keys:
+                keys[0] = (keys[0][0], "moved", *keys[0][2:])
         db.execute("BEGIN IMMEDIATE")
         reason = [f"r{s}" for s in seqs] if reasons == "each" else reasons
-        moved = set_states(db, state, seqs, reason=reason, only_from=only_from, known=known)
+        moved = set_states(db, state, seqs, reason=reason, only_from=only_from, known=known,
+                           keys=keys)
         db.execute("COMMIT")
         assert moved == expect
         assert dict((s, (st_, r)) for s, st_, r in db.execute(
@@ -454,3 +463,44 @@ def test_set_states_keeps_the_tally_a_count_of_the_rows(rows: list, steps: list)
         tallied_now = {tuple(r[:4]): r[4] for r in db.execute(
             f"SELECT {TALLY_KEY}, n FROM queue_tally WHERE n != 0")}
         assert tallied_now == counted()
+
+
+def test_a_claimed_run_moves_by_primary_key_and_a_stale_key_falls_back_to_seq() -> None:
+    """Rows claimed as a run of the primary key, with their keys: read and moved as that
+    run, not row by row through ``queue_state_seq``; a key that no longer names its row
+    (re-keyed since) moves every row all the same, by seq."""
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    create_schema(db)
+    # arrival order (seq) is not key order, as in a replay of several trusts' files
+    for seq, patient in zip(range(1, 41), [f"p{(7 * i) % 40:02d}" for i in range(40)],
+                            strict=True):
+        db.execute("INSERT INTO queue_state(lane, patient_key, order_key, seq, state, "
+                   "sender_fac, message_type, updated_at) VALUES('backload',?,?,?,'queued',"
+                   "'RXX01','ADT^A01',0)", (patient, f"o{seq:03d}", seq))
+    db.execute(f"INSERT INTO queue_tally SELECT {TALLY_KEY}, COUNT(*) FROM queue_state "
+               f"GROUP BY {TALLY_KEY}")
+    run = db.execute("SELECT lane, patient_key, order_key, seq FROM queue_state "
+                     "ORDER BY patient_key LIMIT 10 OFFSET 5").fetchall()
+    seqs = [r[3] for r in run]
+    statements: list[str] = []
+    db.set_trace_callback(statements.append)
+
+    db.execute("BEGIN IMMEDIATE")
+    assert set_states(db, "applied", seqs, reason="", keys=run) == 10
+    db.execute("COMMIT")
+    updates = [s for s in statements if s.startswith("UPDATE queue_state")]
+    assert len(updates) == 1 and "+seq IN" in updates[0]  # the run, once
+    assert not any("WHERE seq IN" in s for s in statements)
+
+    statements.clear()
+    stale = [(*run[0][:1], "p99", *run[0][2:]), *run[1:]]
+    db.execute("BEGIN IMMEDIATE")
+    assert set_states(db, "dead-lettered", seqs, reason="gone", keys=stale) == 10
+    db.execute("COMMIT")
+    assert any("WHERE seq IN" in s for s in statements)  # fell back
+    gone = db.execute("SELECT seq FROM queue_state WHERE state='dead-lettered' AND reason='gone'")
+    assert sorted(r[0] for r in gone) == sorted(seqs)
+    assert db.execute("SELECT COUNT(*) FROM queue_state WHERE state='queued'").fetchone()[0] == 30
+    assert dict(((r[1], r[0]), r[4]) for r in db.execute(
+        f"SELECT {TALLY_KEY}, n FROM queue_tally WHERE n != 0")) == {
+        ("queued", "backload"): 30, ("dead-lettered", "backload"): 10}

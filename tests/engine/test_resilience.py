@@ -140,9 +140,9 @@ async def test_live_lane_is_not_starved_by_a_draining_backload(tmp_path: Path) -
     applied: list[int] = []  # seqs in the order their terminal state was recorded
     real_apply = engine.store_apply_prepared  # stores a batch and records its terminal states
 
-    async def apply(items, applied_seqs=(), dead=()):  # noqa: ANN001, ANN202
+    async def apply(items, applied_seqs=(), dead=(), keys=None):  # noqa: ANN001, ANN202
         applied_seqs = list(applied_seqs)
-        result = await real_apply(items, applied_seqs, dead)
+        result = await real_apply(items, applied_seqs, dead, keys)
         applied.extend(applied_seqs)
         return result
 

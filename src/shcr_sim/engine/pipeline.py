@@ -15,7 +15,7 @@ back to ``queued``; the store's idempotent writes make any re-application a no-o
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from shcr_sim.store.base import StoreUnavailable
 from .convert import Converted, Converter, MergeMap, TrustInfo
 from .db import transaction
 from .keys import MERGE_TYPES, merged_away_keys
-from .queue import CLAIM_COLUMNS, LANES, DurableQueue, Lane, QueueRow, finisher
+from .queue import CLAIM_COLUMNS, LANES, DurableQueue, Lane, QueueRow, StateKey, finisher
 from .stages import StageClock
 from .throttle import TokenBucket
 from .workers import ConvertPool, Job, Outcome, convert_here
@@ -196,7 +196,7 @@ class Engine:
 
     async def store_apply_prepared(
         self, items: Sequence[Prepared], applied: Sequence[int] = (),
-        dead: Sequence[tuple[int, str]] = (),
+        dead: Sequence[tuple[int, str]] = (), keys: Mapping[int, StateKey] | None = None,
     ) -> ApplyResult:
         """Store a batch's writes (prepared by the converter or its workers) with the
         released rows' terminal states in the same transaction.
@@ -205,7 +205,7 @@ class Engine:
         stay ``released`` meanwhile (a restart re-queues them), and inbound keeps
         accepting into the queue, so the queue grows and then drains.
         """
-        record = finisher(applied, dead)
+        record = finisher(applied, dead, keys)
         return await self._retrying(lambda b: self.store.apply_prepared(b, then=record), items)
 
     async def _retrying(
@@ -278,7 +278,9 @@ class Engine:
                 ok.append(r.seq)
         await self.bucket.take(len(rows))
         with clock.time("store", len(rows)):
-            result = await self.store_apply_prepared(prepared, ok, dead)
+            result = await self.store_apply_prepared(
+                prepared, ok, dead, {r.seq: (r.lane, r.patient_key, r.order_key, r.seq)
+                                     for r in rows})
         self.stats.released += len(rows)
         self.stats.applied += len(ok)
         self.stats.dead += len(dead)
