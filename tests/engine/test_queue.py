@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from engine_helpers import tally, tally_is_exact
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -450,8 +451,9 @@ def test_set_states_keeps_the_tally_a_count_of_the_rows(rows: list, steps: list)
             pk = {s: (lane, p, o, s) for lane, p, o, s in db.execute(
                 "SELECT lane, patient_key, order_key, seq FROM queue_state")}
             keys = [pk.get(s, ("live", "p0", f"o{s}", s)) for s in seqs]
-            if pass_keys == "stale" and keys:
-                keys[0] = (keys[0][0], "moved", *keys[0][2:])
+            if pass_keys == "stale" and keys:  # the largest re-keyed below the others
+                top = keys.index(max(keys))
+                keys[top] = (keys[top][0], "p", *keys[top][2:])
         db.execute("BEGIN IMMEDIATE")
         reason = [f"r{s}" for s in seqs] if reasons == "each" else reasons
         moved = set_states(db, state, seqs, reason=reason, only_from=only_from, known=known,
@@ -465,13 +467,10 @@ def test_set_states_keeps_the_tally_a_count_of_the_rows(rows: list, steps: list)
         assert tallied_now == counted()
 
 
-def test_a_claimed_run_moves_by_primary_key_and_a_stale_key_falls_back_to_seq() -> None:
-    """Rows claimed as a run of the primary key, with their keys: read and moved as that
-    run, not row by row through ``queue_state_seq``; a key that no longer names its row
-    (re-keyed since) moves every row all the same, by seq."""
-    db = sqlite3.connect(":memory:", isolation_level=None)
+def _queued_run(db: sqlite3.Connection) -> list[tuple]:
+    """40 queued backload rows whose arrival order (seq) is not their key order, as in a
+    replay of several trusts' files, with their tally; the keys of ten neighbours."""
     create_schema(db)
-    # arrival order (seq) is not key order, as in a replay of several trusts' files
     for seq, patient in zip(range(1, 41), [f"p{(7 * i) % 40:02d}" for i in range(40)],
                             strict=True):
         db.execute("INSERT INTO queue_state(lane, patient_key, order_key, seq, state, "
@@ -479,28 +478,55 @@ def test_a_claimed_run_moves_by_primary_key_and_a_stale_key_falls_back_to_seq() 
                    "'RXX01','ADT^A01',0)", (patient, f"o{seq:03d}", seq))
     db.execute(f"INSERT INTO queue_tally SELECT {TALLY_KEY}, COUNT(*) FROM queue_state "
                f"GROUP BY {TALLY_KEY}")
-    run = db.execute("SELECT lane, patient_key, order_key, seq FROM queue_state "
-                     "ORDER BY patient_key LIMIT 10 OFFSET 5").fetchall()
+    return db.execute("SELECT lane, patient_key, order_key, seq FROM queue_state "
+                      "ORDER BY patient_key LIMIT 10 OFFSET 5").fetchall()
+
+
+def _tally(db: sqlite3.Connection) -> dict:
+    return {(r[1], r[0]): r[4] for r in db.execute(
+        f"SELECT {TALLY_KEY}, n FROM queue_tally WHERE n != 0")}
+
+
+def test_a_claimed_run_is_moved_as_a_run_of_the_primary_key() -> None:
+    """Rows claimed as a run of the primary key, with their keys: read and moved as that
+    run in one statement, not row by row through ``queue_state_seq``."""
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    run = _queued_run(db)
     seqs = [r[3] for r in run]
     statements: list[str] = []
     db.set_trace_callback(statements.append)
-
     db.execute("BEGIN IMMEDIATE")
     assert set_states(db, "applied", seqs, reason="", keys=run) == 10
     db.execute("COMMIT")
     updates = [s for s in statements if s.startswith("UPDATE queue_state")]
     assert len(updates) == 1 and "+seq IN" in updates[0]  # the run, once
     assert not any("WHERE seq IN" in s for s in statements)
+    assert sorted(r[0] for r in db.execute(
+        "SELECT seq FROM queue_state WHERE state='applied'")) == sorted(seqs)
+    assert _tally(db) == {("queued", "backload"): 30, ("applied", "backload"): 10}
 
-    statements.clear()
-    stale = [(*run[0][:1], "p99", *run[0][2:]), *run[1:]]
+
+@pytest.mark.parametrize("groups_known", [False, True])
+def test_a_key_that_no_longer_names_its_row_still_moves_every_row(groups_known: bool) -> None:
+    """The last key of a run re-keyed (its row's patient changed since it was read) leaves
+    that row outside the run the keys bound: the read through the run (groups not
+    known) or the update (groups known) finds one row short, and every row moves by
+    seq after all, the tally exact."""
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    run = _queued_run(db)
+    seqs = [r[3] for r in run]
+    lane, _, order, seq = run[-1]
+    keys = [*run[:-1], (lane, run[-2][1], order, seq)]  # inside the run, not at its row
+    known = db.execute("SELECT seq, lane, state, sender_fac, message_type FROM queue_state "
+                       f"WHERE seq IN ({','.join(map(str, seqs))})").fetchall()
+    statements: list[str] = []
+    db.set_trace_callback(statements.append)
     db.execute("BEGIN IMMEDIATE")
-    assert set_states(db, "dead-lettered", seqs, reason="gone", keys=stale) == 10
+    moved = set_states(db, "released", seqs, keys=keys, known=known if groups_known else None)
     db.execute("COMMIT")
-    assert any("WHERE seq IN" in s for s in statements)  # fell back
-    gone = db.execute("SELECT seq FROM queue_state WHERE state='dead-lettered' AND reason='gone'")
-    assert sorted(r[0] for r in gone) == sorted(seqs)
-    assert db.execute("SELECT COUNT(*) FROM queue_state WHERE state='queued'").fetchone()[0] == 30
-    assert dict(((r[1], r[0]), r[4]) for r in db.execute(
-        f"SELECT {TALLY_KEY}, n FROM queue_tally WHERE n != 0")) == {
-        ("queued", "backload"): 30, ("dead-lettered", "backload"): 10}
+    assert moved == 10
+    assert any("+seq IN" in s for s in statements)  # the run was tried …
+    assert any(s.startswith("UPDATE") and "WHERE seq IN" in s for s in statements)  # … then seq
+    assert sorted(r[0] for r in db.execute(
+        "SELECT seq FROM queue_state WHERE state='released'")) == sorted(seqs)
+    assert _tally(db) == {("queued", "backload"): 30, ("released", "backload"): 10}

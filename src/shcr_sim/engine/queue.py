@@ -283,7 +283,9 @@ _GROUPS = "SELECT seq, lane, state, sender_fac, message_type FROM queue_state WH
 
 def _span(db: sqlite3.Connection, keys: Sequence[StateKey]) -> tuple[Any, ...] | None:
     """The bounds of ``keys`` for ``_SPAN`` when they lie in one lane with few other rows
-    between them (at most as many as they are: a claimed batch has none), else None."""
+    between them (at most as many as they are), else None. A batch claimed from a
+    replay's backload has none between; a live lane's claim, among the rows its
+    patients already finished, often has many, and then costs this bounded count."""
     lo, hi = min(keys), max(keys)
     if lo[0] != hi[0]:
         return None
@@ -306,11 +308,12 @@ def set_states(db: sqlite3.Connection, state: str, seqs: Sequence[int], *,
     read in this transaction (the claim's own rows), so not read again.
 
     ``keys``: the rows' primary keys, when the caller holds them (the engine's claimed
-    rows, one reason for all, no ``only_from``). A claimed batch is a run of
-    neighbouring rows in the primary key, so it is read and moved as that run, instead
-    of row by row through ``queue_state_seq``, where the rows lie at random (about half
-    the time, measured at a million messages). Should a key no longer name its row
-    (re-keyed since it was read), the rows are found by ``seq`` after all.
+    rows; used with one reason for all and no ``only_from``). A batch claimed from a
+    replay's backload is a run of neighbouring rows in the primary key, so it is read
+    and moved as that run (``_span``), instead of row by row through
+    ``queue_state_seq``, where the rows lie at random: about half the time, measured
+    at a million messages. Should a key no longer name its row (re-keyed since it was
+    read), the rows are found by ``seq`` after all.
     """
     if not seqs:
         return 0
@@ -452,20 +455,17 @@ def finisher(
 
     The engine hands this to the store (``SqliteStore.apply_prepared(then=…)``), so
     a batch's resources and its messages' ``applied`` commit together. ``keys``: the
-    rows' primary keys by seq, as claimed (see ``set_states``).
+    rows' primary keys by seq, as claimed, for finding the applied rows (see
+    ``set_states``; dead letters, each with its own reason, go by seq).
     """
     done = list(applied)
     failed = list(dead)
-    gone = [s for s, _ in failed]
-
-    def keyed(seqs: list[int]) -> list[StateKey] | None:
-        if keys is None or not all(s in keys for s in seqs):
-            return None
-        return [keys[s] for s in seqs]
+    done_keys = ([keys[s] for s in done] if keys is not None and all(s in keys for s in done)
+                 else None)
 
     def record(db: sqlite3.Connection) -> None:
-        set_states(db, "applied", done, reason="", keys=keyed(done))
-        set_states(db, "dead-lettered", gone, reason=[r for _, r in failed], keys=keyed(gone))
+        set_states(db, "applied", done, reason="", keys=done_keys)
+        set_states(db, "dead-lettered", [s for s, _ in failed], reason=[r for _, r in failed])
 
     return record
 
