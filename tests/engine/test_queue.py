@@ -508,10 +508,10 @@ def test_a_claimed_run_is_moved_as_a_run_of_the_primary_key() -> None:
 
 @pytest.mark.parametrize("groups_known", [False, True])
 def test_a_key_that_no_longer_names_its_row_still_moves_every_row(groups_known: bool) -> None:
-    """The last key of a run re-keyed (its row's patient changed since it was read) leaves
-    that row outside the run the keys bound: the read through the run (groups not
-    known) or the update (groups known) finds one row short, and every row moves by
-    seq after all, the tally exact."""
+    """The last key of a run no longer names its row (as after a re-key: another
+    patient), which so lies outside the run the keys bound: the read through the run
+    (groups not known) or the update (groups known) finds one row short, and every
+    row moves by seq after all, the tally exact."""
     db = sqlite3.connect(":memory:", isolation_level=None)
     run = _queued_run(db)
     seqs = [r[3] for r in run]

@@ -396,8 +396,8 @@ ROW_COLUMNS = (
     "seq, lane, source, sender_app, sender_fac, control_id, message_type, patient_key, "
     "event_epoch, event_time, order_key, raw, state, reason"
 )
-# the same, from queue_msg m JOIN queue_state s (the claim reads the tables, not the view)
-# (the state row's own primary key, which ``set_states`` may look rows up by)
+# the same, from queue_msg m JOIN queue_state s (the claim reads the tables, not the view):
+# the state row's own primary key too, which ``set_states`` finds the rows by
 CLAIM_COLUMNS = ", ".join(("s." if c in ("state", "reason", "lane", "patient_key", "order_key")
                            else "m.") + c for c in ROW_COLUMNS.split(", "))
 _ROW_WIDTH = len(ROW_COLUMNS.split(", "))
