@@ -279,8 +279,7 @@ class Engine:
         await self.bucket.take(len(rows))
         with clock.time("store", len(rows)):
             result = await self.store_apply_prepared(
-                prepared, ok, dead, {r.seq: (r.lane, r.patient_key, r.order_key, r.seq)
-                                     for r in rows})
+                prepared, ok, dead, {r.seq: r.state_key for r in rows})
         self.stats.released += len(rows)
         self.stats.applied += len(ok)
         self.stats.dead += len(dead)

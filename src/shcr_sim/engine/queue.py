@@ -318,12 +318,13 @@ def set_states(db: sqlite3.Connection, state: str, seqs: Sequence[int], *,
     if not seqs:
         return 0
     listed = orjson.dumps(list(seqs)).decode()
+    wanted = len(set(seqs))
     one_reason = reason is None or isinstance(reason, str)
     span = _span(db, keys) if keys and one_reason and only_from is None else None
     if known is None:
         if span is not None:
             known = db.execute(_GROUPS + _IN_SPAN, (*span, listed)).fetchall()
-            if len(known) != len(set(seqs)):
+            if len(known) != wanted:
                 span = known = None
         if known is None:
             known = db.execute(_GROUPS + _BY_SEQ, (listed,)).fetchall()
@@ -333,11 +334,9 @@ def set_states(db: sqlite3.Connection, state: str, seqs: Sequence[int], *,
     if one_reason:
         # one statement for the batch: ~40 % cheaper than a statement a row
         head = (now, *(() if reason is None else (reason,)))
-        moved = -1
-        if span is not None:
-            moved = db.execute(f"UPDATE queue_state {sets} WHERE {_IN_SPAN}",
-                               (*head, *span, listed)).rowcount
-        if moved != len(set(seqs)):  # (the same values again for rows already moved)
+        moved = -1 if span is None else db.execute(  # -1: the run not tried
+            f"UPDATE queue_state {sets} WHERE {_IN_SPAN}", (*head, *span, listed)).rowcount
+        if moved != wanted:  # (the same values again for rows already moved)
             moved = db.execute(f"UPDATE queue_state {sets} WHERE {_BY_SEQ}{also}",
                                (*head, listed, *tail)).rowcount
     else:
@@ -390,6 +389,11 @@ class QueueRow(NamedTuple):
     raw: str
     state: str
     reason: str
+
+    @property
+    def state_key(self) -> StateKey:
+        """Its row's primary key in ``queue_state`` (``set_states(keys=…)``)."""
+        return self.lane, self.patient_key, self.order_key, self.seq
 
 
 ROW_COLUMNS = (
@@ -704,7 +708,7 @@ class DurableQueue:
             await _move(conn, [r.seq for r in rows], "released",  # neighbouring rows
                         known=[(r.seq, lane, r.state, f[w], f[w + 1])
                                for r, f in zip(rows, fetched, strict=True)],
-                        keys=[(r.lane, r.patient_key, r.order_key, r.seq) for r in rows])
+                        keys=[r.state_key for r in rows])
         return rows
 
     async def mark_released(self, seqs: Sequence[int]) -> None:
