@@ -250,10 +250,13 @@ def retally(db: sqlite3.Connection, rows: Mapping[tuple[str, str, str, str], int
     return wrong
 
 
+# the rows whose seq is in a JSON list (one parameter, however many rows)
+_BY_SEQ = "seq IN (SELECT value FROM json_each(?))"
+
+
 def _groups(db: sqlite3.Connection, seqs: Sequence[int]) -> list[tuple]:
     return db.execute(
-        f"SELECT {TALLY_KEY}, COUNT(*) FROM queue_state "
-        f"WHERE seq IN (SELECT value FROM json_each(?)) GROUP BY {TALLY_KEY}",
+        f"SELECT {TALLY_KEY}, COUNT(*) FROM queue_state WHERE {_BY_SEQ} GROUP BY {TALLY_KEY}",
         (orjson.dumps(list(seqs)).decode(),),
     ).fetchall()
 
@@ -271,12 +274,11 @@ def tallied(db: sqlite3.Connection, seqs: Sequence[int],
     return result
 
 
-_BY_SEQ = "seq IN (SELECT value FROM json_each(?))"
 # rows between two primary keys of one lane, those named among them (``+seq``: not found
 # through ``queue_state_seq``)
 _SPAN = ("lane=? AND (patient_key, order_key, seq) >= (?,?,?) "
          "AND (patient_key, order_key, seq) <= (?,?,?)")
-_IN_SPAN = f"{_SPAN} AND +seq IN (SELECT value FROM json_each(?))"
+_IN_SPAN = f"{_SPAN} AND +{_BY_SEQ}"
 _SPAN_ROWS = f"SELECT COUNT(*) FROM (SELECT 1 FROM queue_state WHERE {_SPAN} LIMIT ?)"
 _GROUPS = "SELECT seq, lane, state, sender_fac, message_type FROM queue_state WHERE "
 
