@@ -1,7 +1,7 @@
 """Replay benchmark: per-stage and end-to-end throughput, RSS, latency, and two references.
 
     .venv/bin/python benchmarks/run.py [--messages 100000] [--sample 200]
-                                       [--validate off,sampled,full] [--verify]
+                                       [--validate off,sampled,full] [--verify] [--ceiling]
 
 1. Generates the default scenario with N messages (cached under benchmarks/.cache,
    reused by later runs with the same N and seed).
@@ -17,6 +17,10 @@
    message + one aiosqlite insert per resource, committed per message) on a sample
    of K messages, and the I/O floor (read + frame + orjson of a small dict +
    batched insert) on the same files. Ratios are measured against them.
+4. With ``--ceiling``, the engine's ceiling (``ceiling.py``): a sampled replay whose
+   conversions are recorded, then a replay of the same scenario served them, so it
+   does everything but parse, map, prepare and validate. It fails unless its store
+   holds the recorded replay's versions exactly.
 
 No timing assertions: CI runs ``--messages 3000`` only to keep the harness working.
 """
@@ -112,11 +116,17 @@ def _self_and_reaped() -> float:
 
 
 def child_replay(scen: Path, db: Path, validate: str, batch: int,
-                 workers: int | None) -> dict:
+                 workers: int | None, ceiling: str = "") -> dict:
+    """One replay; ``ceiling``: ``record:DIR`` or ``serve:FILE`` (``ceiling.py``)."""
     from shcr_sim.engine.replay import ReplayOptions, replay
     from shcr_sim.engine.trusts import resolve_trusts
     from shcr_sim.engine.views import progress_lines
 
+    if ceiling:
+        import ceiling as ceiling_hook  # benchmarks/, on sys.path as this script's folder
+
+        os.environ[ceiling_hook.ENV] = ceiling
+        ceiling_hook.install()  # the recording is loaded here, before the clock starts
     trusts = resolve_trusts(None, [scen])
     t0, c0, tree0 = time.perf_counter(), time.process_time(), _self_and_reaped()
     result = asyncio.run(replay(db, [scen], [scen / "live"], trusts=trusts, validate=validate,
@@ -270,6 +280,70 @@ def child_floor(scen: Path, db: Path, batch: int) -> dict:
             "cpu_timed": time.process_time() - c0}
 
 
+# -- the engine's ceiling (ceiling.py) -------------------------------------------------
+def _store_digest(db: Path) -> str:
+    """A digest of every version's key, number and content hash, in key order (the
+    write times differ from run to run, the content may not)."""
+    import hashlib
+    import sqlite3
+
+    h = hashlib.blake2b(digest_size=16)
+    with sqlite3.connect(db) as conn:
+        for row in conn.execute("SELECT rkey, version, hash FROM resource_history "
+                                "ORDER BY rkey, version"):
+            h.update("\x00".join(map(str, row)).encode() + b"\n")
+    return h.hexdigest()
+
+
+def run_ceiling(scen: Path, work: Path, batch: int, workers: str) -> dict:
+    """Record a sampled replay's conversions, then replay serving them: the ceiling.
+
+    The recording run is not reported. Both stores must hold the same resources, so
+    the ceiling is a replay that did everything but convert.
+    """
+    import ceiling as ceiling_hook  # benchmarks/, this script's folder
+
+    recorded, served = work / "recorded.db", work / "ceiling.db"
+    parts, recording = work / "recording", work / "recording.pkl"
+    parts.mkdir()
+    print("engine ceiling: recording a replay's conversions …", file=sys.stderr)
+    run_child(["replay", str(scen), str(recorded), "sampled", str(batch), workers,
+               f"record:{parts}"])
+    # packed in a child: in this process the merged recording would stay in its heap
+    # and count in the next children's peak RSS (a forked child's RSS before exec does)
+    outcomes = run_child(["pack", str(parts), str(recording)])["outcomes"]
+    shutil.rmtree(parts)
+    print(f"engine ceiling: replaying with {outcomes:,} recorded outcomes …", file=sys.stderr)
+    out = run_child(["replay", str(scen), str(served), "sampled", str(batch), workers,
+                     f"serve:{recording}"])
+    out["outcomes"] = outcomes
+    out["misses"] = ceiling_hook.misses(recording)
+    out["same_store"] = _store_digest(recorded) == _store_digest(served)
+    for db in (recorded, served, recording):
+        db.unlink(missing_ok=True)
+    return out
+
+
+def report_ceiling(c: dict, sampled: dict | None, floor: dict | None) -> list[str]:
+    per = 1e6 / max(c["messages"], 1)
+    rate = c["messages"] / c["wall"]
+    lines = ["\n== the engine's ceiling: a sampled replay with conversion served from a "
+             "recording of the same scenario",
+             f"  {c['messages']:,} messages in {c['wall']:.2f}s = {rate:,.0f} msg/s; "
+             f"reconciled={c['reconciled']}, store identical to the recorded replay's="
+             f"{c['same_store']}; {c['misses']:,} converted for real (not in the recording)",
+             f"  cpu per message {c['cpu'] * per:,.0f} µs: engine process "
+             f"{c['engine_cpu'] * per:,.0f} µs, conversion workers "
+             f"{(c['cpu'] - c['engine_cpu']) * per:,.0f} µs (keys at accept, pipes, lookups); "
+             f"cores used {c['cpu'] / c['wall']:.2f}"]
+    if sampled:
+        lines.append(f"    ceiling / sampled replay = "
+                     f"{rate / (sampled['messages'] / sampled['wall']):.2f}×")
+    if floor:
+        lines.append(f"    floor / ceiling = {floor['messages'] / floor['wall'] / rate:,.1f}×")
+    return lines
+
+
 # -- running a child with RSS sampling ---------------------------------------------
 def _tree_sample(pid: int, cpu: dict[int, float]) -> int:
     """RSS of the process tree now; records each process's CPU seconds in ``cpu``.
@@ -416,6 +490,10 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=None, help="where databases go (temp)")
     ap.add_argument("--verify", action="store_true", help="verify after the sampled replay")
     ap.add_argument("--no-references", action="store_true")
+    ap.add_argument("--ceiling", action="store_true",
+                    help="also the engine's ceiling: a sampled replay recorded, then "
+                         "replayed with conversion served from the recording (held in "
+                         "memory in every process: ~1.3 GiB each at 1 M)")
     ap.add_argument("--keep", action="store_true", help="keep the databases (prints where)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -424,13 +502,17 @@ def main() -> None:
     if args.child:
         kind, *rest = args.child
         if kind == "replay":
-            scen, db, mode, batch, workers = rest
+            scen, db, mode, batch, workers, *ceiling = rest
             out = child_replay(Path(scen), Path(db), mode, int(batch),
-                               None if workers == "auto" else int(workers))
+                               None if workers == "auto" else int(workers), *ceiling)
         elif kind == "verify":
             scen, db, workers = rest
             out = child_verify(Path(scen), Path(db),
                                None if workers == "auto" else int(workers))
+        elif kind == "pack":
+            import ceiling as ceiling_hook
+
+            out = {"outcomes": ceiling_hook.pack(Path(rest[0]), Path(rest[1]))}
         elif kind == "obvious":
             scen, db, sample = rest
             out = child_obvious(Path(scen), Path(db), int(sample))
@@ -460,7 +542,9 @@ def main() -> None:
             if args.verify and mode == verified:
                 print(f"verify of the {mode} replay …", file=sys.stderr)
                 results[mode]["verify"] = run_child(["verify", str(scen), db, args.workers])
-        obvious = floor = None
+        obvious = floor = ceiling = None
+        if args.ceiling:
+            ceiling = run_ceiling(scen, work, args.batch, args.workers)
         if not args.no_references:
             print("obvious implementation …", file=sys.stderr)
             obvious = run_child(["obvious", str(scen), str(work / "obvious.db"),
@@ -475,14 +559,20 @@ def main() -> None:
     print(f"shcr-sim replay benchmark: {args.messages:,} messages requested (seed {args.seed}), "
           f"{os.cpu_count()} cores on this machine, python {sys.version.split()[0]}")
     print("\n".join(report(results, obvious, floor, args.messages)))
+    if ceiling:
+        print("\n".join(report_ceiling(ceiling, results.get("sampled"), floor)))
     if args.json:
         args.json.write_text(json.dumps({"messages": args.messages, "replays": results,
-                                         "obvious": obvious, "floor": floor}, indent=2))
+                                         "obvious": obvious, "floor": floor,
+                                         "ceiling": ceiling}, indent=2))
     # the figures stand only for a replay that kept its guarantees (CI's smoke run fails)
     wrong = [mode for mode, r in results.items()
              if not r["reconciled"] or not r.get("verify", {"ok": True})["ok"]]
+    if ceiling and not (ceiling["reconciled"] and ceiling["same_store"]):
+        wrong.append("ceiling")
     if wrong:
-        raise SystemExit(f"replay not reconciled or verify not clean: {', '.join(wrong)}")
+        raise SystemExit("replay not reconciled, verify not clean or the ceiling's store "
+                         f"not the recorded replay's: {', '.join(wrong)}")
 
 
 if __name__ == "__main__":
