@@ -508,9 +508,9 @@ def main() -> None:
     if args.child:
         kind, *rest = args.child
         if kind == "replay":
-            scen, db, mode, batch, workers, *ceiling = rest
+            scen, db, mode, batch, workers, *hook = rest  # hook: a ceiling's mode:dir
             out = child_replay(Path(scen), Path(db), mode, int(batch),
-                               None if workers == "auto" else int(workers), *ceiling)
+                               None if workers == "auto" else int(workers), *hook)
         elif kind == "verify":
             scen, db, workers = rest
             out = child_verify(Path(scen), Path(db),
