@@ -81,8 +81,8 @@ def _serving(self: Converter, raw: str, message_id: str, order_key: str, event_t
     """The recorded outcome; one the recording lacks is converted for real (counted).
 
     A worker loads the recording at its first conversion, inside the replay's timed
-    part (each worker in parallel; 0.1 s for a 100 k recording's 130 MB, ~1.3 GiB at
-    1 M), not at start-up, where it would hold up keying at accept.
+    part (each worker in parallel; 0.11 s for a 100 k recording's 130 MB; ~1.3 GiB
+    at 1 M), not at start-up, where it would hold up keying at accept.
     """
     global _served_n, _lacked_n
     if _served is None:

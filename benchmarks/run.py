@@ -499,7 +499,7 @@ def main() -> None:
     ap.add_argument("--ceiling", action="store_true",
                     help="also the engine's ceiling: a sampled replay recorded, then "
                          "replayed with conversion served from the recording (held in "
-                         "memory by the engine and every worker: ~1.3 GiB each at 1 M)")
+                         "memory by the engine and every worker: ~1.3 GiB at 1 M)")
     ap.add_argument("--keep", action="store_true", help="keep the databases (prints where)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
