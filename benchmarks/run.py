@@ -126,7 +126,7 @@ def child_replay(scen: Path, db: Path, validate: str, batch: int,
         import ceiling as ceiling_hook  # benchmarks/, on sys.path as this script's folder
 
         os.environ[ceiling_hook.ENV] = ceiling
-        ceiling_hook.install()  # the recording is loaded here, before the clock starts
+        ceiling_hook.install()  # a recording to serve is loaded here, before the clock
     trusts = resolve_trusts(None, [scen])
     t0, c0, tree0 = time.perf_counter(), time.process_time(), _self_and_reaped()
     result = asyncio.run(replay(db, [scen], [scen / "live"], trusts=trusts, validate=validate,
